@@ -1,0 +1,82 @@
+// ObjectStore: the narrow interface every backend implements (S3Store,
+// MemoryStore, later DirStore and FallbackStore). One method per operation,
+// parameter structs, errors as values. Implementations are thread-safe.
+//
+// Keys are full object keys (the bucket prefix already applied by the
+// caller); they never start with '/'.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace dsfs {
+
+struct ObjectInfo {
+  std::string key;
+  uint64_t size = 0;
+  std::string etag;       // opaque, quotes stripped
+  int64_t mtime_sec = 0;  // Last-Modified, seconds since epoch
+  // User metadata, lower-cased names without the x-amz-meta- prefix
+  // (e.g. "mode", "uid", "gid", "mtime"). Only filled by Head.
+  std::map<std::string, std::string> meta;
+  // Content-Type, only filled by Head (s3fs marks symlinks and dirs by it
+  // in some versions).
+  std::string content_type;
+};
+
+struct ListRequest {
+  std::string prefix;
+  std::string delimiter;      // "/" for one directory level, "" for recursive
+  std::string continuation;   // from the previous page's next_continuation
+  int max_keys = 1000;
+};
+
+struct ListPage {
+  std::vector<ObjectInfo> objects;          // key, size, etag, mtime only
+  std::vector<std::string> common_prefixes;  // full prefixes ending in the delimiter
+  std::string next_continuation;           // empty when this is the last page
+};
+
+struct ByteRange {
+  uint64_t offset = 0;
+  uint64_t length = 0;  // > 0
+};
+
+struct GetRequest {
+  std::string key;
+  // Unset: the whole object. Set: exactly these bytes; the caller keeps the
+  // range inside the object (it knows the size from Head/List).
+  std::optional<ByteRange> range;
+  // Non-empty: fail with PreconditionFailed unless the object still has
+  // this ETag (If-Match), so a reader never mixes two versions.
+  std::string if_match;
+};
+
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+
+  // NotFound when the key does not exist.
+  virtual Result<ObjectInfo> Head(const std::string& key) = 0;
+
+  // One page of ListObjectsV2.
+  virtual Result<ListPage> List(const ListRequest& request) = 0;
+
+  // Reads the requested bytes into buf (capacity buf_len). Returns the
+  // number of bytes written, which is exactly range.length for a ranged
+  // request (the whole object otherwise). A body shorter than promised is a
+  // Transient error, never a short success. Fails with InvalidArgument if
+  // buf_len is too small.
+  virtual Result<size_t> Get(const GetRequest& request, char* buf, size_t buf_len) = 0;
+
+  // For logs: "s3://bucket@host", "dir:/mnt/share".
+  virtual std::string Describe() const = 0;
+};
+
+}  // namespace dsfs

@@ -1,0 +1,103 @@
+// Every tunable of dsfs, with the reason for its default next to it.
+// One Config is built by the option parser (tools/) and passed down by
+// constructor; nothing reads options from anywhere else.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "common/status.h"
+
+namespace dsfs {
+
+using std::chrono::milliseconds;
+
+struct S3Config {
+  // url=: scheme://host[:port]. OBS endpoints look like
+  // https://obs.cn-north-4.myhuaweicloud.com.
+  std::string endpoint = "https://s3.amazonaws.com";
+  // region=: empty means "derive from an OBS host, else us-east-1".
+  std::string region;
+  // use_path_request_style: http://host/bucket/key instead of
+  // http://bucket.host/key; needed for IP endpoints and most local servers.
+  bool path_style = false;
+  // ca_file=: extra CA bundle (PEM) to trust, e.g. a private CA.
+  std::string ca_file;
+  // ssl_verify=0 / no_check_certificate: only with an explicit option,
+  // and logged as a warning.
+  bool verify_tls = true;
+  // A black-holed endpoint must fail fast: 3 s to connect is long for a
+  // same-region OBS endpoint and short enough to fail a mount in ~15 s.
+  milliseconds connect_timeout{3000};
+  // Abort a transfer that moves < low_speed_limit bytes/s for
+  // low_speed_time: catches stalled bodies without capping large GETs.
+  milliseconds low_speed_time{10000};
+  long low_speed_limit = 1024;
+  // request_timeout=: hard deadline for one HEAD/LIST (GETs of a block are
+  // bounded by the low-speed rule, not a wall clock, so slow links work).
+  milliseconds request_timeout{30000};
+  // retries=: attempts after the first, for retryable errors only.
+  int max_retries = 4;
+  // Exponential backoff with full jitter: base * 2^attempt, capped.
+  milliseconds retry_base{100};
+  milliseconds retry_cap{3000};
+  // Pooled connections kept alive to the endpoint.
+  int max_connections = 64;
+};
+
+struct Credentials {
+  std::string access_key;
+  std::string secret_key;     // never logged
+  std::string session_token;  // never logged
+  bool empty() const { return access_key.empty() && secret_key.empty(); }
+};
+
+struct FsConfig {
+  std::string bucket;
+  std::string prefix;  // "" or "models/" (always ends with '/')
+  // uid=/gid=: owner reported for objects without x-amz-meta-uid/gid;
+  // default is the mounting user.
+  uid_t uid = 0;
+  gid_t gid = 0;
+  bool uid_set = false;
+  bool gid_set = false;
+  // umask=: applied to every mode reported (s3fs semantics).
+  mode_t umask = 0022;
+  bool umask_set = false;
+  bool allow_other = false;
+  // stat_ttl= / list_ttl=: weights are immutable once written, so a few
+  // seconds of staleness trade for far fewer HEAD/LIST requests.
+  milliseconds stat_ttl{5000};
+  milliseconds list_ttl{5000};
+  // Negative (ENOENT) entries live shorter so a new object appears soon.
+  milliseconds negative_ttl{1000};
+  // Writes are not implemented yet: the mount is read-only.
+  bool read_only = true;
+};
+
+struct DaemonConfig {
+  std::string mountpoint;
+  bool foreground = false;   // -f
+  bool fuse_debug = false;   // -d: foreground + libfuse request trace
+  std::string logfile;       // logfile=: empty = stderr in foreground, syslog otherwise
+  std::string log_level = "warn";  // dbglevel= (s3fs: crit/err/warn/info/debug)
+  std::string passwd_file;   // passwd_file=
+  unsigned max_threads = 16;  // FUSE worker threads: reads block on the network
+};
+
+struct Config {
+  S3Config s3;
+  FsConfig fs;
+  DaemonConfig daemon;
+};
+
+// "4M", "200G", "1048576" -> bytes. Suffixes K/M/G/T (powers of 1024),
+// optional trailing "B"/"iB".
+Result<uint64_t> ParseSize(const std::string& text);
+// "30", "30s", "500ms", "5m" -> milliseconds (a bare number is seconds, as in s3fs).
+Result<milliseconds> ParseDuration(const std::string& text);
+
+}  // namespace dsfs
