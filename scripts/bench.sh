@@ -1,0 +1,366 @@
+#!/usr/bin/env bash
+# dsfs benchmark: dsfs vs s3fs vs rclone against an emulated origin.
+#
+# Starts s3rver (own temp dir, free port) and scripts/s3proxy.py in front of
+# it as the origin emulator (default: 20 ms latency, 64 MiB/s per
+# connection), uploads one big object and N shards, then mounts each client
+# against the proxy and measures cold / 4-shard / warm / hot sequential reads,
+# random 4 KiB reads on a cached shard, and each daemon's peak RSS. Origin and
+# local-disk ceilings are measured in the same run. Prints one table; see
+# docs/BENCH.md for what each column means.
+#
+# Usage: scripts/bench.sh [--runs N] [--quick] [--plot] [--clients "dsfs s3fs rclone"]
+#                         [--latency-ms MS] [--bw-per-conn RATE] [--proxy-args "..."]
+#                         [--workdir DIR] [--keep]
+# Env: DSFS_BIN, DSFS_S3RVER, BENCH_SIZE_MB (1024), BENCH_SHARD_MB (256),
+#      BENCH_SHARDS (4), BENCH_RAND_COUNT (20000), BENCH_DSFS_OPTS,
+#      BENCH_S3FS_OPTS, BENCH_RCLONE_ARGS (extra options per client),
+#      BENCH_TIMEOUT (seconds per read step, 600).
+# Needs root (drop_caches, FUSE mounts).
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LIB="$REPO/scripts/bench_lib"
+RUNS=3
+QUICK=0
+PLOT=0
+KEEP=0
+CLIENTS="dsfs s3fs rclone"
+LATENCY_MS=20
+BW_PER_CONN=64M
+PROXY_ARGS=""
+WORKROOT=${TMPDIR:-/tmp}
+
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+while (($#)); do
+  case $1 in
+    --runs) RUNS=$2; shift ;;
+    --quick) QUICK=1 ;;
+    --plot) PLOT=1 ;;
+    --keep) KEEP=1 ;;
+    --clients) CLIENTS=$2; shift ;;
+    --latency-ms) LATENCY_MS=$2; shift ;;
+    --bw-per-conn) BW_PER_CONN=$2; shift ;;
+    --proxy-args) PROXY_ARGS=$2; shift ;;
+    --workdir) WORKROOT=$2; shift ;;
+    -h|--help) usage 0 ;;
+    *) echo "bench.sh: unknown argument $1" >&2; usage 2 ;;
+  esac
+  shift
+done
+if ((QUICK)); then
+  RUNS=1
+  : "${BENCH_SIZE_MB:=256}" "${BENCH_SHARD_MB:=64}" "${BENCH_RAND_COUNT:=5000}"
+fi
+SIZE_MB=${BENCH_SIZE_MB:-1024}
+SHARD_MB=${BENCH_SHARD_MB:-256}
+NSHARDS=${BENCH_SHARDS:-4}
+RAND_COUNT=${BENCH_RAND_COUNT:-20000}
+STEP_TIMEOUT=${BENCH_TIMEOUT:-600}
+DSFS_BIN=${DSFS_BIN:-$REPO/build/tools/dsfs}
+S3RVER=${DSFS_S3RVER:-$REPO/.deps/node_modules/.bin/s3rver}
+BUCKET=demo
+KEY=S3RVER
+SECRET=S3RVER
+
+log() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[[ -w /proc/sys/vm/drop_caches ]] || die "needs root: cannot write /proc/sys/vm/drop_caches"
+[[ -x $S3RVER ]] || die "s3rver not found at $S3RVER (set DSFS_S3RVER or run scripts/setup.sh)"
+command -v fusermount3 >/dev/null || die "fusermount3 missing"
+
+WORK=$(mktemp -d "$WORKROOT/dsfs-bench.XXXXXX") || die "mktemp failed"
+OUT="$REPO/bench-out"
+mkdir -p "$OUT"
+STAMP=$(date +%Y%m%d-%H%M%S)
+PIDS=()      # long-lived processes we started (s3rver, proxy)
+CLIENT_PID=""  # the mount daemon currently running, if any
+MOUNTS=()    # every mountpoint we may have mounted
+
+cleanup() {
+  local m p
+  for m in "${MOUNTS[@]}"; do
+    mountpoint -q "$m" 2>/dev/null && { fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null; }
+  done
+  for p in $CLIENT_PID "${PIDS[@]}"; do
+    kill "$p" 2>/dev/null
+  done
+  sleep 0.5
+  for p in $CLIENT_PID "${PIDS[@]}"; do
+    kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
+  done
+  if ((KEEP)); then log "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+now() { date +%s.%N; }
+mbps() { awk -v b="$1" -v a="$2" -v c="$3" 'BEGIN { printf "%.1f", b / (c - a) / 1e6 }'; }
+median() {  # median of the numeric args; FAILED if none
+  (($#)) || { echo FAILED; return; }
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+s3curl() {
+  curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user "$KEY:$SECRET" \
+    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
+}
+
+# ---- origin: s3rver + proxy ------------------------------------------------
+S3PORT=$(free_port)
+mkdir -p "$WORK/s3rver" "$WORK/data"
+"$S3RVER" -d "$WORK/s3rver" -p "$S3PORT" -a 127.0.0.1 --configure-bucket "$BUCKET" --silent \
+  >"$WORK/s3rver.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do
+  curl -s -o /dev/null "http://127.0.0.1:$S3PORT/" && break
+  sleep 0.1
+done
+curl -s -o /dev/null "http://127.0.0.1:$S3PORT/" || die "s3rver did not start (see $WORK/s3rver.log)"
+
+# shellcheck disable=SC2086
+python3 "$REPO/scripts/s3proxy.py" --upstream "127.0.0.1:$S3PORT" --port 0 \
+  --latency-ms "$LATENCY_MS" --bw-per-conn "$BW_PER_CONN" $PROXY_ARGS >"$WORK/proxy.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do
+  grep -q '^listening on' "$WORK/proxy.log" && break
+  sleep 0.1
+done
+PPORT=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$WORK/proxy.log")
+[[ -n $PPORT ]] || die "proxy did not start: $(cat "$WORK/proxy.log")"
+URL="http://127.0.0.1:$PPORT"
+log "s3rver :$S3PORT, proxy $URL (latency ${LATENCY_MS} ms, ${BW_PER_CONN}/conn $PROXY_ARGS)"
+
+# ---- data ------------------------------------------------------------------
+SIZE=$((SIZE_MB << 20))
+SHARD=$((SHARD_MB << 20))
+log "uploading big ($SIZE_MB MiB) and $NSHARDS x $SHARD_MB MiB shards"
+head -c "$SIZE" /dev/urandom >"$WORK/data/big" || die "cannot write data"
+s3curl -o /dev/null -T "$WORK/data/big" "http://127.0.0.1:$S3PORT/$BUCKET/big" || die "upload big failed"
+SHARDS=()
+for ((i = 0; i < NSHARDS; i++)); do
+  name=$(printf 'model-%05d-of-%05d.safetensors' $((i + 1)) "$NSHARDS")
+  head -c "$SHARD" /dev/urandom >"$WORK/data/shard"
+  s3curl -o /dev/null -T "$WORK/data/shard" "http://127.0.0.1:$S3PORT/$BUCKET/$name" || die "upload $name failed"
+  SHARDS+=("$name")
+done
+rm -f "$WORK/data/shard"
+printf '%s\n' "$KEY:$SECRET" >"$WORK/passwd"
+chmod 600 "$WORK/passwd"
+
+# ---- ceilings --------------------------------------------------------------
+origin_runs=() disk_runs=()
+for ((r = 1; r <= RUNS; r++)); do
+  drop_caches
+  v=$("$LIB/ranged_get.sh" "$URL" "$BUCKET" big "$SIZE" 16) && origin_runs+=("$v")
+  drop_caches
+  a=$(now)
+  dd if="$WORK/data/big" of=/dev/null bs=1M iflag=direct status=none && disk_runs+=("$(mbps "$SIZE" "$a" "$(now)")")
+done
+ORIGIN=$(median "${origin_runs[@]}")
+DISK=$(median "${disk_runs[@]}")
+log "origin ceiling ${ORIGIN} MB/s (runs: ${origin_runs[*]}), disk ceiling ${DISK} MB/s (runs: ${disk_runs[*]})"
+
+# ---- clients ---------------------------------------------------------------
+mount_client() {  # mount_client NAME MNT CACHE -> sets CLIENT_PID, rc 0 when mounted
+  local name=$1 mnt=$2 cache=$3 logf="$WORK/$1.log"
+  mkdir -p "$mnt" "$cache"
+  case $name in
+    dsfs)
+      [[ -x $DSFS_BIN ]] || { echo "no dsfs binary at $DSFS_BIN" >>"$logf"; return 1; }
+      "$DSFS_BIN" "$BUCKET" "$mnt" -f \
+        -o "url=$URL,use_path_request_style,passwd_file=$WORK/passwd,cache_dir=$cache${BENCH_DSFS_OPTS:+,$BENCH_DSFS_OPTS}" \
+        >>"$logf" 2>&1 &
+      ;;
+    s3fs)
+      s3fs "$BUCKET" "$mnt" -f \
+        -o "use_cache=$cache,url=$URL,use_path_request_style,passwd_file=$WORK/passwd${BENCH_S3FS_OPTS:+,$BENCH_S3FS_OPTS}" \
+        >>"$logf" 2>&1 &
+      ;;
+    rclone)
+      # shellcheck disable=SC2086
+      env -u AWS_CA_BUNDLE RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other \
+        RCLONE_CONFIG_BENCH_ENDPOINT="$URL" RCLONE_CONFIG_BENCH_ACCESS_KEY_ID="$KEY" \
+        RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY="$SECRET" RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true \
+        RCLONE_CONFIG_BENCH_REGION=us-east-1 RCLONE_CONFIG=/dev/null \
+        rclone mount "bench:$BUCKET" "$mnt" --vfs-cache-mode full --cache-dir "$cache" \
+        ${BENCH_RCLONE_ARGS:-} >>"$logf" 2>&1 &
+      ;;
+    *) echo "unknown client $name" >>"$logf"; return 1 ;;
+  esac
+  CLIENT_PID=$!
+  local i
+  for ((i = 0; i < 300; i++)); do
+    mountpoint -q "$mnt" && [[ -e $mnt/big ]] && return 0
+    kill -0 "$CLIENT_PID" 2>/dev/null || { echo "daemon exited before the mount was ready" >>"$logf"; return 1; }
+    sleep 0.1
+  done
+  echo "mount not ready after 30 s" >>"$logf"
+  return 1
+}
+
+PEAK_KB=0
+unmount_client() {  # unmount_client MNT: records VmHWM, unmounts, reaps the daemon
+  local mnt=$1 kb i
+  if [[ -n $CLIENT_PID ]] && [[ -r /proc/$CLIENT_PID/status ]]; then
+    kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$CLIENT_PID/status")
+    ((${kb:-0} > PEAK_KB)) && PEAK_KB=$kb
+  fi
+  if mountpoint -q "$mnt"; then
+    fusermount3 -u "$mnt" 2>/dev/null || { sleep 1; fusermount3 -u "$mnt" 2>/dev/null; } ||
+      fusermount3 -uz "$mnt" 2>/dev/null
+  fi
+  if [[ -n $CLIENT_PID ]]; then
+    for ((i = 0; i < 100; i++)); do
+      kill -0 "$CLIENT_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -0 "$CLIENT_PID" 2>/dev/null && { kill "$CLIENT_PID"; sleep 1; kill -KILL "$CLIENT_PID" 2>/dev/null; }
+    wait "$CLIENT_PID" 2>/dev/null
+  fi
+  mountpoint -q "$mnt" && fusermount3 -uz "$mnt" 2>/dev/null
+  CLIENT_PID=""
+}
+
+read_seq() {  # read_seq FILE... -> aggregate MB/s of reading all files in parallel
+  local a b total=0 f rc=0 pids=()
+  a=$(now)
+  for f in "$@"; do
+    timeout "$STEP_TIMEOUT" dd if="$f" of=/dev/null bs=1M status=none &
+    pids+=($!)
+  done
+  for f in "${pids[@]}"; do wait "$f" || rc=1; done
+  b=$(now)
+  ((rc == 0)) || return 1
+  for f in "$@"; do total=$((total + $(stat -c %s "$f"))); done
+  mbps "$total" "$a" "$b"
+}
+
+declare -A RES
+run_client() {
+  local c=$1 mnt="$WORK/mnt-$1" cache="$WORK/cache-$1"
+  local cold=() shards=() warm=() hot=() iops=() p99=() v r shard_paths=() s
+  MOUNTS+=("$mnt")
+  PEAK_KB=0
+  RES[$c,status]=ok
+  for ((r = 1; r <= RUNS; r++)); do
+    log "$c: run $r/$RUNS"
+    unmount_client "$mnt"
+    rm -rf "$cache"
+    if ! mount_client "$c" "$mnt" "$cache"; then
+      unmount_client "$mnt"
+      RES[$c,status]="FAILED (mount: $(tail -1 "$WORK/$c.log" 2>/dev/null | cut -c1-60))"
+      log "$c: mount failed, see $WORK/$c.log"
+      return
+    fi
+    shard_paths=()
+    for s in "${SHARDS[@]}"; do shard_paths+=("$mnt/$s"); done
+    drop_caches
+    v=$(read_seq "$mnt/big") && cold+=("$v")
+    drop_caches
+    v=$(read_seq "${shard_paths[@]}") && shards+=("$v")
+    unmount_client "$mnt"
+    if ! mount_client "$c" "$mnt" "$cache"; then
+      unmount_client "$mnt"
+      RES[$c,status]="FAILED (remount)"
+      return
+    fi
+    drop_caches
+    v=$(read_seq "$mnt/big") && warm+=("$v")
+    v=$(read_seq "$mnt/big") && hot+=("$v")
+    if ((r == 1)); then
+      cmp -s "$mnt/big" "$WORK/data/big" || RES[$c,status]="BAD DATA (big differs from the upload)"
+    fi
+    drop_caches
+    if v=$(timeout "$STEP_TIMEOUT" python3 "$LIB/randread.py" "${shard_paths[0]}" --count "$RAND_COUNT" --seed "$r"); then
+      iops+=("$(sed 's/.*iops=\([0-9.]*\).*/\1/' <<<"$v")")
+      p99+=("$(sed 's/.*p99_ms=\([0-9.]*\).*/\1/' <<<"$v")")
+    fi
+  done
+  unmount_client "$mnt"
+  rm -rf "$cache"
+  RES[$c,cold]=$(median "${cold[@]}")
+  RES[$c,shards]=$(median "${shards[@]}")
+  RES[$c,warm]=$(median "${warm[@]}")
+  RES[$c,hot]=$(median "${hot[@]}")
+  RES[$c,iops]=$(median "${iops[@]}")
+  RES[$c,p99]=$(median "${p99[@]}")
+  RES[$c,rss]=$(awk -v k="$PEAK_KB" 'BEGIN { printf "%.0f", k / 1024 }')
+  log "$c: cold ${cold[*]} | shards ${shards[*]} | warm ${warm[*]} | hot ${hot[*]} | iops ${iops[*]} | p99 ${p99[*]} | rss ${RES[$c,rss]} MiB"
+}
+
+for c in $CLIENTS; do run_client "$c"; done
+
+# ---- report ----------------------------------------------------------------
+ratio() {  # ratio A B -> A/B with 2 decimals, n/a if either is not a number
+  awk -v a="$1" -v b="$2" 'BEGIN {
+    if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'
+}
+TABLE="$OUT/bench-$STAMP.txt"
+{
+  echo "dsfs bench $STAMP  runs=$RUNS  big=${SIZE_MB}MiB  shards=${NSHARDS}x${SHARD_MB}MiB  origin: latency ${LATENCY_MS}ms, ${BW_PER_CONN}/conn ${PROXY_ARGS}"
+  echo "throughput in MB/s (10^6 B/s), median of $RUNS; random = ${RAND_COUNT} x 4 KiB preads on a cached shard"
+  printf '%-8s %9s %9s %9s %9s %9s %9s %8s  %s\n' client cold 4shards warm hot rand-IOPS p99-ms RSS-MiB status
+  for c in $CLIENTS; do
+    if [[ ${RES[$c,status]} == FAILED* ]]; then
+      printf '%-8s %9s %9s %9s %9s %9s %9s %8s  %s\n' "$c" FAILED - - - - - - "${RES[$c,status]}"
+    else
+      printf '%-8s %9s %9s %9s %9s %9s %9s %8s  %s\n' "$c" "${RES[$c,cold]}" "${RES[$c,shards]}" \
+        "${RES[$c,warm]}" "${RES[$c,hot]}" "${RES[$c,iops]}" "${RES[$c,p99]}" "${RES[$c,rss]}" "${RES[$c,status]}"
+    fi
+  done
+  printf '%-8s %9s %9s %9s\n' origin "$ORIGIN" "$ORIGIN" "-"
+  printf '%-8s %9s %9s %9s\n' disk "-" "-" "$DISK"
+  echo "ceilings: origin = 16 ranged GETs in flight through the proxy (curl); disk = dd iflag=direct of a ${SIZE_MB} MiB file on the cache disk"
+  if [[ " $CLIENTS " == *" dsfs "* ]]; then
+    d() { [[ ${RES[dsfs,status]:-} == FAILED* ]] && echo x || echo "${RES[dsfs,$1]:-x}"; }
+    for other in s3fs rclone; do
+      [[ " $CLIENTS " == *" $other "* ]] || continue
+      o() { [[ ${RES[$other,status]} == FAILED* ]] && echo x || echo "${RES[$other,$1]}"; }
+      printf 'dsfs/%-7s cold %s  4shards %s  warm %s  hot %s  rand-IOPS %s\n' "$other" \
+        "$(ratio "$(d cold)" "$(o cold)")" "$(ratio "$(d shards)" "$(o shards)")" \
+        "$(ratio "$(d warm)" "$(o warm)")" "$(ratio "$(d hot)" "$(o hot)")" "$(ratio "$(d iops)" "$(o iops)")"
+    done
+    printf 'dsfs/origin-ceiling  cold %s  4shards %s\n' "$(ratio "$(d cold)" "$ORIGIN")" "$(ratio "$(d shards)" "$ORIGIN")"
+    printf 'dsfs-warm/disk-ceiling  %s\n' "$(ratio "$(d warm)" "$DISK")"
+  fi
+  for c in $CLIENTS; do
+    [[ ${RES[$c,status]} == FAILED* ]] && continue
+    printf '%s: cold/origin %s  warm/disk %s\n' "$c" "$(ratio "${RES[$c,cold]}" "$ORIGIN")" "$(ratio "${RES[$c,warm]}" "$DISK")"
+  done
+} | tee "$TABLE"
+
+if ((PLOT)); then
+  DAT="$OUT/bench-$STAMP.dat"
+  num() { [[ $1 =~ ^[0-9.]+$ ]] && echo "$1" || echo -; }
+  {
+    echo "name cold 4shards warm hot"
+    for c in $CLIENTS; do
+      echo "$c $(num "${RES[$c,cold]:-}") $(num "${RES[$c,shards]:-}") $(num "${RES[$c,warm]:-}") $(num "${RES[$c,hot]:-}")"
+    done
+    echo "origin-ceiling $(num "$ORIGIN") $(num "$ORIGIN") - -"
+    echo "disk-ceiling - - $(num "$DISK") -"
+  } >"$DAT"
+  PNG="$OUT/bench-$STAMP.png"
+  gnuplot <<EOF || log "gnuplot failed"
+set terminal pngcairo size 1000,560
+set output "$PNG"
+set title "dsfs bench $STAMP (${SIZE_MB} MiB object, ${NSHARDS}x${SHARD_MB} MiB shards, latency ${LATENCY_MS} ms, ${BW_PER_CONN}/conn)"
+set ylabel "MB/s"
+set datafile missing "-"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set key top left
+set grid ytics
+set logscale y
+set yrange [10:*]
+plot "$DAT" using 2:xtic(1) title "cold", '' using 3 title "4 shards cold", '' using 4 title "warm (remount)", '' using 5 title "hot"
+EOF
+  [[ -f $PNG ]] && log "plot: $PNG"
+fi
+log "table: $TABLE"
