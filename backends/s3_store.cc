@@ -1,0 +1,708 @@
+#include "backends/s3_store.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <thread>
+
+#include "backends/s3_xml.h"
+#include "backends/sigv4.h"
+
+namespace dsfs {
+namespace {
+
+// An error body is a few hundred bytes; keep enough to parse, drop the rest.
+constexpr size_t kMaxErrorBody = 64 * 1024;
+// A 1000-key ListObjectsV2 page is ~300 KiB; anything this big is not one.
+constexpr size_t kMaxListBody = 32 * 1024 * 1024;
+constexpr const char* kMetaPrefix = "x-amz-meta-";
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string_view TrimWs(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' ||
+                        s.back() == '\n')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+template <typename T>
+bool ParseNum(std::string_view s, T* out) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+struct SlistDeleter {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+using Slist = std::unique_ptr<curl_slist, SlistDeleter>;
+
+bool IsValidBucketName(const std::string& b) {
+  if (b.empty() || b.size() > 255) return false;
+  for (char c : b) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Free functions
+
+Result<S3Endpoint> ParseEndpoint(const std::string& url) {
+  S3Endpoint ep;
+  std::string_view rest = url;
+  if (rest.substr(0, 7) == "http://") {
+    ep.scheme = "http";
+    rest.remove_prefix(7);
+  } else if (rest.substr(0, 8) == "https://") {
+    ep.scheme = "https";
+    rest.remove_prefix(8);
+  } else {
+    return Status::InvalidArgument("url '" + url + "' must start with http:// or https://");
+  }
+  while (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  if (rest.find_first_of("/?#@ ") != std::string_view::npos) {
+    return Status::InvalidArgument("url '" + url +
+                                   "' must be scheme://host[:port] (no path, query or user)");
+  }
+  std::string_view host = rest;
+  std::string_view port;
+  if (!rest.empty() && rest.front() == '[') {  // [v6]:port
+    size_t close = rest.find(']');
+    if (close == std::string_view::npos) {
+      return Status::InvalidArgument("url '" + url + "': unterminated IPv6 address");
+    }
+    host = rest.substr(0, close + 1);
+    std::string_view after = rest.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return Status::InvalidArgument("url '" + url + "': bad port");
+      port = after.substr(1);
+    }
+  } else if (size_t colon = rest.rfind(':'); colon != std::string_view::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  if (host.empty()) return Status::InvalidArgument("url '" + url + "' has no host");
+  ep.host = Lower(host);
+  ep.host_port = ep.host;
+  if (!port.empty() || rest.find(':') != std::string_view::npos) {
+    int p = 0;
+    if (!ParseNum(port, &p) || p < 1 || p > 65535) {
+      return Status::InvalidArgument("url '" + url + "': bad port '" + std::string(port) + "'");
+    }
+    ep.host_port += ":" + std::to_string(p);
+  }
+  return ep;
+}
+
+std::string ResolveRegion(const S3Config& config) {
+  if (!config.region.empty()) return config.region;
+  auto ep = ParseEndpoint(config.endpoint);
+  if (!ep.ok()) return "us-east-1";
+  std::vector<std::string> labels;
+  size_t start = 0;
+  const std::string& h = ep->host;
+  while (start <= h.size()) {
+    size_t dot = h.find('.', start);
+    if (dot == std::string::npos) dot = h.size();
+    labels.push_back(h.substr(start, dot - start));
+    start = dot + 1;
+  }
+  for (size_t i = 0; i + 2 < labels.size(); ++i) {
+    if (labels[i] == "obs" && labels[i + 2] == "myhuaweicloud" && !labels[i + 1].empty()) {
+      return labels[i + 1];
+    }
+    if (labels[i] == "s3" && labels[i + 2] == "amazonaws" && !labels[i + 1].empty()) {
+      return labels[i + 1];
+    }
+  }
+  return "us-east-1";
+}
+
+// ---------------------------------------------------------------------------
+// Per-request state
+
+struct S3Store::Call {
+  const char* op = "";     // "HEAD" / "LIST" / "GET", for logs and messages
+  const char* method = "GET";
+  std::string key;         // for messages
+  std::string path;        // raw (unencoded) path
+  std::vector<std::pair<std::string, std::string>> query;
+  std::vector<std::pair<std::string, std::string>> headers;  // Range, If-Match
+  bool head = false;
+  bool wall_clock_timeout = false;  // HEAD and LIST: CURLOPT_TIMEOUT_MS
+  size_t max_body = kMaxErrorBody;
+  // GET sink
+  char* buf = nullptr;
+  size_t buf_len = 0;
+  std::optional<ByteRange> range;
+  std::string if_match;
+};
+
+struct S3Store::Reply {
+  long status = 0;
+  std::map<std::string, std::string> headers;  // lower-cased names
+  std::string body;                            // LIST bodies and error bodies
+  size_t sink_bytes = 0;                       // GET bytes written into Call::buf
+  // Set by the write callback when it aborts the transfer.
+  bool overflow = false;
+  bool ignored_range = false;
+  bool body_too_large = false;
+  const Call* call = nullptr;
+  CURL* curl = nullptr;
+
+  void Reset() {
+    status = 0;
+    headers.clear();
+    body.clear();
+    sink_bytes = 0;
+    overflow = ignored_range = body_too_large = false;
+  }
+};
+
+struct S3Store::Attempt {
+  Status status;
+  bool retry = false;
+  bool connect_failure = false;
+};
+
+size_t S3Store::OnHeader(char* data, size_t size, size_t nitems, void* userp) {
+  auto* reply = static_cast<Reply*>(userp);
+  const size_t n = size * nitems;
+  std::string_view line(data, n);
+  if (line.substr(0, 5) == "HTTP/") {
+    reply->headers.clear();  // a new response (after 100 Continue)
+    return n;
+  }
+  size_t colon = line.find(':');
+  if (colon == std::string_view::npos) return n;
+  reply->headers[Lower(TrimWs(line.substr(0, colon)))] = std::string(TrimWs(line.substr(colon + 1)));
+  return n;
+}
+
+size_t S3Store::OnBody(char* data, size_t size, size_t nmemb, void* userp) {
+  auto* reply = static_cast<Reply*>(userp);
+  const Call& call = *reply->call;
+  const size_t n = size * nmemb;
+  if (reply->status == 0) curl_easy_getinfo(reply->curl, CURLINFO_RESPONSE_CODE, &reply->status);
+  const bool success = reply->status >= 200 && reply->status < 300;
+  if (success && call.buf != nullptr) {
+    if (call.range && reply->status == 200) {
+      // The server ignored Range and sends the whole object: only fine when
+      // the whole object is exactly the range asked for.
+      uint64_t len = 0;
+      auto it = reply->headers.find("content-length");
+      if (call.range->offset != 0 || it == reply->headers.end() ||
+          !ParseNum(std::string_view(it->second), &len) || len != call.range->length) {
+        reply->ignored_range = true;
+        return 0;  // aborts the transfer
+      }
+    }
+    if (n > call.buf_len - reply->sink_bytes) {
+      reply->overflow = true;
+      return 0;
+    }
+    std::memcpy(call.buf + reply->sink_bytes, data, n);
+    reply->sink_bytes += n;
+    return n;
+  }
+  const size_t cap = success ? call.max_body : kMaxErrorBody;
+  if (reply->body.size() + n > cap) {
+    if (success) {
+      reply->body_too_large = true;
+      return 0;
+    }
+    reply->body.append(data, cap - reply->body.size());  // keep the start of an error
+    return n;
+  }
+  reply->body.append(data, n);
+  return n;
+}
+
+// ---------------------------------------------------------------------------
+// Construction
+
+Result<std::unique_ptr<S3Store>> S3Store::Create(const S3Config& config, Credentials creds,
+                                                 std::string bucket, Metrics* metrics) {
+  DSFS_RETURN_IF_ERROR(ParseEndpoint(config.endpoint).status());
+  if (!IsValidBucketName(bucket)) {
+    return Status::InvalidArgument("invalid bucket name '" + bucket + "'");
+  }
+  if (creds.access_key.empty() || creds.secret_key.empty()) {
+    return Status::InvalidArgument("S3 credentials need an access key and a secret key");
+  }
+  if (config.max_retries < 0 || config.max_connections < 1) {
+    return Status::InvalidArgument("S3 config: retries must be >= 0 and connections >= 1");
+  }
+  return std::make_unique<S3Store>(config, std::move(creds), std::move(bucket), metrics);
+}
+
+S3Store::S3Store(const S3Config& config, Credentials creds, std::string bucket, Metrics* metrics)
+    : config_(config),
+      creds_(std::move(creds)),
+      bucket_(std::move(bucket)),
+      region_(ResolveRegion(config)),
+      rng_(std::random_device{}()) {
+  auto ep = ParseEndpoint(config_.endpoint);
+  if (ep.ok()) {
+    endpoint_ = *std::move(ep);
+  } else {
+    endpoint_status_ = ep.status();
+  }
+  if (metrics != nullptr) {
+    requests_ = &metrics->GetCounter("dsfs_s3_requests_total", "S3 HTTP requests sent");
+    retries_ = &metrics->GetCounter("dsfs_s3_retries_total", "S3 requests retried");
+    errors_ = &metrics->GetCounter("dsfs_s3_errors_total",
+                                   "S3 operations that failed (not found excluded)");
+    bytes_read_ = &metrics->GetCounter("dsfs_s3_bytes_read_total", "S3 GET body bytes read");
+  }
+  if (!config_.verify_tls) {
+    spdlog::warn("TLS certificate verification is DISABLED for {} (ssl_verify=0): "
+                 "the endpoint's identity is not checked",
+                 config_.endpoint);
+  }
+}
+
+S3Store::~S3Store() {
+  std::lock_guard<std::mutex> lock(pool_mu_);
+  for (CURL* h : idle_) curl_easy_cleanup(h);
+  idle_.clear();
+}
+
+std::string S3Store::Describe() const { return "s3://" + bucket_ + "@" + endpoint_.host_port; }
+
+size_t S3Store::idle_handles() const {
+  std::lock_guard<std::mutex> lock(pool_mu_);
+  return idle_.size();
+}
+
+CURL* S3Store::AcquireHandle() {
+  {
+    std::lock_guard<std::mutex> lock(pool_mu_);
+    if (!idle_.empty()) {
+      CURL* h = idle_.back();
+      idle_.pop_back();
+      return h;
+    }
+  }
+  return curl_easy_init();
+}
+
+void S3Store::ReleaseHandle(CURL* handle) {
+  // Reset drops options but keeps the live connection and DNS cache.
+  curl_easy_reset(handle);
+  {
+    std::lock_guard<std::mutex> lock(pool_mu_);
+    if (idle_.size() < static_cast<size_t>(config_.max_connections)) {
+      idle_.push_back(handle);
+      return;
+    }
+  }
+  curl_easy_cleanup(handle);
+}
+
+std::string S3Store::Scrub(std::string text) const {
+  for (const std::string* secret : {&creds_.secret_key, &creds_.session_token}) {
+    if (secret->empty()) continue;
+    for (size_t pos; (pos = text.find(*secret)) != std::string::npos;) {
+      text.replace(pos, secret->size(), "<redacted>");
+    }
+  }
+  return text;
+}
+
+std::string S3Store::PathFor(const std::string& key) const {
+  if (config_.path_style) return "/" + bucket_ + "/" + key;
+  return "/" + key;
+}
+
+std::string S3Store::HostHeader() const {
+  if (config_.path_style) return endpoint_.host_port;
+  return bucket_ + "." + endpoint_.host_port;
+}
+
+std::chrono::milliseconds S3Store::BackoffDelay(int retry) {
+  int64_t cap = config_.retry_cap.count();
+  int64_t ceiling = config_.retry_base.count();
+  for (int i = 0; i < retry && ceiling < cap; ++i) ceiling *= 2;
+  ceiling = std::max<int64_t>(0, std::min(ceiling, cap));
+  std::lock_guard<std::mutex> lock(rng_mu_);
+  return std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(0, ceiling)(rng_));
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+
+S3Store::Attempt S3Store::PerformOnce(const Call& call, Reply* reply) {
+  Attempt result;
+  CURL* h = AcquireHandle();
+  if (h == nullptr) {
+    result.status = Status::Transient("curl_easy_init failed");
+    result.retry = true;
+    return result;
+  }
+  reply->Reset();
+  reply->call = &call;
+  reply->curl = h;
+
+  sigv4::Request sreq;
+  sreq.method = call.method;
+  sreq.path = call.path;
+  sreq.query = call.query;
+  sreq.headers = call.headers;
+  sreq.headers.emplace_back("Host", HostHeader());
+  const std::string authorization = sigv4::Sign(&sreq, creds_, region_, std::time(nullptr));
+
+  Slist headers;
+  auto add = [&](const std::string& line) {
+    curl_slist* l = curl_slist_append(headers.get(), line.c_str());
+    if (l != nullptr) {
+      (void)headers.release();
+      headers.reset(l);
+    }
+  };
+  for (const auto& [name, value] : sreq.headers) add(name + ": " + value);
+  add("Authorization: " + authorization);
+  add("Expect:");
+
+  std::string url = endpoint_.scheme + "://" + HostHeader() + sigv4::CanonicalUri(call.path);
+  if (!call.query.empty()) url += "?" + sigv4::CanonicalQueryString(call.query);
+
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);  // keys may hold "." and ".." segments
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_NOPROXY, "127.0.0.1,localhost,::1");
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(config_.connect_timeout.count()));
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, config_.low_speed_limit);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
+                   std::max(1L, static_cast<long>((config_.low_speed_time.count() + 999) / 1000)));
+  if (call.wall_clock_timeout) {
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(config_.request_timeout.count()));
+  }
+  if (call.head) {
+    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+  } else {
+    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+  }
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, config_.verify_tls ? 1L : 0L);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, config_.verify_tls ? 2L : 0L);
+  if (!config_.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, config_.ca_file.c_str());
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, reply);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, OnBody);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, reply);
+
+  if (requests_ != nullptr) requests_->Add();
+  const CURLcode rc = curl_easy_perform(h);
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &reply->status);
+  long request_size = 0;
+  curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &request_size);
+  ReleaseHandle(h);
+  reply->curl = nullptr;
+
+  const std::string curl_msg = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
+  const std::string what = std::string(call.op) + " '" + call.key + "'";
+  if (rc == CURLE_OK) {
+    if (reply->status >= 200 && reply->status < 300) {
+      result.status = call.buf != nullptr ? ValidateGet(call, *reply) : Status::Ok();
+      result.retry = result.status.retryable();
+    } else {
+      result.status = MapHttpError(call, *reply, &result.retry);
+    }
+    return result;
+  }
+  if (rc == CURLE_WRITE_ERROR && reply->overflow) {
+    result.status = Status::InvalidArgument(what + ": object is larger than the " +
+                                            std::to_string(call.buf_len) + "-byte buffer");
+    return result;
+  }
+  if (rc == CURLE_WRITE_ERROR && reply->ignored_range) {
+    result.status = Status::InvalidArgument(
+        what + ": server answered 200 (whole object) to a ranged GET; it does not support Range");
+    return result;
+  }
+  if (rc == CURLE_WRITE_ERROR && reply->body_too_large) {
+    result.status = Status::InvalidArgument(what + ": reply body larger than " +
+                                            std::to_string(call.max_body) + " bytes");
+    return result;
+  }
+  const bool never_connected =
+      rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+      rc == CURLE_COULDNT_RESOLVE_PROXY ||
+      ((rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_SSL_CONNECT_ERROR) && request_size == 0);
+  if (never_connected) {
+    result.status = Status::Unavailable("cannot connect to " + endpoint_.host_port + ": " +
+                                        curl_msg);
+    result.retry = true;
+    result.connect_failure = true;
+    return result;
+  }
+  switch (rc) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+      result.status = Status::Unavailable("TLS failure with " + endpoint_.host_port + ": " +
+                                          curl_msg);
+      return result;
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+      result.status = Status::InvalidArgument(what + ": " + curl_msg);
+      return result;
+    default:
+      // Reset, stall (low-speed limit), timeout, partial body, ...
+      result.status = Status::Transient(what + ": " + curl_msg);
+      result.retry = true;
+      return result;
+  }
+}
+
+Status S3Store::MapHttpError(const Call& call, const Reply& reply, bool* retry) const {
+  *retry = false;
+  const std::string what = std::string(call.op) + " '" + call.key + "'";
+  S3Error err;
+  if (!reply.body.empty()) {
+    auto parsed = ParseS3Error(reply.body);
+    if (parsed.ok()) err = *std::move(parsed);
+  }
+  std::string detail = std::to_string(reply.status);
+  if (!err.code.empty()) detail += " " + err.code;
+  if (!err.message.empty()) detail += ": " + err.message;
+  detail = Scrub(std::move(detail));
+  const long s = reply.status;
+  if (s == 404) {
+    if (err.code == "NoSuchBucket") {
+      return Status::NotFound("bucket '" + bucket_ + "' does not exist");
+    }
+    return Status::NotFound("no such key '" + call.key + "'");
+  }
+  if (s == 403) {
+    std::string hint = err.code.empty() ? " (check the access key, secret key and region)" : "";
+    return Status::AccessDenied(what + ": " + detail + hint);
+  }
+  if (s == 412) {
+    return Status::PreconditionFailed(what + ": object changed (ETag is no longer '" +
+                                      call.if_match + "')");
+  }
+  if (s == 429 || s == 503) {
+    *retry = true;
+    return Status::Throttled(what + ": " + detail);
+  }
+  if (s >= 500) {
+    *retry = true;
+    return Status::Transient(what + ": " + detail);
+  }
+  if (s == 400 && err.code == "RequestTimeout") {
+    *retry = true;
+    return Status::Transient(what + ": " + detail);
+  }
+  if (s >= 300 && s < 400) {
+    return Status::InvalidArgument(what + ": redirected (" + detail +
+                                   "): wrong endpoint or region for bucket '" + bucket_ + "'");
+  }
+  return Status::InvalidArgument(what + ": " + detail);
+}
+
+Status S3Store::ValidateGet(const Call& call, const Reply& reply) const {
+  const std::string what = "GET '" + call.key + "'";
+  auto header = [&](const char* name) -> const std::string* {
+    auto it = reply.headers.find(name);
+    return it == reply.headers.end() ? nullptr : &it->second;
+  };
+  if (call.range) {
+    const ByteRange& r = *call.range;
+    if (reply.status == 206) {
+      // "bytes 100-199/1000"
+      const std::string* cr = header("content-range");
+      uint64_t start = 0;
+      uint64_t end = 0;
+      bool good = false;
+      if (cr != nullptr && cr->rfind("bytes ", 0) == 0) {
+        std::string_view v(*cr);
+        v.remove_prefix(6);
+        size_t dash = v.find('-');
+        size_t slash = v.find('/');
+        good = dash != std::string_view::npos && slash != std::string_view::npos && dash < slash &&
+               ParseNum(v.substr(0, dash), &start) &&
+               ParseNum(v.substr(dash + 1, slash - dash - 1), &end);
+      }
+      if (!good || start != r.offset) {
+        return Status::Transient(what + ": Content-Range '" + (cr ? *cr : std::string()) +
+                                 "' does not start at " + std::to_string(r.offset));
+      }
+    } else if (reply.status != 200) {  // 200 was vetted by the write callback
+      return Status::Transient(what + ": unexpected status " + std::to_string(reply.status) +
+                               " for a ranged GET");
+    }
+    if (reply.sink_bytes != r.length) {
+      return Status::Transient(what + ": short body: " + std::to_string(reply.sink_bytes) +
+                               " of " + std::to_string(r.length) + " bytes");
+    }
+    return Status::Ok();
+  }
+  if (const std::string* cl = header("content-length")) {
+    uint64_t len = 0;
+    if (!ParseNum(std::string_view(*cl), &len) || len != reply.sink_bytes) {
+      return Status::Transient(what + ": short body: " + std::to_string(reply.sink_bytes) +
+                               " bytes, Content-Length " + *cl);
+    }
+  }
+  return Status::Ok();
+}
+
+Status S3Store::Execute(const Call& call, Reply* reply) {
+  if (!endpoint_status_.ok()) return endpoint_status_;
+  Attempt attempt;
+  for (int n = 0;; ++n) {
+    const auto start = std::chrono::steady_clock::now();
+    attempt = PerformOnce(call, reply);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - start)
+                        .count();
+    spdlog::debug("s3 {} {} -> {} {} ({} ms, attempt {})", call.op, call.key, reply->status,
+                  attempt.status.ok() ? "OK" : StatusCodeName(attempt.status.code()), ms, n + 1);
+    if (attempt.status.ok() || !attempt.retry || n >= config_.max_retries) break;
+    const auto delay = BackoffDelay(n);
+    spdlog::debug("s3 {} {}: {}; retry {} in {} ms", call.op, call.key,
+                  attempt.status.ToString(), n + 1, delay.count());
+    if (retries_ != nullptr) retries_->Add();
+    std::this_thread::sleep_for(delay);
+  }
+  if (!attempt.status.ok() && attempt.status.code() != StatusCode::kNotFound &&
+      errors_ != nullptr) {
+    errors_->Add();
+  }
+  if (!attempt.status.ok() && attempt.retry && config_.max_retries > 0) {
+    return attempt.status.WithContext("after " + std::to_string(config_.max_retries + 1) +
+                                      " attempts");
+  }
+  return attempt.status;
+}
+
+// ---------------------------------------------------------------------------
+// Operations
+
+Result<ObjectInfo> S3Store::Head(const std::string& key) {
+  if (key.empty()) return Status::InvalidArgument("HEAD: empty key");
+  Call call;
+  call.op = "HEAD";
+  call.method = "HEAD";
+  call.key = key;
+  call.path = PathFor(key);
+  call.head = true;
+  call.wall_clock_timeout = true;
+  Reply reply;
+  DSFS_RETURN_IF_ERROR(Execute(call, &reply));
+
+  ObjectInfo info;
+  info.key = key;
+  auto it = reply.headers.find("content-length");
+  if (it == reply.headers.end() || !ParseNum(std::string_view(it->second), &info.size)) {
+    return Status::InvalidArgument("HEAD '" + key + "': reply has no valid Content-Length");
+  }
+  if (auto e = reply.headers.find("etag"); e != reply.headers.end()) {
+    info.etag = StripEtagQuotes(e->second);
+  }
+  if (auto lm = reply.headers.find("last-modified"); lm != reply.headers.end()) {
+    auto t = ParseHttpDate(lm->second);
+    if (t.ok()) {
+      info.mtime_sec = *t;
+    } else {
+      spdlog::debug("s3 HEAD {}: ignoring Last-Modified: {}", key, t.status().ToString());
+    }
+  }
+  if (auto ct = reply.headers.find("content-type"); ct != reply.headers.end()) {
+    info.content_type = ct->second;
+  }
+  const size_t plen = std::strlen(kMetaPrefix);
+  for (const auto& [name, value] : reply.headers) {
+    if (name.size() > plen && name.compare(0, plen, kMetaPrefix) == 0) {
+      info.meta[name.substr(plen)] = value;
+    }
+  }
+  return info;
+}
+
+Result<ListPage> S3Store::List(const ListRequest& request) {
+  Call call;
+  call.op = "LIST";
+  call.method = "GET";
+  call.key = request.prefix;
+  call.path = config_.path_style ? "/" + bucket_ : "/";
+  call.wall_clock_timeout = true;
+  call.max_body = kMaxListBody;
+  call.query = {{"list-type", "2"}, {"encoding-type", "url"}};
+  if (!request.prefix.empty()) call.query.emplace_back("prefix", request.prefix);
+  if (!request.delimiter.empty()) call.query.emplace_back("delimiter", request.delimiter);
+  if (!request.continuation.empty()) {
+    call.query.emplace_back("continuation-token", request.continuation);
+  }
+  if (request.max_keys > 0) call.query.emplace_back("max-keys", std::to_string(request.max_keys));
+  Reply reply;
+  DSFS_RETURN_IF_ERROR(Execute(call, &reply));
+  auto page = ParseListObjectsV2(reply.body);
+  if (!page.ok()) {
+    if (errors_ != nullptr) errors_->Add();
+    return page.status().WithContext("LIST '" + request.prefix + "'");
+  }
+  return page;
+}
+
+Result<size_t> S3Store::Get(const GetRequest& request, char* buf, size_t buf_len) {
+  if (request.key.empty()) return Status::InvalidArgument("GET: empty key");
+  if (buf == nullptr) return Status::InvalidArgument("GET '" + request.key + "': null buffer");
+  Call call;
+  call.op = "GET";
+  call.method = "GET";
+  call.key = request.key;
+  call.path = PathFor(request.key);
+  call.buf = buf;
+  call.buf_len = buf_len;
+  call.range = request.range;
+  call.if_match = request.if_match;
+  if (request.range) {
+    const ByteRange& r = *request.range;
+    if (r.length == 0) {
+      return Status::InvalidArgument("GET '" + request.key + "': empty range");
+    }
+    if (r.length > buf_len) {
+      return Status::InvalidArgument("GET '" + request.key + "': range of " +
+                                     std::to_string(r.length) + " bytes exceeds the " +
+                                     std::to_string(buf_len) + "-byte buffer");
+    }
+    call.headers.emplace_back("Range", "bytes=" + std::to_string(r.offset) + "-" +
+                                           std::to_string(r.offset + r.length - 1));
+  }
+  if (!request.if_match.empty()) {
+    call.headers.emplace_back("If-Match", "\"" + request.if_match + "\"");
+  }
+  Reply reply;
+  DSFS_RETURN_IF_ERROR(Execute(call, &reply));
+  if (bytes_read_ != nullptr) bytes_read_->Add(reply.sink_bytes);
+  return reply.sink_bytes;
+}
+
+}  // namespace dsfs

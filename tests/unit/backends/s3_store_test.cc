@@ -1,0 +1,540 @@
+// S3Store against a scripted HTTP server on 127.0.0.1 (no network mock
+// library): request shapes, error mapping, retries, short bodies, timeouts.
+#include "backends/s3_store.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "backends/sigv4.h"
+#include "scripted_http_server.h"
+
+namespace dsfs {
+namespace {
+
+using testing::ScriptedHttpServer;
+
+constexpr char kSecret[] = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+constexpr char kToken[] = "FwoGZXIvYXdzEXAMPLETOKEN";
+
+class S3StoreTest : public ::testing::Test {
+ protected:
+  // S3Store requires curl_global_init by its user (the daemon's main).
+  static void SetUpTestSuite() { ASSERT_EQ(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK); }
+  static void TearDownTestSuite() { curl_global_cleanup(); }
+
+  void SetUp() override { ASSERT_TRUE(server_.ok()); }
+
+  S3Config Config() const {
+    S3Config c;
+    c.endpoint = server_.url();
+    c.path_style = true;
+    c.region = "us-east-1";
+    c.max_retries = 2;
+    c.retry_base = std::chrono::milliseconds(1);
+    c.retry_cap = std::chrono::milliseconds(5);
+    c.connect_timeout = std::chrono::milliseconds(2000);
+    c.request_timeout = std::chrono::milliseconds(5000);
+    return c;
+  }
+  static Credentials Creds(bool token = false) {
+    Credentials c;
+    c.access_key = "AKIAIOSFODNN7EXAMPLE";
+    c.secret_key = kSecret;
+    if (token) c.session_token = kToken;
+    return c;
+  }
+  std::unique_ptr<S3Store> Store(const S3Config& config, bool token = false) {
+    auto s = S3Store::Create(config, Creds(token), "bkt", &metrics_);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return s.ok() ? std::move(s).value() : nullptr;
+  }
+  std::unique_ptr<S3Store> Store() { return Store(Config()); }
+  uint64_t Metric(const char* name) { return metrics_.GetCounter(name).value(); }
+
+  static void ExpectNoSecrets(const Status& s) {
+    EXPECT_EQ(s.message().find(kSecret), std::string::npos) << s.message();
+    EXPECT_EQ(s.message().find(kToken), std::string::npos) << s.message();
+  }
+
+  ScriptedHttpServer server_;
+  Metrics metrics_;
+};
+
+// Recomputes the signature of a request as the server received it.
+std::string ExpectedAuthorization(const ScriptedHttpServer::Request& r, const std::string& path,
+                                  const std::vector<std::pair<std::string, std::string>>& query,
+                                  const Credentials& creds) {
+  sigv4::Request s;
+  s.method = r.method;
+  s.path = path;
+  s.query = query;
+  for (const char* h : {"host", "range", "if-match"}) {
+    auto it = r.headers.find(h);
+    if (it != r.headers.end()) s.headers.emplace_back(h, it->second);
+  }
+  s.payload_hash = r.headers.at("x-amz-content-sha256");
+  std::tm tm{};
+  strptime(r.headers.at("x-amz-date").c_str(), "%Y%m%dT%H%M%SZ", &tm);
+  return sigv4::Sign(&s, creds, "us-east-1", timegm(&tm));
+}
+
+TEST_F(S3StoreTest, HeadParsesHeadersAndSignsWhatItSends) {
+  server_.Push(ScriptedHttpServer::Reply(
+      200, std::string(1234, 'x'),
+      {{"ETag", "\"d41d8cd98f00b204e9800998ecf8427e\""},
+       {"Last-Modified", "Wed, 12 Oct 2009 17:50:30 GMT"},
+       {"Content-Type", "application/octet-stream"},
+       {"x-amz-meta-mode", "33188"},
+       {"X-Amz-Meta-UID", "1000"},
+       {"x-amz-meta-mtime", "1700000000"},
+       {"x-amz-request-id", "R1"}},
+      /*head=*/true));
+  auto store = Store(Config(), /*token=*/true);
+  auto info = store->Head("dir/a b+c.bin");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->key, "dir/a b+c.bin");
+  EXPECT_EQ(info->size, 1234u);
+  EXPECT_EQ(info->etag, "d41d8cd98f00b204e9800998ecf8427e");
+  EXPECT_EQ(info->mtime_sec, 1255369830);
+  EXPECT_EQ(info->content_type, "application/octet-stream");
+  EXPECT_EQ(info->meta.size(), 3u);
+  EXPECT_EQ(info->meta["mode"], "33188");
+  EXPECT_EQ(info->meta["uid"], "1000");
+  EXPECT_EQ(info->meta["mtime"], "1700000000");
+
+  auto reqs = server_.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].method, "HEAD");
+  EXPECT_EQ(reqs[0].target, "/bkt/dir/a%20b%2Bc.bin");
+  EXPECT_EQ(reqs[0].headers["host"], "127.0.0.1:" + std::to_string(server_.port()));
+  EXPECT_EQ(reqs[0].headers["x-amz-security-token"], kToken);
+  EXPECT_EQ(reqs[0].headers["authorization"],
+            ExpectedAuthorization(reqs[0], "/bkt/dir/a b+c.bin", {}, Creds(true)));
+  EXPECT_NE(reqs[0].headers["authorization"].find("x-amz-security-token"), std::string::npos);
+  EXPECT_EQ(store->region(), "us-east-1");
+}
+
+TEST_F(S3StoreTest, HeadNotFoundIsNotRetried) {
+  server_.Push(ScriptedHttpServer::Reply(404, "", {}, true));
+  auto info = Store()->Head("missing");
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(info.status().message().find("'missing'"), std::string::npos);
+  EXPECT_EQ(server_.request_count(), 1u);
+  EXPECT_EQ(Metric("dsfs_s3_errors_total"), 0u);  // NotFound is not an error
+}
+
+TEST_F(S3StoreTest, Retries503ThenSucceeds) {
+  server_.Push(ScriptedHttpServer::S3ErrorReply(503, "SlowDown", "Please reduce your rate"));
+  server_.Push(ScriptedHttpServer::Reply(200, "0123456789"));
+  char buf[10];
+  auto n = Store()->Get({"k", std::nullopt, ""}, buf, sizeof(buf));
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 10u);
+  EXPECT_EQ(std::string(buf, 10), "0123456789");
+  EXPECT_EQ(server_.request_count(), 2u);
+  EXPECT_EQ(Metric("dsfs_s3_requests_total"), 2u);
+  EXPECT_EQ(Metric("dsfs_s3_retries_total"), 1u);
+  EXPECT_EQ(Metric("dsfs_s3_errors_total"), 0u);
+  EXPECT_EQ(Metric("dsfs_s3_bytes_read_total"), 10u);
+}
+
+TEST_F(S3StoreTest, ThrottledAfterRetriesAreExhausted) {
+  for (int i = 0; i < 3; ++i) {
+    server_.Push(ScriptedHttpServer::S3ErrorReply(i == 1 ? 429 : 503, "SlowDown", "slow down"));
+  }
+  auto info = Store()->Head("k");  // HEAD: no body, mapped by status
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.status().code(), StatusCode::kThrottled);
+  EXPECT_EQ(server_.request_count(), 3u);  // 1 + max_retries
+  EXPECT_EQ(Metric("dsfs_s3_retries_total"), 2u);
+  EXPECT_EQ(Metric("dsfs_s3_errors_total"), 1u);
+}
+
+TEST_F(S3StoreTest, Other5xxIsTransient) {
+  for (int i = 0; i < 3; ++i) {
+    server_.Push(ScriptedHttpServer::S3ErrorReply(500, "InternalError", "We encountered"));
+  }
+  char buf[4];
+  auto n = Store()->Get({"k", ByteRange{0, 4}, ""}, buf, sizeof(buf));
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), StatusCode::kTransient);
+  EXPECT_NE(n.status().message().find("500 InternalError"), std::string::npos)
+      << n.status().message();
+  EXPECT_EQ(server_.request_count(), 3u);
+}
+
+TEST_F(S3StoreTest, NoSuchBucket) {
+  server_.Push(
+      ScriptedHttpServer::S3ErrorReply(404, "NoSuchBucket", "The specified bucket does not exist"));
+  auto page = Store()->List({});
+  ASSERT_FALSE(page.ok());
+  EXPECT_EQ(page.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(page.status().message(), "bucket 'bkt' does not exist");
+  EXPECT_EQ(server_.request_count(), 1u);
+}
+
+TEST_F(S3StoreTest, NoSuchKeyGetIsNotRetried) {
+  server_.Push(ScriptedHttpServer::S3ErrorReply(404, "NoSuchKey", "The specified key does not exist."));
+  char buf[8];
+  auto n = Store()->Get({"gone", ByteRange{0, 8}, ""}, buf, sizeof(buf));
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(server_.request_count(), 1u);
+  EXPECT_EQ(Metric("dsfs_s3_retries_total"), 0u);
+}
+
+TEST_F(S3StoreTest, Forbidden403KeepsCodeButNeverTheSecret) {
+  // A hostile or buggy server echoing the secret: it must be scrubbed.
+  server_.Push(ScriptedHttpServer::S3ErrorReply(
+      403, "SignatureDoesNotMatch",
+      std::string("The request signature we calculated does not match; key ") + kSecret +
+          " token " + kToken));
+  char buf[8];
+  auto n = Store(Config(), true)->Get({"k", ByteRange{0, 8}, ""}, buf, sizeof(buf));
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), StatusCode::kAccessDenied);
+  EXPECT_NE(n.status().message().find("403 SignatureDoesNotMatch"), std::string::npos)
+      << n.status().message();
+  EXPECT_NE(n.status().message().find("<redacted>"), std::string::npos);
+  ExpectNoSecrets(n.status());
+  EXPECT_EQ(server_.request_count(), 1u);
+
+  server_.Push(ScriptedHttpServer::S3ErrorReply(403, "InvalidAccessKeyId", "x", true));
+  auto info = Store()->Head("k");
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.status().code(), StatusCode::kAccessDenied);
+  EXPECT_NE(info.status().message().find("403"), std::string::npos);
+}
+
+TEST_F(S3StoreTest, IfMatchAnd412) {
+  server_.Push(ScriptedHttpServer::S3ErrorReply(412, "PreconditionFailed", "At least one..."));
+  char buf[8];
+  auto n = Store()->Get({"k", ByteRange{0, 8}, "abc123"}, buf, sizeof(buf));
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), StatusCode::kPreconditionFailed);
+  auto reqs = server_.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].headers["if-match"], "\"abc123\"");
+}
+
+TEST_F(S3StoreTest, BadRequestIsInvalidArgument) {
+  server_.Push(ScriptedHttpServer::S3ErrorReply(400, "InvalidArgument", "bad"));
+  char buf[8];
+  auto n = Store()->Get({"k", ByteRange{0, 8}, ""}, buf, sizeof(buf));
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(server_.request_count(), 1u);
+}
+
+TEST_F(S3StoreTest, RangedGetSendsRangeAndChecksContentRange) {
+  server_.Push(ScriptedHttpServer::Reply(206, "abcdefghij",
+                                         {{"Content-Range", "bytes 100-109/1000"}}));
+  char buf[16];
+  auto store = Store();
+  auto n = store->Get({"big/shard", ByteRange{100, 10}, ""}, buf, sizeof(buf));
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 10u);
+  EXPECT_EQ(std::string(buf, 10), "abcdefghij");
+  auto reqs = server_.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].method, "GET");
+  EXPECT_EQ(reqs[0].target, "/bkt/big/shard");
+  EXPECT_EQ(reqs[0].headers["range"], "bytes=100-109");
+  EXPECT_EQ(reqs[0].headers["authorization"],
+            ExpectedAuthorization(reqs[0], "/bkt/big/shard", {}, Creds()));
+
+  // Wrong start in Content-Range: never accepted, retried, then Transient.
+  for (int i = 0; i < 3; ++i) {
+    server_.Push(ScriptedHttpServer::Reply(206, "abcdefghij",
+                                           {{"Content-Range", "bytes 0-9/1000"}}));
+  }
+  n = store->Get({"big/shard", ByteRange{100, 10}, ""}, buf, sizeof(buf));
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), StatusCode::kTransient);
+  EXPECT_NE(n.status().message().find("Content-Range"), std::string::npos);
+}
+
+TEST_F(S3StoreTest, ShortBodyWithResetIsRetriedThenSucceeds) {
+  // Promises 10 bytes, sends 4, closes: curl reports a partial file.
+  server_.Push({"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9/10\r\n"
+                "Content-Length: 10\r\n\r\nabcd",
+                ScriptedHttpServer::Action::kRespondAndClose});
+  server_.Push(ScriptedHttpServer::CloseNow());  // and a reset before any reply
+  server_.Push(ScriptedHttpServer::Reply(206, "0123456789", {{"Content-Range", "bytes 0-9/10"}}));
+  char buf[10];
+  auto n = Store()->Get({"k", ByteRange{0, 10}, ""}, buf, sizeof(buf));
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(std::string(buf, 10), "0123456789");
+  EXPECT_EQ(server_.request_count(), 3u);
+  EXPECT_EQ(Metric("dsfs_s3_retries_total"), 2u);
+}
+
+TEST_F(S3StoreTest, ShortBodyIsTransientNeverAShortSuccess) {
+  // A well-formed reply that is simply shorter than the range asked for.
+  for (int i = 0; i < 3; ++i) {
+    server_.Push(ScriptedHttpServer::Reply(206, "01234", {{"Content-Range", "bytes 0-4/5"}}));
+  }
+  char buf[10];
+  auto n = Store()->Get({"k", ByteRange{0, 10}, ""}, buf, sizeof(buf));
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), StatusCode::kTransient);
+  EXPECT_NE(n.status().message().find("short body: 5 of 10"), std::string::npos)
+      << n.status().message();
+  EXPECT_EQ(server_.request_count(), 3u);
+}
+
+TEST_F(S3StoreTest, WholeObjectGetChecksContentLengthAndBuffer) {
+  server_.Push(ScriptedHttpServer::Reply(200, "hello"));
+  char buf[8];
+  auto store = Store();
+  auto n = store->Get({"k", std::nullopt, ""}, buf, sizeof(buf));
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(*n, 5u);
+  // Larger than the buffer: refused, not retried, nothing written past it.
+  server_.Push(ScriptedHttpServer::Reply(200, std::string(100, 'z')));
+  char small[9] = {0};
+  n = store->Get({"k", std::nullopt, ""}, small, 8);
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(n.status().message().find("larger than the 8-byte buffer"), std::string::npos);
+  EXPECT_EQ(small[8], 0);
+  EXPECT_EQ(server_.request_count(), 2u);
+}
+
+TEST_F(S3StoreTest, RangedGetAnsweredWithWholeObjectIsRefused) {
+  server_.Push(ScriptedHttpServer::Reply(200, std::string(1000, 'a')));
+  char buf[10];
+  auto n = Store()->Get({"k", ByteRange{10, 10}, ""}, buf, sizeof(buf));
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(n.status().message().find("Range"), std::string::npos);
+  EXPECT_EQ(server_.request_count(), 1u);
+}
+
+TEST_F(S3StoreTest, BufferTooSmallForRangeFailsBeforeAnyRequest) {
+  char buf[4];
+  auto n = Store()->Get({"k", ByteRange{0, 10}, ""}, buf, sizeof(buf));
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), StatusCode::kInvalidArgument);
+  n = Store()->Get({"k", ByteRange{0, 0}, ""}, buf, sizeof(buf));
+  EXPECT_EQ(n.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(server_.request_count(), 0u);
+}
+
+TEST_F(S3StoreTest, ListQueryEncodingAndDecodedKeys) {
+  server_.Push(ScriptedHttpServer::Reply(200, R"(<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult><Name>bkt</Name><Prefix>dir%2Fa+b%2Bc</Prefix><EncodingType>url</EncodingType>
+<IsTruncated>true</IsTruncated><NextContinuationToken>next/+=</NextContinuationToken>
+<Contents><Key>dir/a+b%2Bc%20x</Key><LastModified>2024-01-02T03:04:05.000Z</LastModified>
+<ETag>"e1"</ETag><Size>7</Size></Contents>
+<CommonPrefixes><Prefix>dir/a+b%2Bc/sub/</Prefix></CommonPrefixes></ListBucketResult>)"));
+  ListRequest req;
+  req.prefix = "dir/a b+c";
+  req.delimiter = "/";
+  req.continuation = "tok/+=";
+  req.max_keys = 5;
+  auto page = Store()->List(req);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->objects.size(), 1u);
+  EXPECT_EQ(page->objects[0].key, "dir/a b+c x");
+  EXPECT_EQ(page->objects[0].size, 7u);
+  EXPECT_EQ(page->objects[0].etag, "e1");
+  EXPECT_EQ(page->common_prefixes, std::vector<std::string>{"dir/a b+c/sub/"});
+  EXPECT_EQ(page->next_continuation, "next/+=");
+  auto reqs = server_.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].target,
+            "/bkt?continuation-token=tok%2F%2B%3D&delimiter=%2F&encoding-type=url&"
+            "list-type=2&max-keys=5&prefix=dir%2Fa%20b%2Bc");
+  EXPECT_EQ(reqs[0].headers["authorization"],
+            ExpectedAuthorization(reqs[0], "/bkt",
+                                  {{"list-type", "2"},
+                                   {"encoding-type", "url"},
+                                   {"prefix", "dir/a b+c"},
+                                   {"delimiter", "/"},
+                                   {"continuation-token", "tok/+="},
+                                   {"max-keys", "5"}},
+                                  Creds()));
+}
+
+TEST_F(S3StoreTest, ListGarbageIsInvalidArgument) {
+  server_.Push(ScriptedHttpServer::Reply(200, "<ListBucketResult><Contents><Key>a</Key>"));
+  auto page = Store()->List({});
+  ASSERT_FALSE(page.ok());
+  EXPECT_EQ(page.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(page.status().message().find("malformed"), std::string::npos);
+}
+
+TEST_F(S3StoreTest, ConnectionsAreReused) {
+  for (int i = 0; i < 5; ++i) server_.Push(ScriptedHttpServer::Reply(200, "", {}, true));
+  auto store = Store();
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(store->Head("k" + std::to_string(i)).ok());
+  EXPECT_EQ(server_.connections(), 1);
+  EXPECT_EQ(store->idle_handles(), 1u);
+}
+
+TEST_F(S3StoreTest, ConcurrentRequestsShareThePool) {
+  constexpr int kThreads = 6;
+  constexpr int kPerThread = 10;
+  for (int i = 0; i < kThreads * kPerThread; ++i) {
+    server_.Push(ScriptedHttpServer::Reply(200, "", {{"ETag", "\"e\""}}, true));
+  }
+  S3Config cfg = Config();
+  cfg.max_connections = 4;
+  auto store = Store(cfg);
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kPerThread; ++i) ok += store->Head("k").ok() ? 1 : 0;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kThreads * kPerThread);
+  EXPECT_LE(store->idle_handles(), 4u);
+  EXPECT_LE(server_.connections(), kThreads);
+}
+
+TEST_F(S3StoreTest, ConnectionRefusedIsUnavailable) {
+  // A port that was free a moment ago: nothing listens there.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int port = ntohs(addr.sin_port);
+  ::close(fd);
+  S3Config cfg = Config();
+  cfg.endpoint = "http://127.0.0.1:" + std::to_string(port);
+  auto store = Store(cfg);
+  auto info = store->Head("k");
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(info.status().message().find("cannot connect to 127.0.0.1:" + std::to_string(port)),
+            std::string::npos)
+      << info.status().message();
+  EXPECT_EQ(Metric("dsfs_s3_requests_total"), 3u);  // retried like a transient error
+  EXPECT_EQ(Metric("dsfs_s3_retries_total"), 2u);
+}
+
+TEST_F(S3StoreTest, SilentServerHitsRequestTimeout) {
+  server_.Push(ScriptedHttpServer::Hang());
+  server_.Push(ScriptedHttpServer::Hang());
+  S3Config cfg = Config();
+  cfg.request_timeout = std::chrono::milliseconds(200);
+  cfg.max_retries = 1;
+  auto info = Store(cfg)->Head("k");
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.status().code(), StatusCode::kTransient);
+  EXPECT_EQ(server_.request_count(), 2u);
+}
+
+TEST_F(S3StoreTest, StalledBodyHitsLowSpeedLimit) {
+  // Headers, 2 bytes, then silence: the low-speed rule (1 s) ends it.
+  server_.Push({"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9/10\r\n"
+                "Content-Length: 10\r\n\r\nab",
+                ScriptedHttpServer::Action::kRespond});
+  S3Config cfg = Config();
+  cfg.max_retries = 0;
+  cfg.low_speed_limit = 1000;
+  cfg.low_speed_time = std::chrono::milliseconds(1000);
+  char buf[10];
+  auto n = Store(cfg)->Get({"k", ByteRange{0, 10}, ""}, buf, sizeof(buf));
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), StatusCode::kTransient);
+}
+
+TEST_F(S3StoreTest, VirtualHostedAddressing) {
+  server_.Push(ScriptedHttpServer::Reply(200, "", {}, true));
+  S3Config cfg = Config();
+  cfg.endpoint = "http://localhost:" + std::to_string(server_.port());
+  cfg.path_style = false;
+  auto store = Store(cfg);
+  auto info = store->Head("a/b");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  auto reqs = server_.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].target, "/a/b");
+  EXPECT_EQ(reqs[0].headers["host"], "bkt.localhost:" + std::to_string(server_.port()));
+  EXPECT_EQ(store->Describe(), "s3://bkt@localhost:" + std::to_string(server_.port()));
+}
+
+TEST_F(S3StoreTest, DotSegmentsAreSentAsIs) {
+  server_.Push(ScriptedHttpServer::Reply(200, "", {}, true));
+  ASSERT_TRUE(Store()->Head("a/../b/./c").ok());
+  EXPECT_EQ(server_.requests().at(0).target, "/bkt/a/../b/./c");
+}
+
+TEST(S3StoreConfig, ResolveRegion) {
+  S3Config c;
+  c.endpoint = "https://obs.cn-north-4.myhuaweicloud.com";
+  EXPECT_EQ(ResolveRegion(c), "cn-north-4");
+  c.endpoint = "https://deepseek-model-weights.obs.cn-southwest-2.myhuaweicloud.com:443/";
+  EXPECT_EQ(ResolveRegion(c), "cn-southwest-2");
+  c.endpoint = "https://s3.eu-west-1.amazonaws.com";
+  EXPECT_EQ(ResolveRegion(c), "eu-west-1");
+  c.endpoint = "http://127.0.0.1:9000";
+  EXPECT_EQ(ResolveRegion(c), "us-east-1");
+  c.endpoint = "https://s3.amazonaws.com";
+  EXPECT_EQ(ResolveRegion(c), "us-east-1");
+  c.endpoint = "not a url";
+  EXPECT_EQ(ResolveRegion(c), "us-east-1");
+  c.endpoint = "https://obs.cn-north-4.myhuaweicloud.com";
+  c.region = "ap-southeast-1";
+  EXPECT_EQ(ResolveRegion(c), "ap-southeast-1");
+}
+
+TEST(S3StoreConfig, ParseEndpoint) {
+  auto e = ParseEndpoint("https://OBS.cn-north-4.myhuaweicloud.com/");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->scheme, "https");
+  EXPECT_EQ(e->host, "obs.cn-north-4.myhuaweicloud.com");
+  EXPECT_EQ(e->host_port, "obs.cn-north-4.myhuaweicloud.com");
+  e = ParseEndpoint("http://127.0.0.1:8000");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->host_port, "127.0.0.1:8000");
+  e = ParseEndpoint("http://[::1]:9000");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->host_port, "[::1]:9000");
+  for (const char* bad : {"", "obs.example.com", "ftp://h", "http://", "http://h:0",
+                          "http://h:99999", "http://h:x", "http://h/path", "http://u@h",
+                          "http://h:"}) {
+    auto r = ParseEndpoint(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    }
+  }
+}
+
+TEST(S3StoreConfig, CreateValidates) {
+  S3Config c;
+  c.endpoint = "http://127.0.0.1:1";
+  Credentials creds{"AK", "SK", ""};
+  EXPECT_TRUE(S3Store::Create(c, creds, "bkt", nullptr).ok());
+  EXPECT_FALSE(S3Store::Create(c, creds, "", nullptr).ok());
+  EXPECT_FALSE(S3Store::Create(c, creds, "a/b", nullptr).ok());
+  EXPECT_FALSE(S3Store::Create(c, Credentials{}, "bkt", nullptr).ok());
+  c.endpoint = "127.0.0.1:1";
+  auto bad = S3Store::Create(c, creds, "bkt", nullptr);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  // The constructor path reports the same error from every operation.
+  S3Store direct(c, creds, "bkt", nullptr);
+  auto h = direct.Head("k");
+  ASSERT_FALSE(h.ok());
+  EXPECT_EQ(h.status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace dsfs
