@@ -53,7 +53,9 @@ python3 "$REPO/scripts/make_demo_model.py" "$WORK/model"
 
 say "local S3 server (s3rver)"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-"$REPO/.deps/node_modules/.bin/s3rver" -d "$WORK/s3" -a 127.0.0.1 -p "$PORT" \
+# s3rver 3.7.1 needs OpenSSL's legacy provider for its listing tokens.
+NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--openssl-legacy-provider" \
+  "$REPO/.deps/node_modules/.bin/s3rver" -d "$WORK/s3" -a 127.0.0.1 -p "$PORT" \
   --silent --configure-bucket "$BUCKET" >"$WORK/s3rver.log" 2>&1 </dev/null &
 S3RVER_PID=$!
 for _ in $(seq 100); do

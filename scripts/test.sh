@@ -6,6 +6,7 @@
 # Installs the dsfs binary it just built to /usr/local/bin/dsfs, because
 # `mount -t fuse.dsfs` (mount.fuse3) finds it on the default PATH only.
 # Exits non-zero on any failure; the output ends with ctest's summary.
+# DSFS_BUILD_DIR=DIR builds in DIR (DIR-asan with --sanitize) instead.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,7 +16,7 @@ for a in "$@"; do
   case "$a" in
     --sanitize) SANITIZE=1 ;;
     --unit-only) UNIT_ONLY=1 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown argument $a" >&2; exit 2 ;;
   esac
 done
@@ -24,7 +25,7 @@ bash "$REPO/scripts/setup.sh"
 
 CMAKE_ARGS=(-G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo)
 if [ "$SANITIZE" = 1 ]; then
-  BUILD="$REPO/build-asan"
+  BUILD="${DSFS_BUILD_DIR:-$REPO/build}-asan"
   CMAKE_ARGS+=(-DDSFS_SANITIZE=address,undefined)
   # Leaks are checked everywhere, the daemon included (its reports go to
   # files that the mount tests check: DSFS_SANITIZER_LOG_DIR). Any
@@ -38,7 +39,7 @@ if [ "$SANITIZE" = 1 ]; then
   # ASan reads are several times slower: a smaller big-file test.
   export DSFS_TEST_BIG_MB="${DSFS_TEST_BIG_MB:-256}"
 else
-  BUILD="$REPO/build"
+  BUILD="${DSFS_BUILD_DIR:-$REPO/build}"
 fi
 
 cmake -S "$REPO" -B "$BUILD" "${CMAKE_ARGS[@]}"

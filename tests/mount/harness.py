@@ -322,6 +322,17 @@ def s3fs_meta(mode=None, uid=None, gid=None, mtime=None):
 # ----------------------------------------------------------------- s3rver
 
 
+def s3rver_env():
+    """s3rver 3.7.1 makes ListObjectsV2 continuation tokens with DES, which
+    OpenSSL 3 (Node.js >= 17) only has in its legacy provider: without it
+    every truncated V2 listing is a 500."""
+    env = dict(os.environ)
+    opts = env.get("NODE_OPTIONS", "")
+    if "--openssl-legacy-provider" not in opts:
+        env["NODE_OPTIONS"] = (opts + " --openssl-legacy-provider").strip()
+    return env
+
+
 class S3rver:
     """An s3rver process on 127.0.0.1 with its data in `workdir`."""
 
@@ -358,6 +369,7 @@ class S3rver:
             log = open(self.logpath, "ab")
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=log,
                                          stdin=subprocess.DEVNULL,
+                                         env=s3rver_env(),
                                          start_new_session=True)
             log.close()
             try:

@@ -16,6 +16,7 @@ import argparse
 import base64
 import email.utils
 import hashlib
+import hmac
 import http.server
 import threading
 import time
@@ -50,7 +51,12 @@ class Obj:
 
 
 class ScriptedS3:
-    def __init__(self, bucket, objects, page_size=1000, host="127.0.0.1"):
+    def __init__(self, bucket, objects, page_size=1000, host="127.0.0.1",
+                 credentials=None):
+        """credentials=(access_key, secret_key): verify SigV4 (header form)
+        on every request, 403 on a mismatch; None: accept anything."""
+        self.credentials = credentials
+        self.auth_failures = 0
         self.bucket = bucket
         self.objects = {}
         for k, v in objects.items():
@@ -129,6 +135,56 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):  # quiet
         pass
 
+    def _check_sigv4(self):
+        """Returns None when the request is correctly signed, else an
+        (S3 code, message) pair."""
+        auth = self.headers.get("Authorization", "")
+        if not auth.startswith("AWS4-HMAC-SHA256 "):
+            return ("AccessDenied", "no SigV4 Authorization header")
+        fields = {}
+        for part in auth[len("AWS4-HMAC-SHA256 "):].split(","):
+            k, _, v = part.strip().partition("=")
+            fields[k] = v
+        try:
+            ak, day, region, service, term = fields["Credential"].split("/")
+            signed = fields["SignedHeaders"].split(";")
+            got = fields["Signature"]
+        except (KeyError, ValueError):
+            return ("AccessDenied", "malformed Authorization header")
+        want_ak, sk = self.s3.credentials
+        if ak != want_ak:
+            return ("InvalidAccessKeyId", "The AWS Access Key Id you "
+                    "provided does not exist in our records.")
+        u = urllib.parse.urlsplit(self.path)
+        canon_uri = urllib.parse.quote(urllib.parse.unquote(u.path),
+                                       safe="/-_.~")
+        pairs = urllib.parse.parse_qsl(u.query, keep_blank_values=True)
+        canon_query = "&".join(
+            f"{urllib.parse.quote(k, safe='-_.~')}="
+            f"{urllib.parse.quote(v, safe='-_.~')}"
+            for k, v in sorted(pairs))
+        canon_headers = ""
+        for h in signed:
+            v = self.headers.get(h)
+            if v is None:
+                return ("AccessDenied", f"signed header {h} missing")
+            canon_headers += f"{h}:{' '.join(v.split())}\n"
+        payload = self.headers.get("x-amz-content-sha256", "")
+        creq = "\n".join([self.command, canon_uri, canon_query, canon_headers,
+                          ";".join(signed), payload])
+        scope = f"{day}/{region}/{service}/{term}"
+        sts = "\n".join(["AWS4-HMAC-SHA256",
+                         self.headers.get("x-amz-date", ""), scope,
+                         hashlib.sha256(creq.encode()).hexdigest()])
+        key = ("AWS4" + sk).encode()
+        for p in (day, region, service, term):
+            key = hmac.new(key, p.encode(), hashlib.sha256).digest()
+        want = hmac.new(key, sts.encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(want, got):
+            return ("SignatureDoesNotMatch", "The request signature we "
+                    "calculated does not match the signature you provided.")
+        return None
+
     def _parse(self):
         u = urllib.parse.urlsplit(self.path)
         q = dict(urllib.parse.parse_qsl(u.query, keep_blank_values=True))
@@ -173,6 +229,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _handle(self, head_only):
         bucket, key, q = self._parse()
+        if self.s3.credentials is not None:
+            bad = self._check_sigv4()
+            if bad is not None:
+                with self.s3.lock:
+                    self.s3.auth_failures += 1
+                return self._error(403, bad[0], bad[1], head_only)
         if bucket != self.s3.bucket:
             return self._error(404, "NoSuchBucket",
                                "The specified bucket does not exist",
@@ -233,7 +295,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         url_enc = q.get("encoding-type") == "url"
         if v2:
             token = q.get("continuation-token")
-            after = (base64.urlsafe_b64decode(token.encode()).decode()
+            after = (base64.urlsafe_b64decode(token.encode()).decode()[2:]
                      if token else q.get("start-after"))
         else:
             after = q.get("marker") or None
@@ -264,7 +326,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                            f"{escape(q['continuation-token'])}"
                            "</ContinuationToken>")
             if truncated:
-                tok = base64.urlsafe_b64encode(last.encode()).decode()
+                tok = base64.urlsafe_b64encode(
+                    ("k:" + last).encode()).decode()  # never empty
                 out.append(f"<NextContinuationToken>{tok}"
                            "</NextContinuationToken>")
         else:

@@ -15,6 +15,7 @@ import time
 import unittest
 
 import harness
+from hostile_server import ScriptedS3
 
 SECRET = "Sk-9f8e7d6c5b4a3f2e1d0c-SECRET"
 
@@ -210,7 +211,7 @@ class CliTest(harness.MountTestCase):
         self.require_installed()
         mnt = self.new_mountpoint()
         bad = harness.write_passwd(os.path.join(self.tmp, "passwd-bad-t"),
-                                   sk="not-the-secret")
+                                   ak="NOSUCHKEY")
         r = harness.run_dsfs(["mount", "-t", "fuse.dsfs", self.BUCKET, mnt,
                               "-o", ",".join(self.opts(passwd_file=bad))])
         self.assertNotEqual(r.returncode, 0, r)
@@ -271,9 +272,39 @@ class CliTest(harness.MountTestCase):
         self.assertMountFails(r, "accessible by group or others", mnt=mnt)
 
     def test_wrong_secret(self):
+        # s3rver checks no SigV4 signature, so this runs against the
+        # scripted server, which does.
+        srv = ScriptedS3("signed", {"hello.txt": b"signed hello\n"},
+                         credentials=("AKSIGNED", "the-right-secret"))
+        srv.start()
+        self.addCleanup(srv.stop)
+
+        def attempt(sk):
+            mnt = self.new_mountpoint()
+            p = harness.write_passwd(os.path.join(self.tmp, f"pw-{sk}"),
+                                     ak="AKSIGNED", sk=sk)
+            r = self.dsfs("signed", mnt, "-o", ",".join(
+                self.opts(url=srv.url, passwd_file=p)))
+            if r.returncode == 0:
+                self._mounts.append(mnt)
+            return mnt, r
+
+        mnt, r = attempt("a-wrong-secret")
+        self.assertMountFails(r, "access denied", mnt=mnt)
+        self.assertGreater(srv.auth_failures, 0)
+        # Control: the right secret mounts, every request verified.
+        failures = srv.auth_failures
+        mnt, r = attempt("the-right-secret")
+        self.assertEqual(r.returncode, 0, r)
+        with open(os.path.join(mnt, "hello.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"signed hello\n")
+        self.assertEqual(srv.auth_failures, failures)
+        self.unmount_now(mnt)
+
+    def test_unknown_access_key(self):
         mnt = self.new_mountpoint()
-        p = harness.write_passwd(os.path.join(self.tmp, "passwd-wrong"),
-                                 sk="wrong-secret")
+        p = harness.write_passwd(os.path.join(self.tmp, "passwd-ak"),
+                                 ak="NOSUCHKEY")
         r = self.dsfs(self.BUCKET, mnt, "-o",
                       ",".join(self.opts(passwd_file=p)))
         self.assertMountFails(r, "access denied", mnt=mnt)
@@ -301,6 +332,7 @@ class CliTest(harness.MountTestCase):
             hole.close()
         self.assertEqual(r.returncode, 1, r)
         self.assertRegex(r.stderr.lower(), r"timed out|cannot connect")
+        print(f"never-answering endpoint: failed after {r.elapsed:.1f}s")
         # Contract: about 15 s with the default timeouts; 20 s is generous.
         self.assertLess(r.elapsed, 20, f"took {r.elapsed:.1f}s")
         self.assertFalse(harness.is_mounted(mnt))
@@ -312,8 +344,8 @@ class CliTest(harness.MountTestCase):
 
     # ------------------------------------------------------------ secrets
     def test_secret_never_leaks(self):
-        # s3rver accepts any signature from its access key here, so the
-        # secret can be a string that appears nowhere else.
+        # s3rver checks only the access key (never a SigV4 signature), so
+        # the secret can be a string that appears nowhere else.
         srv = harness.S3rver(self.tmp, [self.BUCKET],
                              allow_mismatched_signatures=True).start()
         self.addCleanup(srv.stop)

@@ -142,8 +142,15 @@ class NamespaceTest(harness.MountTestCase):
         self.assertEqual(os.readlink(self.p("link")), "target.txt")
         with open(self.p("link"), "rb") as f:  # followed inside the mount
             self.assertEqual(f.read(), b"the target\n")
-        names = {e.name: e for e in os.scandir(self.mnt)}
-        self.assertTrue(names["link"].is_symlink())
+
+    def test_readdir_type_agrees_with_lstat(self):
+        # scandir's is_symlink()/is_dir() use readdir's d_type when it is
+        # known (find -type l does too): it must not contradict lstat.
+        for e in os.scandir(self.mnt):
+            st = os.lstat(e.path)
+            self.assertEqual(e.is_symlink(), stat.S_ISLNK(st.st_mode), e.name)
+            self.assertEqual(e.is_dir(follow_symlinks=False),
+                             stat.S_ISDIR(st.st_mode), e.name)
 
     def test_statfs(self):
         sv = os.statvfs(self.mnt)
