@@ -76,6 +76,8 @@ struct FsConfig {
   milliseconds negative_ttl{1000};
   // Writes are not implemented yet: the mount is read-only.
   bool read_only = true;
+  // mtime of directories that have no marker object (the mount time).
+  int64_t implicit_dir_mtime_sec = 0;
 };
 
 struct DaemonConfig {

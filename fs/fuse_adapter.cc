@@ -1,3 +1,279 @@
-// placeholder: replaced by the FUSE adapter
 #define FUSE_USE_VERSION 314
+#include "fs/fuse_adapter.h"
+
 #include <fuse_lowlevel.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+#include <vector>
+
+namespace dsfs {
+namespace {
+
+FuseSession& Self(fuse_req_t req) { return *static_cast<FuseSession*>(fuse_req_userdata(req)); }
+
+double Seconds(std::chrono::milliseconds ms) { return static_cast<double>(ms.count()) / 1000.0; }
+
+// The one place an error reply is made: errno mapping, log, counter.
+void ReplyError(fuse_req_t req, const char* op, const Status& status) {
+  const int err = ToErrno(status);
+  auto& self = Self(req);
+  if (self.metrics()) self.metrics()->GetCounter("dsfs_fuse_errors_total").Add();
+  if (err == ENOENT || err == EROFS) {
+    spdlog::debug("{}: {}", op, status.ToString());
+  } else {
+    spdlog::warn("{}: {} (errno {})", op, status.ToString(), err);
+  }
+  fuse_reply_err(req, err);
+}
+
+// No exception may cross into libfuse: the only ones the core can raise
+// are allocation failures.
+template <typename F>
+void Guard(fuse_req_t req, const char* op, F&& body) {
+  try {
+    body();
+  } catch (const std::bad_alloc&) {
+    ReplyError(req, op, Status::IoError("out of memory"));
+  } catch (const std::exception& e) {
+    ReplyError(req, op, Status::IoError(std::string("internal error: ") + e.what()));
+  }
+}
+
+void OnInit(void* userdata, fuse_conn_info* conn) {
+  (void)userdata;
+  // Large kernel read-ahead so sequential readers send big, early reads.
+  conn->max_readahead = 8u << 20;
+  if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+  if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+  // Plain readdir: attributes come from lookup (HEAD with s3fs metadata).
+  conn->want &= ~FUSE_CAP_READDIRPLUS;
+}
+
+void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Guard(req, "lookup", [&] {
+    auto& self = Self(req);
+    auto r = self.fs().Lookup(parent, name);
+    if (!r.ok()) {
+      if (r.status().code() == StatusCode::kNotFound) {
+        // A negative entry: the kernel remembers the miss for negative_ttl.
+        fuse_entry_param e;
+        std::memset(&e, 0, sizeof(e));
+        e.entry_timeout = Seconds(self.options().negative_ttl);
+        fuse_reply_entry(req, &e);
+        return;
+      }
+      return ReplyError(req, "lookup", r.status());
+    }
+    fuse_entry_param e;
+    std::memset(&e, 0, sizeof(e));
+    e.ino = r->ino;
+    e.attr = r->attr;
+    e.attr_timeout = Seconds(self.options().attr_ttl);
+    e.entry_timeout = Seconds(self.options().attr_ttl);
+    fuse_reply_entry(req, &e);
+  });
+}
+
+void OnForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  Self(req).fs().Forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void OnForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  for (size_t i = 0; i < count; ++i) Self(req).fs().Forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void OnGetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  Guard(req, "getattr", [&] {
+    auto r = Self(req).fs().GetAttr(ino);
+    if (!r.ok()) return ReplyError(req, "getattr", r.status());
+    fuse_reply_attr(req, &*r, Seconds(Self(req).options().attr_ttl));
+  });
+}
+
+void OnReadLink(fuse_req_t req, fuse_ino_t ino) {
+  Guard(req, "readlink", [&] {
+    auto r = Self(req).fs().ReadLink(ino);
+    if (!r.ok()) return ReplyError(req, "readlink", r.status());
+    fuse_reply_readlink(req, r->c_str());
+  });
+}
+
+void OnOpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Guard(req, "opendir", [&] {
+    auto r = Self(req).fs().OpenDir(ino);
+    if (!r.ok()) return ReplyError(req, "opendir", r.status());
+    fi->fh = *r;
+    fi->cache_readdir = 0;
+    fuse_reply_open(req, fi);
+  });
+}
+
+void OnReadDir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  Guard(req, "readdir", [&] {
+    // Entries are at least ~32 bytes each: ask for no more than fit.
+    auto r = Self(req).fs().ReadDir(fi->fh, static_cast<uint64_t>(off), size / 24 + 1);
+    if (!r.ok()) return ReplyError(req, "readdir", r.status());
+    std::vector<char> buf(size);
+    size_t used = 0;
+    uint64_t next = static_cast<uint64_t>(off);
+    for (const auto& e : *r) {
+      struct stat st;
+      std::memset(&st, 0, sizeof(st));
+      st.st_ino = e.ino;
+      st.st_mode = e.type;
+      ++next;
+      size_t need = fuse_add_direntry(req, buf.data() + used, size - used, e.name.c_str(), &st,
+                                      static_cast<off_t>(next));
+      if (need > size - used) break;
+      used += need;
+    }
+    fuse_reply_buf(req, buf.data(), used);
+  });
+}
+
+void OnReleaseDir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  Self(req).fs().ReleaseDir(fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Guard(req, "open", [&] {
+    auto r = Self(req).fs().Open(ino, fi->flags);
+    if (!r.ok()) return ReplyError(req, "open", r.status());
+    fi->fh = r->handle;
+    fi->keep_cache = r->keep_cache ? 1 : 0;
+    if (fuse_reply_open(req, fi) == -ENOENT) Self(req).fs().Release(r->handle);  // interrupted
+  });
+}
+
+void OnRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  Guard(req, "read", [&] {
+    std::unique_ptr<char[]> buf(new char[size]);
+    auto r = Self(req).fs().Read(fi->fh, static_cast<uint64_t>(off), size, buf.get());
+    if (!r.ok()) return ReplyError(req, "read", r.status());
+    fuse_reply_buf(req, buf.get(), *r);
+  });
+}
+
+void OnRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  Self(req).fs().Release(fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+void OnStatFs(fuse_req_t req, fuse_ino_t) {
+  Guard(req, "statfs", [&] {
+    auto r = Self(req).fs().StatFs();
+    if (!r.ok()) return ReplyError(req, "statfs", r.status());
+    fuse_reply_statfs(req, &*r);
+  });
+}
+
+// Every namespace change or write: refused until the write path lands.
+void RefuseWrite(fuse_req_t req, const char* op) {
+  ReplyError(req, op, Self(req).fs().CheckWritable());
+}
+void OnSetAttr(fuse_req_t req, fuse_ino_t, struct stat*, int, fuse_file_info*) {
+  RefuseWrite(req, "setattr");
+}
+void OnMknod(fuse_req_t req, fuse_ino_t, const char*, mode_t, dev_t) { RefuseWrite(req, "mknod"); }
+void OnMkdir(fuse_req_t req, fuse_ino_t, const char*, mode_t) { RefuseWrite(req, "mkdir"); }
+void OnUnlink(fuse_req_t req, fuse_ino_t, const char*) { RefuseWrite(req, "unlink"); }
+void OnRmdir(fuse_req_t req, fuse_ino_t, const char*) { RefuseWrite(req, "rmdir"); }
+void OnSymlink(fuse_req_t req, const char*, fuse_ino_t, const char*) {
+  RefuseWrite(req, "symlink");
+}
+void OnRename(fuse_req_t req, fuse_ino_t, const char*, fuse_ino_t, const char*, unsigned) {
+  RefuseWrite(req, "rename");
+}
+void OnLink(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) { RefuseWrite(req, "link"); }
+void OnCreate(fuse_req_t req, fuse_ino_t, const char*, mode_t, fuse_file_info*) {
+  RefuseWrite(req, "create");
+}
+void OnWrite(fuse_req_t req, fuse_ino_t, const char*, size_t, off_t, fuse_file_info*) {
+  RefuseWrite(req, "write");
+}
+
+fuse_lowlevel_ops MakeOps() {
+  fuse_lowlevel_ops ops;
+  std::memset(&ops, 0, sizeof(ops));
+  ops.init = OnInit;
+  ops.lookup = OnLookup;
+  ops.forget = OnForget;
+  ops.forget_multi = OnForgetMulti;
+  ops.getattr = OnGetAttr;
+  ops.readlink = OnReadLink;
+  ops.opendir = OnOpenDir;
+  ops.readdir = OnReadDir;
+  ops.releasedir = OnReleaseDir;
+  ops.open = OnOpen;
+  ops.read = OnRead;
+  ops.release = OnRelease;
+  ops.statfs = OnStatFs;
+  ops.setattr = OnSetAttr;
+  ops.mknod = OnMknod;
+  ops.mkdir = OnMkdir;
+  ops.unlink = OnUnlink;
+  ops.rmdir = OnRmdir;
+  ops.symlink = OnSymlink;
+  ops.rename = OnRename;
+  ops.link = OnLink;
+  ops.create = OnCreate;
+  ops.write = OnWrite;
+  return ops;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FuseSession>> FuseSession::Mount(Filesystem& fs, const FuseOptions& options,
+                                                        Metrics* metrics) {
+  std::unique_ptr<FuseSession> self(new FuseSession(fs, options, metrics));
+  std::vector<std::string> argv_s = {"dsfs"};
+  std::string o = "fsname=" + options.fsname + ",subtype=dsfs,default_permissions";
+  if (options.read_only) o += ",ro";
+  if (options.allow_other) o += ",allow_other";
+  argv_s.push_back("-o");
+  argv_s.push_back(o);
+  if (options.debug) argv_s.push_back("-d");
+  std::vector<char*> argv;
+  for (auto& s : argv_s) argv.push_back(s.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+
+  static const fuse_lowlevel_ops kOps = MakeOps();
+  self->session_ = fuse_session_new(&args, &kOps, sizeof(kOps), self.get());
+  if (!self->session_) return Status::InvalidArgument("cannot create FUSE session");
+  if (fuse_set_signal_handlers(self->session_) != 0) {
+    return Status::IoError("cannot install signal handlers");
+  }
+  self->signals_installed_ = true;
+  if (fuse_session_mount(self->session_, options.mountpoint.c_str()) != 0) {
+    return Status::IoError("cannot mount FUSE on '" + options.mountpoint +
+                           "' (is /dev/fuse available? for allow_other, is user_allow_other "
+                           "set in /etc/fuse.conf?)");
+  }
+  self->mounted_ = true;
+  return self;
+}
+
+FuseSession::~FuseSession() {
+  if (!session_) return;
+  if (mounted_) fuse_session_unmount(session_);
+  if (signals_installed_) fuse_remove_signal_handlers(session_);
+  fuse_session_destroy(session_);
+}
+
+Status FuseSession::Loop() {
+  fuse_loop_config* cfg = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(cfg, options_.max_threads);
+  fuse_loop_cfg_set_idle_threads(cfg, std::max(1u, options_.max_threads / 2));
+  int rc = fuse_session_loop_mt(session_, cfg);
+  fuse_loop_cfg_destroy(cfg);
+  if (rc < 0) return Status::IoError(std::string("FUSE loop failed: ") + std::strerror(-rc));
+  return Status::Ok();
+}
+
+}  // namespace dsfs

@@ -738,6 +738,7 @@ class Proxy:
             # Final answer without 100 Continue: the client may or may not
             # send the body; this connection cannot be reused safely.
             client_close = True
+        self.log("%s %s -> %d" % (method, head.split(b" ", 2)[1].decode("latin-1"), status))
         resp_len = 0 if (method == "HEAD" or status in (204, 304)) else body_length(rheaders)
         up_close = wants_close(rver, rheaders) or resp_len is None
         with self.lock:

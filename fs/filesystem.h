@@ -1,0 +1,125 @@
+// Filesystem: the core of dsfs, with no FUSE headers. The FUSE adapter
+// (fuse_adapter.cc) converts requests, calls these methods and replies.
+// Everything here is tested against MemoryStore without a mount.
+//
+// Paths are relative to the mount root; the object key of a path is
+// config.prefix + path. Names resolve s3fs-style: an object "a/b" is a file
+// (or symlink, by its mode header), "a/b/" or any key under "a/b/" makes a
+// directory. When both a file and a directory share a name, the file wins
+// (lookup and readdir agree).
+//
+// Lock order: Filesystem::handles_mu_ is a leaf; InodeTable and
+// MetadataCache have their own leaf locks and are never called with
+// handles_mu_ held.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "backends/object_store.h"
+#include "cache/metadata_cache.h"
+#include "cache/object_reader.h"
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/metrics.h"
+#include "fs/inode_table.h"
+
+namespace dsfs {
+
+struct EntryReply {
+  InodeId ino = 0;
+  struct stat attr {};
+};
+
+struct DirEntry {
+  std::string name;
+  InodeId ino = 0;
+  mode_t type = 0;  // S_IFDIR, S_IFREG, S_IFLNK
+};
+
+struct OpenReply {
+  uint64_t handle = 0;
+  // The kernel may keep cached pages: the object's ETag is the one whose
+  // bytes it cached before.
+  bool keep_cache = false;
+};
+
+class Filesystem {
+ public:
+  // store and reader must outlive the Filesystem. metrics may be null.
+  Filesystem(const FsConfig& config, ObjectStore& store, ObjectReader& reader,
+             const Clock& clock, Metrics* metrics);
+  ~Filesystem();
+
+  // Adds one kernel lookup to the returned inode.
+  Result<EntryReply> Lookup(InodeId parent, const std::string& name);
+  void Forget(InodeId ino, uint64_t nlookup);
+  Result<struct stat> GetAttr(InodeId ino);
+  Result<std::string> ReadLink(InodeId ino);
+
+  // Directory handles snapshot the listing at open, so readdir offsets are
+  // stable while the handle lives.
+  Result<uint64_t> OpenDir(InodeId ino);
+  // Entries from `offset` on ("." and ".." first); an entry's next offset is
+  // its index + 1.
+  Result<std::vector<DirEntry>> ReadDir(uint64_t handle, uint64_t offset, size_t max_entries);
+  void ReleaseDir(uint64_t handle);
+
+  // flags: open(2) flags. Any write access is refused on a read-only mount.
+  Result<OpenReply> Open(InodeId ino, int flags);
+  Result<size_t> Read(uint64_t handle, uint64_t offset, size_t len, char* buf);
+  void Release(uint64_t handle);
+
+  Result<struct statvfs> StatFs();
+
+  // Every namespace change is refused while the mount is read-only.
+  Status CheckWritable() const;
+
+  // The object key of a path.
+  std::string KeyOf(const std::string& path) const { return config_.prefix + path; }
+  InodeTable& inodes() { return inodes_; }
+
+ private:
+  struct FileHandle {
+    InodeId ino = 0;
+    ObjectId object;
+  };
+  struct DirHandle {
+    InodeId ino = 0;
+    std::vector<DirEntry> entries;
+  };
+
+  // What `path` is: cache, then the parent's cached listing, then HEAD of
+  // the key, then a one-key LIST of "path/" for directories.
+  Result<NodeMeta> Resolve(const std::string& path);
+  Result<NodeMeta> ResolveUncached(const std::string& path, const Listing::Child* hint);
+  // The full listing of a directory (all pages), cached for list_ttl.
+  Result<std::shared_ptr<const Listing>> ListDir(const std::string& path);
+  Result<InodeInfo> GetInode(InodeId ino) const;
+  void Count(const char* name);
+
+  const FsConfig config_;
+  ObjectStore& store_;
+  ObjectReader& reader_;
+  Metrics* metrics_;
+  MetadataCache meta_;
+  InodeTable inodes_;
+
+  std::atomic<uint64_t> next_handle_{1};
+  std::mutex handles_mu_;
+  std::unordered_map<uint64_t, FileHandle> files_;  // guarded by handles_mu_
+  std::unordered_map<uint64_t, DirHandle> dirs_;    // guarded by handles_mu_
+};
+
+// Joins a directory path and a name: ("", "a") -> "a", ("a", "b") -> "a/b".
+std::string JoinPath(const std::string& dir, const std::string& name);
+
+}  // namespace dsfs

@@ -1,0 +1,83 @@
+#include "fs/inode_table.h"
+
+#include <xxhash.h>
+
+namespace dsfs {
+
+InodeTable::InodeTable() {
+  InodeInfo root;
+  root.id = kRootInode;
+  root.kind = NodeKind::kDir;
+  root.lookups = 1;
+  nodes_[kRootInode] = root;
+  by_path_[""] = kRootInode;
+}
+
+InodeId InodeTable::HashPath(const std::string& path) {
+  // Top bit set keeps hashed ids apart from fallback ids (small counters)
+  // and from the root.
+  return XXH3_64bits(path.data(), path.size()) | (1ULL << 63);
+}
+
+InodeId InodeTable::PeekId(const std::string& path) const {
+  std::lock_guard lock(mu_);
+  auto it = by_path_.find(path);
+  return it != by_path_.end() ? it->second : HashPath(path);
+}
+
+InodeId InodeTable::Acquire(const std::string& path, NodeKind kind) {
+  std::lock_guard lock(mu_);
+  auto it = by_path_.find(path);
+  if (it != by_path_.end()) {
+    InodeInfo& node = nodes_[it->second];
+    node.kind = kind;
+    ++node.lookups;
+    return node.id;
+  }
+  InodeId id = HashPath(path);
+  if (nodes_.count(id)) id = next_fallback_id_++;  // collision with a live node
+  InodeInfo node;
+  node.id = id;
+  node.path = path;
+  node.kind = kind;
+  node.lookups = 1;
+  nodes_[id] = std::move(node);
+  by_path_[path] = id;
+  return id;
+}
+
+void InodeTable::Forget(InodeId id, uint64_t n) {
+  if (id == kRootInode) return;
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end()) return;
+  if (it->second.lookups > n) {
+    it->second.lookups -= n;
+    return;
+  }
+  by_path_.erase(it->second.path);
+  nodes_.erase(it);
+}
+
+std::optional<InodeInfo> InodeTable::Get(InodeId id) const {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::string InodeTable::SwapKernelCacheEtag(InodeId id, const std::string& etag) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end()) return {};
+  std::string old = std::move(it->second.kernel_cache_etag);
+  it->second.kernel_cache_etag = etag;
+  return old;
+}
+
+size_t InodeTable::size() const {
+  std::lock_guard lock(mu_);
+  return nodes_.size();
+}
+
+}  // namespace dsfs

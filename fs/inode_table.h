@@ -1,0 +1,58 @@
+// InodeTable: FUSE node ids for paths, with kernel lookup counts
+// (libfuse passthrough_hp.cc model: every successful lookup/create reply
+// adds one, forget subtracts n, a node is dropped at zero).
+//
+// Objects have no inode numbers, so the id is a 64-bit hash of the path:
+// the same path gets the same id across lookups and in readdir's d_ino
+// without keeping entries alive. A hash collision with a live node falls
+// back to a fresh id. The root is always id 1.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "cache/metadata_cache.h"
+
+namespace dsfs {
+
+using InodeId = uint64_t;
+inline constexpr InodeId kRootInode = 1;
+
+struct InodeInfo {
+  InodeId id = 0;
+  std::string path;  // relative to the mount root; "" for the root
+  NodeKind kind = NodeKind::kFile;
+  uint64_t lookups = 0;
+  // ETag whose bytes the kernel page cache may hold for this node; an open
+  // with the same ETag keeps the page cache.
+  std::string kernel_cache_etag;
+};
+
+class InodeTable {
+ public:
+  InodeTable();
+
+  // Id the path would get (for d_ino); does not create a node.
+  InodeId PeekId(const std::string& path) const;
+  // Finds or creates the node for path and adds one lookup.
+  InodeId Acquire(const std::string& path, NodeKind kind);
+  // Drops n lookups; removes the node at zero (never the root).
+  void Forget(InodeId id, uint64_t n);
+  std::optional<InodeInfo> Get(InodeId id) const;
+  // Records the ETag whose data the kernel may cache; returns the previous one.
+  std::string SwapKernelCacheEtag(InodeId id, const std::string& etag);
+  size_t size() const;
+
+ private:
+  static InodeId HashPath(const std::string& path);
+
+  mutable std::mutex mu_;
+  std::unordered_map<InodeId, InodeInfo> nodes_;       // guarded by mu_
+  std::unordered_map<std::string, InodeId> by_path_;   // guarded by mu_
+  InodeId next_fallback_id_ = 2;                       // guarded by mu_
+};
+
+}  // namespace dsfs

@@ -1,0 +1,285 @@
+// Core tests: Filesystem against MemoryStore, no mount. Request counts
+// prove what is cached.
+#include "fs/filesystem.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+
+#include <cerrno>
+
+#include "backends/memory_store.h"
+#include "common/clock.h"
+
+namespace dsfs {
+namespace {
+
+class FilesystemTest : public ::testing::Test {
+ protected:
+  FilesystemTest() { Reset(FsConfig{}); }
+
+  void Reset(FsConfig config) {
+    config.uid = 1000;
+    config.gid = 1000;
+    config.implicit_dir_mtime_sec = 1234;
+    fs_ = std::make_unique<Filesystem>(config, store_, reader_, clock_, &metrics_);
+  }
+
+  // Resolves a slash-separated path from the root through Lookup.
+  Result<EntryReply> Walk(const std::string& path) {
+    InodeId ino = kRootInode;
+    EntryReply last;
+    size_t start = 0;
+    while (start <= path.size()) {
+      size_t slash = path.find('/', start);
+      std::string name = path.substr(start, slash - start);
+      DSFS_ASSIGN_OR_RETURN(last, fs_->Lookup(ino, name));
+      ino = last.ino;
+      if (slash == std::string::npos) break;
+      start = slash + 1;
+    }
+    return last;
+  }
+
+  std::vector<std::string> List(InodeId ino) {
+    auto h = fs_->OpenDir(ino);
+    EXPECT_TRUE(h.ok()) << h.status().ToString();
+    std::vector<std::string> names;
+    uint64_t off = 0;
+    while (true) {
+      auto r = fs_->ReadDir(*h, off, 100);
+      EXPECT_TRUE(r.ok());
+      if (r->empty()) break;
+      for (auto& e : *r) names.push_back(e.name);
+      off += r->size();
+    }
+    fs_->ReleaseDir(*h);
+    return names;
+  }
+
+  std::string ReadAll(InodeId ino) {
+    auto h = fs_->Open(ino, O_RDONLY);
+    EXPECT_TRUE(h.ok()) << h.status().ToString();
+    std::string out;
+    char buf[7];  // odd size: reads cross chunk boundaries
+    while (true) {
+      auto n = fs_->Read(h->handle, out.size(), sizeof(buf), buf);
+      EXPECT_TRUE(n.ok()) << n.status().ToString();
+      if (!n.ok() || *n == 0) break;
+      out.append(buf, *n);
+    }
+    fs_->Release(h->handle);
+    return out;
+  }
+
+  MemoryStore store_;
+  DirectReader reader_{store_};
+  ManualClock clock_;
+  Metrics metrics_;
+  std::unique_ptr<Filesystem> fs_;
+};
+
+TEST_F(FilesystemTest, LookupFileThenCachedStatMakesNoSecondHead) {
+  store_.PutObject("hello.txt", "hello");
+  auto e = fs_->Lookup(kRootInode, "hello.txt");
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_TRUE(S_ISREG(e->attr.st_mode));
+  EXPECT_EQ(e->attr.st_size, 5);
+  EXPECT_EQ(store_.counters().head, 1);
+  ASSERT_TRUE(fs_->GetAttr(e->ino).ok());
+  ASSERT_TRUE(fs_->Lookup(kRootInode, "hello.txt").ok());
+  EXPECT_EQ(store_.counters().head, 1);  // served from the stat cache
+  clock_.Advance(std::chrono::seconds(6));  // past stat_ttl (5 s)
+  ASSERT_TRUE(fs_->GetAttr(e->ino).ok());
+  EXPECT_EQ(store_.counters().head, 2);
+}
+
+TEST_F(FilesystemTest, NegativeEntryMakesNoSecondRequestWithinTtl) {
+  auto e = fs_->Lookup(kRootInode, "missing");
+  EXPECT_EQ(e.status().code(), StatusCode::kNotFound);
+  auto c = store_.counters();
+  EXPECT_EQ(c.head, 1);
+  EXPECT_EQ(c.list, 1);
+  EXPECT_EQ(fs_->Lookup(kRootInode, "missing").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_.counters().head + store_.counters().list, 2);
+  store_.PutObject("missing", "now here");
+  clock_.Advance(std::chrono::milliseconds(1100));  // past negative_ttl (1 s)
+  EXPECT_TRUE(fs_->Lookup(kRootInode, "missing").ok());
+}
+
+TEST_F(FilesystemTest, StoreErrorIsNotCachedAsNegative) {
+  store_.PutObject("f", "x");
+  store_.FailNext(StoreOp::kHead, Status::Transient("503"));
+  EXPECT_EQ(fs_->Lookup(kRootInode, "f").status().code(), StatusCode::kTransient);
+  EXPECT_TRUE(fs_->Lookup(kRootInode, "f").ok());
+}
+
+TEST_F(FilesystemTest, ImplicitAndMarkerDirectories) {
+  store_.PutObject("a/b/c.txt", "abc");
+  store_.PutObject("d/", "", {{"mode", std::to_string(S_IFDIR | 0750)}, {"uid", "7"}});
+  auto a = Walk("a");
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE(S_ISDIR(a->attr.st_mode));
+  EXPECT_EQ(a->attr.st_mode & 0777, 0755u);
+  EXPECT_EQ(a->attr.st_mtim.tv_sec, 1234);
+  auto c = Walk("a/b/c.txt");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->attr.st_size, 3);
+  auto d = Walk("d");
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(S_ISDIR(d->attr.st_mode));
+  EXPECT_EQ(d->attr.st_mode & 0777, 0750u);
+  EXPECT_EQ(d->attr.st_uid, 7u);
+  EXPECT_TRUE(List(d->ino).size() == 2);  // only "." and ".."
+  EXPECT_EQ(List(kRootInode), (std::vector<std::string>{".", "..", "a", "d"}));
+}
+
+TEST_F(FilesystemTest, S3fsMetadataHeaders) {
+  store_.PutObject("f", "data",
+                   {{"mode", std::to_string(S_IFREG | 0640)},
+                    {"uid", "1001"},
+                    {"gid", "1002"},
+                    {"mtime", "1600000000"}});
+  auto e = Walk("f");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->attr.st_mode, static_cast<mode_t>(S_IFREG | 0640));
+  EXPECT_EQ(e->attr.st_uid, 1001u);
+  EXPECT_EQ(e->attr.st_gid, 1002u);
+  EXPECT_EQ(e->attr.st_mtim.tv_sec, 1600000000);
+}
+
+TEST_F(FilesystemTest, UidGidUmaskOptionsOverride) {
+  FsConfig config;
+  config.uid_set = config.gid_set = config.umask_set = true;
+  config.umask = 0077;
+  Reset(config);
+  store_.PutObject("f", "data", {{"mode", std::to_string(S_IFREG | 0664)}, {"uid", "5"}});
+  auto e = Walk("f");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->attr.st_mode & 0777, 0600u);
+  EXPECT_EQ(e->attr.st_uid, 1000u);  // uid= wins over the header
+}
+
+TEST_F(FilesystemTest, SymlinkObjects) {
+  store_.PutObject("link", "target/file", {{"mode", std::to_string(S_IFLNK | 0777)}});
+  auto e = Walk("link");
+  ASSERT_TRUE(e.ok());
+  EXPECT_TRUE(S_ISLNK(e->attr.st_mode));
+  auto t = fs_->ReadLink(e->ino);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(*t, "target/file");
+  store_.PutObject("plain", "x");
+  EXPECT_EQ(fs_->ReadLink(Walk("plain")->ino).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(FilesystemTest, ReadDirSkipsNamesThatCannotBePosixAndFileWinsClash) {
+  store_.PutObject("ok.txt", "1");
+  store_.PutObject("../escape", "x");
+  store_.PutObject("./dot", "x");
+  store_.PutObject("a//b", "x");
+  store_.PutObject(std::string(300, 'n'), "x");
+  store_.PutObject("old_$folder$", "");
+  store_.PutObject("both", "file");
+  store_.PutObject("both/child", "x");
+  // "a//b" makes "a" a directory; its empty-named child is what is hidden.
+  EXPECT_EQ(List(kRootInode), (std::vector<std::string>{".", "..", "a", "both", "ok.txt"}));
+  EXPECT_EQ(metrics_.GetCounter("dsfs_fs_skipped_keys_total").value(), 3u);
+  EXPECT_EQ(List(Walk("a")->ino), (std::vector<std::string>{".", ".."}));
+  EXPECT_EQ(metrics_.GetCounter("dsfs_fs_skipped_keys_total").value(), 4u);
+  auto both = Walk("both");
+  ASSERT_TRUE(both.ok());
+  EXPECT_TRUE(S_ISREG(both->attr.st_mode));
+  EXPECT_EQ(fs_->Lookup(kRootInode, "..").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(fs_->Lookup(kRootInode, std::string(300, 'n')).status().code(),
+            StatusCode::kNameTooLong);
+}
+
+TEST_F(FilesystemTest, ListingPaginatesAndAnswersLookups) {
+  for (int i = 0; i < 2500; ++i) store_.PutObject("big/" + std::to_string(10000 + i), "x");
+  auto dir = Walk("big");
+  ASSERT_TRUE(dir.ok());
+  store_.ResetCounters();
+  auto names = List(dir->ino);
+  EXPECT_EQ(names.size(), 2502u);
+  EXPECT_EQ(store_.counters().list, 3);  // 1000 + 1000 + 500
+  // A fresh listing answers "does not exist" without a request.
+  EXPECT_EQ(fs_->Lookup(dir->ino, "nope").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_.counters().head + store_.counters().list, 3);
+}
+
+TEST_F(FilesystemTest, PrefixLimitsTheMount) {
+  FsConfig config;
+  config.prefix = "models/";
+  Reset(config);
+  store_.PutObject("models/a.bin", "A");
+  store_.PutObject("other/b.bin", "B");
+  EXPECT_EQ(List(kRootInode), (std::vector<std::string>{".", "..", "a.bin"}));
+  EXPECT_TRUE(Walk("a.bin").ok());
+  EXPECT_EQ(Walk("other").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(FilesystemTest, ReadsExactBytes) {
+  std::string data;
+  for (int i = 0; i < 1000; ++i) data += static_cast<char>(i * 7);
+  store_.PutObject("f", data);
+  EXPECT_EQ(ReadAll(Walk("f")->ino), data);
+  store_.PutObject("empty", "");
+  EXPECT_EQ(ReadAll(Walk("empty")->ino), "");
+}
+
+TEST_F(FilesystemTest, WritesAreRefusedReadOnly) {
+  store_.PutObject("f", "x");
+  auto e = Walk("f");
+  EXPECT_EQ(fs_->Open(e->ino, O_WRONLY).status().code(), StatusCode::kReadOnly);
+  EXPECT_EQ(fs_->Open(e->ino, O_RDWR).status().code(), StatusCode::kReadOnly);
+  EXPECT_EQ(fs_->Open(e->ino, O_RDONLY | O_TRUNC).status().code(), StatusCode::kReadOnly);
+  EXPECT_EQ(ToErrno(fs_->CheckWritable()), EROFS);
+  EXPECT_TRUE(fs_->StatFs()->f_flag & ST_RDONLY);
+}
+
+TEST_F(FilesystemTest, OpenDirectoryIsEisdirAndOpendirFileIsEnotdir) {
+  store_.PutObject("d/f", "x");
+  EXPECT_EQ(fs_->Open(Walk("d")->ino, O_RDONLY).status().code(), StatusCode::kIsDirectory);
+  EXPECT_EQ(fs_->OpenDir(Walk("d/f")->ino).status().code(), StatusCode::kNotDirectory);
+  EXPECT_EQ(fs_->Lookup(Walk("d/f")->ino, "x").status().code(), StatusCode::kNotDirectory);
+}
+
+TEST_F(FilesystemTest, ChangedObjectGivesStaleAndKeepCacheFollowsEtag) {
+  store_.PutObject("f", "version one");
+  auto e = Walk("f");
+  auto h1 = fs_->Open(e->ino, O_RDONLY);
+  ASSERT_TRUE(h1.ok());
+  EXPECT_FALSE(h1->keep_cache);  // first open: nothing cached yet
+  fs_->Release(h1->handle);
+  auto h2 = fs_->Open(e->ino, O_RDONLY);
+  EXPECT_TRUE(h2->keep_cache);  // same ETag
+  store_.PutObject("f", "version two!");
+  char buf[32];
+  auto n = fs_->Read(h2->handle, 0, sizeof(buf), buf);
+  EXPECT_EQ(n.status().code(), StatusCode::kPreconditionFailed);
+  EXPECT_EQ(ToErrno(n.status()), ESTALE);
+  fs_->Release(h2->handle);
+  // The stale read dropped the cached stat: the next open sees version two.
+  auto h3 = fs_->Open(e->ino, O_RDONLY);
+  ASSERT_TRUE(h3.ok());
+  EXPECT_FALSE(h3->keep_cache);
+  auto m = fs_->Read(h3->handle, 0, sizeof(buf), buf);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(std::string(buf, *m), "version two!");
+  fs_->Release(h3->handle);
+}
+
+TEST_F(FilesystemTest, ForgetDropsInodes) {
+  store_.PutObject("f", "x");
+  auto e1 = Walk("f");
+  auto e2 = Walk("f");
+  EXPECT_EQ(e1->ino, e2->ino);
+  fs_->Forget(e1->ino, 1);
+  EXPECT_TRUE(fs_->GetAttr(e1->ino).ok());
+  fs_->Forget(e1->ino, 1);
+  EXPECT_EQ(fs_->GetAttr(e1->ino).status().code(), StatusCode::kNotFound);
+  fs_->Forget(kRootInode, 100);
+  EXPECT_TRUE(fs_->GetAttr(kRootInode).ok());
+}
+
+}  // namespace
+}  // namespace dsfs

@@ -1,0 +1,92 @@
+#include "tools/options.h"
+
+#include <gtest/gtest.h>
+
+namespace dsfs {
+namespace {
+
+Result<CommandLine> Parse(std::vector<const char*> args) {
+  args.insert(args.begin(), "dsfs");
+  return ParseCommandLine(static_cast<int>(args.size()), args.data());
+}
+
+TEST(Options, ObsfsFstabLineAsMountFusePassesIt) {
+  auto cl = Parse({"deepseek-model-weights", "/mnt/models", "-o",
+                   "rw,dev,suid,_netdev,nofail,x-systemd.automount,defaults,allow_other,"
+                   "url=https://obs.cn-north-4.myhuaweicloud.com/,passwd_file=/etc/passwd-obsfs,"
+                   "use_path_request_style,uid=1000,gid=100,umask=022,dbglevel=info,big_writes,"
+                   "max_write=131072,use_cache=/tmp"});
+  ASSERT_TRUE(cl.ok()) << cl.status().ToString();
+  const Config& c = cl->config;
+  EXPECT_EQ(c.fs.bucket, "deepseek-model-weights");
+  EXPECT_EQ(c.fs.prefix, "");
+  EXPECT_EQ(c.daemon.mountpoint, "/mnt/models");
+  EXPECT_EQ(c.s3.endpoint, "https://obs.cn-north-4.myhuaweicloud.com");
+  EXPECT_TRUE(c.s3.path_style);
+  EXPECT_TRUE(c.fs.allow_other);
+  EXPECT_EQ(c.fs.uid, 1000u);
+  EXPECT_EQ(c.fs.gid, 100u);
+  EXPECT_TRUE(c.fs.umask_set);
+  EXPECT_EQ(c.fs.umask, 022u);
+  EXPECT_EQ(c.daemon.passwd_file, "/etc/passwd-obsfs");
+  EXPECT_EQ(c.daemon.log_level, "info");
+  EXPECT_FALSE(c.daemon.foreground);
+  EXPECT_GE(cl->ignored.size(), 9u);
+}
+
+TEST(Options, SourceWithPrefix) {
+  FsConfig fs;
+  ASSERT_TRUE(ParseSource("bucket:/models/deepseek/", &fs).ok());
+  EXPECT_EQ(fs.bucket, "bucket");
+  EXPECT_EQ(fs.prefix, "models/deepseek/");
+  ASSERT_TRUE(ParseSource("bucket:models", &fs).ok());
+  EXPECT_EQ(fs.prefix, "models/");
+  EXPECT_FALSE(ParseSource("bucket:/a/../b", &fs).ok());
+  EXPECT_FALSE(ParseSource(":/x", &fs).ok());
+  EXPECT_FALSE(ParseSource("a/b", &fs).ok());
+}
+
+TEST(Options, UnknownOptionIsAnError) {
+  auto cl = Parse({"b", "/m", "-o", "url=http://x,frobnicate=1"});
+  ASSERT_FALSE(cl.ok());
+  EXPECT_NE(cl.status().message().find("unknown option 'frobnicate'"), std::string::npos);
+}
+
+TEST(Options, BadValuesAreErrors) {
+  EXPECT_FALSE(Parse({"b", "/m", "-o", "url=ftp://x"}).ok());
+  EXPECT_FALSE(Parse({"b", "/m", "-o", "uid=abc"}).ok());
+  EXPECT_FALSE(Parse({"b", "/m", "-o", "umask=99"}).ok());
+  EXPECT_FALSE(Parse({"b", "/m", "-o", "stat_ttl=soon"}).ok());
+  EXPECT_FALSE(Parse({"b", "/m", "-o", "dbglevel=loud"}).ok());
+  EXPECT_FALSE(Parse({"b", "/m", "-o", "passwd_file"}).ok());  // needs a value
+  EXPECT_FALSE(Parse({"b"}).ok());                              // no mountpoint
+  EXPECT_FALSE(Parse({"b", "/m", "--bogus"}).ok());
+}
+
+TEST(Options, DurationsAndFlags) {
+  auto cl = Parse({"b", "/m", "-o", "stat_ttl=500ms", "-o", "list_ttl=2,retries=7", "-d"});
+  ASSERT_TRUE(cl.ok()) << cl.status().ToString();
+  EXPECT_EQ(cl->config.fs.stat_ttl.count(), 500);
+  EXPECT_EQ(cl->config.fs.list_ttl.count(), 2000);
+  EXPECT_EQ(cl->config.s3.max_retries, 7);
+  EXPECT_TRUE(cl->config.daemon.foreground);  // -d implies -f
+  EXPECT_EQ(cl->config.daemon.log_level, "debug");
+  auto v = Parse({"--version"});
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->show_version);
+  auto h = Parse({"-h"});
+  ASSERT_TRUE(h.ok());
+  EXPECT_TRUE(h->show_help);
+  EXPECT_NE(UsageText().find("passwd_file="), std::string::npos);
+}
+
+TEST(Options, TlsVerificationNeedsAnExplicitOption) {
+  auto cl = Parse({"b", "/m"});
+  ASSERT_TRUE(cl.ok());
+  EXPECT_TRUE(cl->config.s3.verify_tls);
+  EXPECT_FALSE(Parse({"b", "/m", "-o", "ssl_verify=0"})->config.s3.verify_tls);
+  EXPECT_FALSE(Parse({"b", "/m", "-o", "no_check_certificate"})->config.s3.verify_tls);
+}
+
+}  // namespace
+}  // namespace dsfs

@@ -1,0 +1,236 @@
+#include "tools/daemon.h"
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include "backends/credentials.h"
+#include "backends/s3_store.h"
+#include "cache/object_reader.h"
+#include "common/clock.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "fs/filesystem.h"
+#include "fs/fuse_adapter.h"
+
+namespace dsfs {
+namespace {
+
+// Reports start-up success or failure to the waiting parent (daemon mode)
+// or to stderr (foreground).
+class StartupReporter {
+ public:
+  explicit StartupReporter(int fd) : fd_(fd) {}
+  ~StartupReporter() {
+    if (fd_ >= 0) close(fd_);
+  }
+  void Fail(const Status& status) {
+    std::string msg = "dsfs: error: " + status.message() + "\n";
+    if (fd_ >= 0) {
+      WriteAll(msg);
+      close(fd_);
+      fd_ = -1;
+    } else {
+      std::fputs(msg.c_str(), stderr);
+    }
+  }
+  void Ready() {
+    if (fd_ < 0) return;
+    WriteAll("OK\n");
+    close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  void WriteAll(const std::string& s) {
+    size_t off = 0;
+    while (off < s.size()) {
+      ssize_t n = write(fd_, s.data() + off, s.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      off += static_cast<size_t>(n);
+    }
+  }
+  int fd_;
+};
+
+// The parent side of daemonizing: waits for the child's verdict.
+int WaitForChild(int fd, pid_t child) {
+  std::string msg;
+  char buf[512];
+  while (true) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    msg.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  if (msg == "OK\n") return 0;
+  if (msg.empty()) {
+    int status = 0;
+    waitpid(child, &status, 0);
+    msg = "dsfs: error: the daemon exited during start-up (see its log)\n";
+  }
+  std::fputs(msg.c_str(), stderr);
+  return 1;
+}
+
+void DetachStdio() {
+  int null = open("/dev/null", O_RDWR);
+  if (null < 0) return;
+  dup2(null, STDIN_FILENO);
+  dup2(null, STDOUT_FILENO);
+  dup2(null, STDERR_FILENO);
+  if (null > STDERR_FILENO) close(null);
+}
+
+// The start-up probe must fail fast (a mount should not hang for
+// minutes): short deadlines and one retry, whatever the main config says.
+S3Config ProbeConfig(const S3Config& main) {
+  S3Config c = main;
+  c.connect_timeout = std::min(main.connect_timeout, milliseconds(3000));
+  c.request_timeout = std::min(main.request_timeout, milliseconds(5000));
+  c.low_speed_time = std::min(main.low_speed_time, milliseconds(5000));
+  c.max_retries = std::min(main.max_retries, 1);
+  return c;
+}
+
+// Runs in the (possibly daemonized) process that serves the mount.
+int Serve(const Config& config, Credentials creds, StartupReporter& reporter) {
+  const std::string logfile =
+      config.daemon.logfile.empty() && !config.daemon.foreground ? "syslog" : config.daemon.logfile;
+  if (Status s = SetupLogging(logfile, config.daemon.log_level); !s.ok()) {
+    reporter.Fail(s);
+    return 1;
+  }
+  if (!config.s3.verify_tls) {
+    spdlog::warn("TLS certificate verification is OFF (ssl_verify=0): traffic can be intercepted");
+  }
+  Metrics metrics;
+  {
+    auto probe = S3Store::Create(ProbeConfig(config.s3), creds, config.fs.bucket, nullptr);
+    if (!probe.ok()) {
+      reporter.Fail(probe.status());
+      return 1;
+    }
+    ListRequest req{.prefix = config.fs.prefix, .delimiter = "/", .continuation = "",
+                    .max_keys = 1};
+    auto page = (*probe)->List(req);
+    if (!page.ok()) {
+      reporter.Fail(DescribeProbeFailure(page.status(), config));
+      return 1;
+    }
+  }
+  auto store = S3Store::Create(config.s3, std::move(creds), config.fs.bucket, &metrics);
+  if (!store.ok()) {
+    reporter.Fail(store.status());
+    return 1;
+  }
+  SteadyClock clock;
+  DirectReader reader(**store);
+  Filesystem fs(config.fs, **store, reader, clock, &metrics);
+  FuseOptions fo;
+  fo.mountpoint = config.daemon.mountpoint;
+  fo.fsname = config.fs.bucket;
+  fo.allow_other = config.fs.allow_other;
+  fo.read_only = config.fs.read_only;
+  fo.debug = config.daemon.fuse_debug;
+  fo.max_threads = config.daemon.max_threads;
+  fo.attr_ttl = config.fs.stat_ttl;
+  fo.negative_ttl = config.fs.negative_ttl;
+  auto session = FuseSession::Mount(fs, fo, &metrics);
+  if (!session.ok()) {
+    reporter.Fail(session.status());
+    return 1;
+  }
+  spdlog::info("mounted {} on {} (prefix '{}')", (*store)->Describe(), fo.mountpoint,
+               config.fs.prefix);
+  reporter.Ready();
+  if (!config.daemon.foreground) DetachStdio();
+  Status s = (*session)->Loop();
+  spdlog::info("unmounting {}", fo.mountpoint);
+  session->reset();
+  if (!s.ok()) {
+    spdlog::error("{}", s.ToString());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Status CheckLocalInput(const Config& config) {
+  struct stat st;
+  const std::string& mnt = config.daemon.mountpoint;
+  if (stat(mnt.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::InvalidArgument("mountpoint '" + mnt + "' does not exist");
+    return Status::InvalidArgument("mountpoint '" + mnt + "': " + std::strerror(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return Status::InvalidArgument("mountpoint '" + mnt + "' is not a directory");
+  }
+  return Status::Ok();
+}
+
+Status DescribeProbeFailure(const Status& status, const Config& config) {
+  const std::string& ep = config.s3.endpoint;
+  switch (status.code()) {
+    case StatusCode::kAccessDenied:
+      return Status::AccessDenied("access denied by " + ep + " for bucket '" + config.fs.bucket +
+                                  "': " + status.message() + " (check passwd_file / keys)");
+    case StatusCode::kNotFound:
+      return status;  // "bucket 'x' does not exist"
+    case StatusCode::kUnavailable:
+    case StatusCode::kTransient:
+    case StatusCode::kThrottled:
+      return Status::Unavailable("cannot connect to " + ep + ": " + status.message());
+    default:
+      return Status(status.code(), ep + ": " + status.message());
+  }
+}
+
+int RunDaemon(const CommandLine& cl) {
+  const Config& config = cl.config;
+  if (Status s = CheckLocalInput(config); !s.ok()) {
+    std::fprintf(stderr, "dsfs: error: %s\n", s.message().c_str());
+    return 1;
+  }
+  auto creds = LoadCredentials(config.daemon.passwd_file, config.fs.bucket);
+  if (!creds.ok()) {
+    std::fprintf(stderr, "dsfs: error: %s\n", creds.status().message().c_str());
+    return 1;
+  }
+  int pipe_fds[2] = {-1, -1};
+  if (!config.daemon.foreground) {
+    if (pipe(pipe_fds) != 0) {
+      std::fprintf(stderr, "dsfs: error: pipe: %s\n", std::strerror(errno));
+      return 1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+      std::fprintf(stderr, "dsfs: error: fork: %s\n", std::strerror(errno));
+      return 1;
+    }
+    if (pid > 0) {
+      close(pipe_fds[1]);
+      return WaitForChild(pipe_fds[0], pid);
+    }
+    close(pipe_fds[0]);
+    setsid();
+    if (chdir("/") != 0) { /* the mountpoint path is absolute-resolved below */ }
+  }
+  StartupReporter reporter(pipe_fds[1]);
+  curl_global_init(CURL_GLOBAL_ALL);
+  int rc = Serve(config, std::move(*creds), reporter);
+  curl_global_cleanup();
+  return rc;
+}
+
+}  // namespace dsfs

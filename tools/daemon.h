@@ -1,0 +1,21 @@
+// The dsfs daemon's start-up and life: validate input, load credentials,
+// daemonize (the parent exits 0 only once the mount is ready, or 1 with the
+// child's one-line error, so mount(8) reports failures), probe the bucket,
+// mount, serve, unmount.
+#pragma once
+
+#include "tools/options.h"
+
+namespace dsfs {
+
+// Returns the process exit code.
+int RunDaemon(const CommandLine& cl);
+
+// Checks that input which needs no network is usable: mountpoint exists
+// and is a directory.
+Status CheckLocalInput(const Config& config);
+
+// The message for a failed start-up probe of the bucket.
+Status DescribeProbeFailure(const Status& status, const Config& config);
+
+}  // namespace dsfs

@@ -1,0 +1,249 @@
+#include "tools/options.h"
+
+#include <unistd.h>
+
+#include <ctime>
+
+#include <CLI/CLI.hpp>
+#include <charconv>
+#include <functional>
+#include <sstream>
+
+#include "common/logging.h"
+#include "fs/names.h"
+
+namespace dsfs {
+namespace {
+
+using Setter = std::function<Status(const std::string& value, Config* c)>;
+
+struct OptionSpec {
+  const char* name;
+  bool takes_value;
+  const char* default_text;
+  const char* help;
+  Setter set;
+};
+
+Status SetDuration(const std::string& v, milliseconds* out) {
+  DSFS_ASSIGN_OR_RETURN(*out, ParseDuration(v));
+  return Status::Ok();
+}
+
+template <typename T>
+Status SetNumber(const std::string& v, T* out, int base = 10) {
+  T n{};
+  auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n, base);
+  if (ec != std::errc() || ptr != v.data() + v.size() || v.empty()) {
+    return Status::InvalidArgument("not a number: '" + v + "'");
+  }
+  *out = n;
+  return Status::Ok();
+}
+
+Status SetBool(const std::string& v, bool* out) {
+  if (v.empty() || v == "1" || v == "true" || v == "yes") *out = true;
+  else if (v == "0" || v == "false" || v == "no") *out = false;
+  else return Status::InvalidArgument("not a boolean: '" + v + "'");
+  return Status::Ok();
+}
+
+// clang-format off
+const std::vector<OptionSpec>& OptionTable() {
+  static const std::vector<OptionSpec> kTable = {
+    {"url", true, "https://s3.amazonaws.com", "endpoint, scheme://host[:port]",
+     [](const std::string& v, Config* c) {
+       if (!v.starts_with("http://") && !v.starts_with("https://")) {
+         return Status::InvalidArgument("url must start with http:// or https://: '" + v + "'");
+       }
+       c->s3.endpoint = v;
+       while (c->s3.endpoint.ends_with("/")) c->s3.endpoint.pop_back();
+       return Status::Ok();
+     }},
+    {"region", true, "from an OBS host, else us-east-1", "SigV4 signing region",
+     [](const std::string& v, Config* c) { c->s3.region = v; return Status::Ok(); }},
+    {"endpoint", true, "", "s3fs's name for region=",
+     [](const std::string& v, Config* c) { c->s3.region = v; return Status::Ok(); }},
+    {"use_path_request_style", false, "off", "path-style URLs (host/bucket/key)",
+     [](const std::string& v, Config* c) { return SetBool(v, &c->s3.path_style); }},
+    {"passwd_file", true, "env AWS_ACCESS_KEY_ID/...", "credentials file, AK:SK or bucket:AK:SK, mode 0600",
+     [](const std::string& v, Config* c) { c->daemon.passwd_file = v; return Status::Ok(); }},
+    {"ca_file", true, "system CAs", "extra CA bundle (PEM) to trust",
+     [](const std::string& v, Config* c) { c->s3.ca_file = v; return Status::Ok(); }},
+    {"ssl_verify", true, "1", "0 disables TLS verification (logged as a warning)",
+     [](const std::string& v, Config* c) { return SetBool(v, &c->s3.verify_tls); }},
+    {"no_check_certificate", false, "off", "same as ssl_verify=0",
+     [](const std::string&, Config* c) { c->s3.verify_tls = false; return Status::Ok(); }},
+    {"allow_other", false, "off", "let other users access the mount",
+     [](const std::string& v, Config* c) { return SetBool(v, &c->fs.allow_other); }},
+    {"uid", true, "mounting user", "owner of objects without x-amz-meta-uid",
+     [](const std::string& v, Config* c) { c->fs.uid_set = true; return SetNumber(v, &c->fs.uid); }},
+    {"gid", true, "mounting group", "group of objects without x-amz-meta-gid",
+     [](const std::string& v, Config* c) { c->fs.gid_set = true; return SetNumber(v, &c->fs.gid); }},
+    {"umask", true, "none (modes as stored)", "octal mask applied to every mode",
+     [](const std::string& v, Config* c) { c->fs.umask_set = true; return SetNumber(v, &c->fs.umask, 8); }},
+    {"dbglevel", true, "warn", "crit, err, warn, info, debug or trace",
+     [](const std::string& v, Config* c) {
+       DSFS_RETURN_IF_ERROR(ParseLogLevel(v).status());
+       c->daemon.log_level = v;
+       return Status::Ok();
+     }},
+    {"logfile", true, "stderr with -f, else syslog", "log file path or 'syslog'",
+     [](const std::string& v, Config* c) { c->daemon.logfile = v; return Status::Ok(); }},
+    {"stat_ttl", true, "5s", "how long a stat result is trusted",
+     [](const std::string& v, Config* c) { return SetDuration(v, &c->fs.stat_ttl); }},
+    {"stat_cache_expire", true, "5s", "s3fs's name for stat_ttl= (seconds)",
+     [](const std::string& v, Config* c) { return SetDuration(v, &c->fs.stat_ttl); }},
+    {"list_ttl", true, "5s", "how long a directory listing is trusted",
+     [](const std::string& v, Config* c) { return SetDuration(v, &c->fs.list_ttl); }},
+    {"negative_ttl", true, "1s", "how long a 'no such file' answer is trusted",
+     [](const std::string& v, Config* c) { return SetDuration(v, &c->fs.negative_ttl); }},
+    {"connect_timeout", true, "3s", "TCP/TLS connect timeout",
+     [](const std::string& v, Config* c) { return SetDuration(v, &c->s3.connect_timeout); }},
+    {"request_timeout", true, "30s", "deadline of one HEAD/LIST request",
+     [](const std::string& v, Config* c) { return SetDuration(v, &c->s3.request_timeout); }},
+    {"retries", true, "4", "retries of a throttled/failed request",
+     [](const std::string& v, Config* c) { return SetNumber(v, &c->s3.max_retries); }},
+    {"max_threads", true, "16", "FUSE worker threads",
+     [](const std::string& v, Config* c) { return SetNumber(v, &c->daemon.max_threads); }},
+  };
+  return kTable;
+}
+// clang-format on
+
+// Accepted and ignored: options for mount(8), systemd and FUSE that dsfs
+// sets itself, and s3fs/obsfs options that have no meaning here.
+bool IsIgnoredOption(const std::string& name) {
+  static const char* const kIgnored[] = {
+      // mount(8) / fstab
+      "rw", "ro", "dev", "nodev", "suid", "nosuid", "exec", "noexec", "atime", "noatime",
+      "relatime", "norelatime", "strictatime", "diratime", "nodiratime", "sync", "async",
+      "defaults", "auto", "noauto", "user", "nouser", "users", "owner", "group", "_netdev",
+      "nofail", "loop", "comment",
+      // FUSE options dsfs decides itself
+      "nonempty", "big_writes", "max_write", "max_read", "default_permissions", "fsname",
+      "subtype", "kernel_cache", "auto_cache",
+      // s3fs/obsfs options without a meaning in dsfs
+      "use_cache", "del_cache", "enable_noobj_cache", "max_stat_cache_size", "multipart_size",
+      "parallel_count", "multireq_max", "complement_stat", "notsup_compat_dir", "compat_dir",
+      "noxmlns", "sigv2", "sigv4", "nomultipart", "enable_content_md5", "use_xattr", "mp_umask",
+      "readwrite_timeout", "curldbg", "obsfslog", "storage_class", "ensure_diskfree"};
+  if (name.starts_with("x-") || name.starts_with("comment=")) return true;
+  for (const char* i : kIgnored) {
+    if (name == i) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Status ApplyMountOption(const std::string& item, Config* config,
+                        std::vector<std::string>* ignored) {
+  if (item.empty()) return Status::Ok();
+  size_t eq = item.find('=');
+  std::string name = item.substr(0, eq);
+  std::string value = eq == std::string::npos ? "" : item.substr(eq + 1);
+  for (const auto& spec : OptionTable()) {
+    if (name != spec.name) continue;
+    if (spec.takes_value && eq == std::string::npos) {
+      return Status::InvalidArgument("option '" + name + "' needs a value (" + name + "=...)");
+    }
+    return spec.set(value, config).WithContext("option '" + name + "'");
+  }
+  if (IsIgnoredOption(name)) {
+    if (ignored) ignored->push_back(item);
+    return Status::Ok();
+  }
+  return Status::InvalidArgument("unknown option '" + name + "' (see dsfs --help)");
+}
+
+Status ParseSource(const std::string& source, FsConfig* fs) {
+  size_t colon = source.find(':');
+  fs->bucket = source.substr(0, colon);
+  std::string prefix = colon == std::string::npos ? "" : source.substr(colon + 1);
+  if (fs->bucket.empty()) return Status::InvalidArgument("no bucket in '" + source + "'");
+  if (fs->bucket.find('/') != std::string::npos) {
+    return Status::InvalidArgument("bad bucket name '" + fs->bucket + "' (use bucket:/prefix)");
+  }
+  while (prefix.starts_with("/")) prefix.erase(0, 1);
+  while (prefix.ends_with("/")) prefix.pop_back();
+  if (!prefix.empty()) {
+    if (!IsValidKeyPath(prefix)) {
+      return Status::InvalidArgument("bad prefix '" + prefix + "' in '" + source + "'");
+    }
+    prefix += "/";
+  }
+  fs->prefix = prefix;
+  return Status::Ok();
+}
+
+Result<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
+  CommandLine cl;
+  cl.config.fs.uid = getuid();
+  cl.config.fs.gid = getgid();
+  cl.config.fs.implicit_dir_mtime_sec = time(nullptr);
+  CLI::App app{"dsfs: mount an S3/OBS bucket"};
+  app.set_help_flag();  // handled below, so errors never print CLI11's text
+  std::string source;
+  std::vector<std::string> opts;
+  bool help = false;
+  app.add_flag("-h,--help", help);
+  app.add_flag("-V,--version", cl.show_version);
+  app.add_flag("-f", cl.config.daemon.foreground);
+  app.add_flag("-d", cl.config.daemon.fuse_debug);
+  app.add_flag("-s", [](int64_t) {}, "single-threaded (accepted for compatibility)");
+  app.add_option("-o", opts)->allow_extra_args(false)->take_all();
+  app.add_option("source", source);
+  app.add_option("mountpoint", cl.config.daemon.mountpoint);
+  try {
+    app.parse(argc, const_cast<char**>(argv));
+  } catch (const CLI::ParseError& e) {
+    return Status::InvalidArgument(e.what());
+  }
+  if (help) {
+    cl.show_help = true;
+    return cl;
+  }
+  if (cl.show_version) return cl;
+  if (source.empty() || cl.config.daemon.mountpoint.empty()) {
+    return Status::InvalidArgument("usage: dsfs BUCKET[:/PREFIX] MOUNTPOINT [-o options] (see --help)");
+  }
+  DSFS_RETURN_IF_ERROR(ParseSource(source, &cl.config.fs));
+  for (const auto& o : opts) {
+    std::stringstream ss(o);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      DSFS_RETURN_IF_ERROR(ApplyMountOption(item, &cl.config, &cl.ignored));
+    }
+  }
+  if (cl.config.daemon.fuse_debug) {
+    cl.config.daemon.foreground = true;
+    cl.config.daemon.log_level = "debug";
+  }
+  return cl;
+}
+
+std::string UsageText() {
+  std::string out =
+      "usage: dsfs BUCKET[:/PREFIX] MOUNTPOINT [-o opt[,opt...]] [-f] [-d]\n"
+      "       mount -t fuse.dsfs BUCKET MOUNTPOINT -o opt[,opt...]\n\n"
+      "  -f             stay in the foreground\n"
+      "  -d             foreground, debug logging and FUSE request trace\n"
+      "  -h, --help     this text\n"
+      "  -V, --version  print the version\n\n"
+      "options (-o):\n";
+  for (const auto& spec : OptionTable()) {
+    std::string name = std::string(spec.name) + (spec.takes_value ? "=..." : "");
+    out += "  " + name;
+    out += std::string(name.size() < 26 ? 26 - name.size() : 1, ' ');
+    out += std::string(spec.help) + " [default: " + spec.default_text + "]\n";
+  }
+  out +=
+      "\nAccepted and ignored: mount(8) options (rw, dev, suid, _netdev, nofail, defaults,\n"
+      "x-systemd.*, ...) and s3fs options without a meaning here (use_cache, ...).\n"
+      "Credentials: passwd_file= or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY\n"
+      "(/ AWS_SESSION_TOKEN) from the environment.\n";
+  return out;
+}
+
+}  // namespace dsfs
