@@ -1,0 +1,255 @@
+#include "cache/block_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+namespace dsfs {
+namespace {
+
+constexpr char kMagic[8] = {'D', 'S', 'F', 'S', 'B', 'L', 'K', '\0'};
+
+void PutU32(std::string* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void PutU64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+uint32_t GetU32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+uint64_t GetU64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+std::string ErrnoText(int err) { return std::strerror(err); }
+
+// Closes a file descriptor when it goes out of scope.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  // Closes now, reporting the error (close can report a deferred EIO).
+  int Close() {
+    int rc = ::close(fd_);
+    fd_ = -1;
+    return rc;
+  }
+
+ private:
+  int fd_;
+};
+
+// Reads exactly len bytes at offset; false with errno on error, false with
+// errno == 0 on end of file.
+bool PreadFull(int fd, char* buf, size_t len, uint64_t offset) {
+  while (len > 0) {
+    ssize_t n = ::pread(fd, buf, len, static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    if (n == 0) {
+      errno = 0;
+      return false;
+    }
+    buf += n;
+    len -= static_cast<size_t>(n);
+    offset += static_cast<uint64_t>(n);
+  }
+  return true;
+}
+
+Result<int> OpenForRead(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME);
+  if (fd < 0 && errno == EPERM) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return Status::NotFound(path);
+    return Status::IoError("open " + path + ": " + ErrnoText(errno));
+  }
+  return fd;
+}
+
+// Reads and verifies the header of an open file whose size is file_size.
+Result<BlockFileInfo> ReadHeader(int fd, const std::string& path, uint64_t file_size) {
+  if (file_size < kBlockHeaderFixedSize + 8) {
+    return Status::Corruption(path + ": short file (" + std::to_string(file_size) + " bytes)");
+  }
+  char fixed[kBlockHeaderFixedSize];
+  if (!PreadFull(fd, fixed, sizeof(fixed), 0)) {
+    if (errno == 0) return Status::Corruption(path + ": short file");
+    return Status::IoError("read " + path + ": " + ErrnoText(errno));
+  }
+  uint32_t header_len = GetU32(fixed + 12);
+  if (header_len < kBlockHeaderFixedSize + 8 || header_len > kMaxBlockHeaderSize ||
+      header_len > file_size) {
+    return Status::Corruption(path + ": bad header length " + std::to_string(header_len));
+  }
+  std::string header(header_len, '\0');
+  std::memcpy(header.data(), fixed, sizeof(fixed));
+  if (!PreadFull(fd, header.data() + sizeof(fixed), header_len - sizeof(fixed), sizeof(fixed))) {
+    if (errno == 0) return Status::Corruption(path + ": short file");
+    return Status::IoError("read " + path + ": " + ErrnoText(errno));
+  }
+  auto info = DecodeBlockHeader(header);
+  if (!info.ok()) return info.status().WithContext(path);
+  if (info->file_size() != file_size) {
+    return Status::Corruption(path + ": file is " + std::to_string(file_size) +
+                              " bytes, header says " + std::to_string(info->file_size()));
+  }
+  return info;
+}
+
+}  // namespace
+
+BlockId ComputeBlockId(const BlockKey& key) {
+  std::string enc;
+  enc.reserve(32 + key.object.key.size() + key.object.etag.size());
+  PutU64(&enc, key.object.key.size());
+  enc += key.object.key;
+  PutU64(&enc, key.object.etag.size());
+  enc += key.object.etag;
+  PutU64(&enc, key.object.size);
+  PutU64(&enc, key.index);
+  return Xxh3_128(enc);
+}
+
+std::string EncodeBlockHeader(const BlockKey& key, std::string_view data) {
+  std::string h;
+  h.reserve(kBlockHeaderFixedSize + key.object.key.size() + key.object.etag.size() + 8);
+  h.append(kMagic, sizeof(kMagic));
+  PutU32(&h, kBlockFormatVersion);
+  uint64_t header_len = kBlockHeaderFixedSize + key.object.key.size() + key.object.etag.size() + 8;
+  PutU32(&h, static_cast<uint32_t>(header_len));
+  PutU64(&h, key.object.size);
+  PutU64(&h, key.index);
+  PutU64(&h, data.size());
+  PutU64(&h, Xxh3_64(data));
+  PutU32(&h, static_cast<uint32_t>(key.object.key.size()));
+  PutU32(&h, static_cast<uint32_t>(key.object.etag.size()));
+  h += key.object.key;
+  h += key.object.etag;
+  PutU64(&h, Xxh3_64(h));
+  return h;
+}
+
+Result<BlockFileInfo> DecodeBlockHeader(std::string_view bytes) {
+  if (bytes.size() < kBlockHeaderFixedSize + 8) return Status::Corruption("short header");
+  const char* p = bytes.data();
+  if (std::memcmp(p, kMagic, sizeof(kMagic)) != 0) return Status::Corruption("bad magic");
+  uint32_t version = GetU32(p + 8);
+  if (version != kBlockFormatVersion) {
+    return Status::Corruption("unknown block format version " + std::to_string(version));
+  }
+  uint64_t header_len = GetU32(p + 12);
+  if (header_len < kBlockHeaderFixedSize + 8 || header_len > bytes.size() ||
+      header_len > kMaxBlockHeaderSize) {
+    return Status::Corruption("bad header length " + std::to_string(header_len));
+  }
+  uint64_t key_len = GetU32(p + 48);
+  uint64_t etag_len = GetU32(p + 52);
+  if (kBlockHeaderFixedSize + key_len + etag_len + 8 != header_len) {
+    return Status::Corruption("header lengths do not add up");
+  }
+  if (Xxh3_64(p, header_len - 8) != GetU64(p + header_len - 8)) {
+    return Status::Corruption("header checksum mismatch");
+  }
+  BlockFileInfo info;
+  info.header_length = header_len;
+  info.key.object.size = GetU64(p + 16);
+  info.key.index = GetU64(p + 24);
+  info.data_length = GetU64(p + 32);
+  info.data_checksum = GetU64(p + 40);
+  info.key.object.key.assign(p + kBlockHeaderFixedSize, key_len);
+  info.key.object.etag.assign(p + kBlockHeaderFixedSize + key_len, etag_len);
+  return info;
+}
+
+uint64_t BlockFileSize(const BlockKey& key, uint64_t data_length) {
+  return kBlockHeaderFixedSize + key.object.key.size() + key.object.etag.size() + 8 + data_length;
+}
+
+Status WriteBlockFile(const std::string& tmp_path, const BlockKey& key, std::string_view data) {
+  std::string header = EncodeBlockHeader(key, data);
+  int raw = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (raw < 0) return Status::IoError("create " + tmp_path + ": " + ErrnoText(errno));
+  Fd fd(raw);
+  auto fail = [&](const std::string& what, int err) {
+    ::unlink(tmp_path.c_str());
+    return Status::IoError(what + " " + tmp_path + ": " + ErrnoText(err));
+  };
+  iovec iov[2] = {{header.data(), header.size()},
+                  {const_cast<char*>(data.data()), data.size()}};
+  size_t total = header.size() + data.size();
+  size_t done = 0;
+  while (done < total) {
+    // Skip the iovecs already written.
+    iovec cur[2];
+    int n_iov = 0;
+    size_t skip = done;
+    for (const auto& v : iov) {
+      if (skip >= v.iov_len) {
+        skip -= v.iov_len;
+        continue;
+      }
+      cur[n_iov++] = {static_cast<char*>(v.iov_base) + skip, v.iov_len - skip};
+      skip = 0;
+    }
+    ssize_t n = ::writev(fd.get(), cur, n_iov);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail("write", errno);
+    }
+    if (n == 0) return fail("write", EIO);
+    done += static_cast<size_t>(n);
+  }
+  if (fd.Close() != 0) return fail("close", errno);
+  return Status::Ok();
+}
+
+Result<BlockData> ReadBlockFile(const std::string& path, const BlockKey& expected) {
+  DSFS_ASSIGN_OR_RETURN(int raw, OpenForRead(path));
+  Fd fd(raw);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return Status::IoError("stat " + path + ": " + ErrnoText(errno));
+  DSFS_ASSIGN_OR_RETURN(BlockFileInfo info,
+                        ReadHeader(fd.get(), path, static_cast<uint64_t>(st.st_size)));
+  if (!(info.key == expected)) {
+    return Status::Corruption(path + ": holds block " + std::to_string(info.key.index) + " of '" +
+                              info.key.object.key + "' etag " + info.key.object.etag +
+                              ", not the one asked for");
+  }
+  auto data = std::make_shared<std::string>(info.data_length, '\0');
+  if (!PreadFull(fd.get(), data->data(), info.data_length, info.header_length)) {
+    if (errno == 0) return Status::Corruption(path + ": short file");
+    return Status::IoError("read " + path + ": " + ErrnoText(errno));
+  }
+  if (Xxh3_64(*data) != info.data_checksum) {
+    return Status::Corruption(path + ": data checksum mismatch");
+  }
+  return BlockData(std::move(data));
+}
+
+Result<BlockFileInfo> ReadBlockFileHeader(const std::string& path) {
+  DSFS_ASSIGN_OR_RETURN(int raw, OpenForRead(path));
+  Fd fd(raw);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return Status::IoError("stat " + path + ": " + ErrnoText(errno));
+  return ReadHeader(fd.get(), path, static_cast<uint64_t>(st.st_size));
+}
+
+}  // namespace dsfs

@@ -1,0 +1,96 @@
+// CacheIndex: the RocksDB index of the disk block cache.
+//
+// Keys (all in the default column family):
+//   "b" + id (16 bytes, big-endian high then low)  -> block record
+//   "m:used"                                      -> u64 bytes held (files' sizes)
+//   "m:seq"                                       -> u64 highest recency seq issued
+// Block record: u8 record version (1), u64 file bytes, u64 recency seq
+// (little-endian). The file path is derived from the id (see
+// DiskBlockCache), so it is not stored.
+//
+// The block files are the truth; this index is an accelerator that can be
+// rebuilt from them. Thread-safe (RocksDB is).
+#pragma once
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "cache/block_file.h"
+#include "common/status.h"
+
+namespace dsfs {
+
+struct IndexRecord {
+  uint64_t bytes = 0;  // size of the block file
+  uint64_t seq = 0;    // recency: higher = used more recently
+  bool operator==(const IndexRecord&) const = default;
+};
+
+struct IndexMeta {
+  uint64_t used_bytes = 0;
+  uint64_t max_seq = 0;
+};
+
+class CacheIndex {
+ public:
+  // A group of changes applied atomically.
+  class Batch {
+   public:
+    void Put(const BlockId& id, const IndexRecord& rec);
+    void Delete(const BlockId& id);
+    void SetMeta(const IndexMeta& meta);
+    size_t count() const { return static_cast<size_t>(batch_.Count()); }
+
+   private:
+    friend class CacheIndex;
+    rocksdb::WriteBatch batch_;
+  };
+
+  // Opens or creates the index at path. If the database exists but cannot
+  // be opened (corrupt files, garbage), it is moved aside to path.broken
+  // (replacing an older one; deleted if the rename fails), one warning is
+  // logged, an empty index is created and *recreated is set: the caller
+  // must rebuild it from the block files. Fails only if even a fresh index
+  // cannot be created (e.g. a read-only or full disk).
+  static Result<std::unique_ptr<CacheIndex>> Open(const std::string& path, bool* recreated);
+
+  // Moves this index's directory aside and returns a fresh one at the same
+  // path (for corruption found after Open). `index` is closed first.
+  static Result<std::unique_ptr<CacheIndex>> Recreate(std::unique_ptr<CacheIndex> index,
+                                                      const std::string& reason);
+
+  ~CacheIndex();
+  CacheIndex(const CacheIndex&) = delete;
+  CacheIndex& operator=(const CacheIndex&) = delete;
+
+  Status Write(Batch& batch);
+  Result<std::optional<IndexRecord>> Get(const BlockId& id) const;
+  // Meta keys; zeros on a new index.
+  Result<IndexMeta> ReadMeta() const;
+  // Calls fn for every block record (in id order) until it returns false.
+  // Corruption if a record or the database is unreadable.
+  Status ForEach(const std::function<bool(const BlockId&, const IndexRecord&)>& fn) const;
+  // Flushes the memtable to disk so the next Open replays little WAL.
+  Status Flush();
+  const std::string& path() const { return path_; }
+
+  static std::string EncodeKey(const BlockId& id);
+  static std::string EncodeRecord(const IndexRecord& rec);
+  static bool DecodeKey(const rocksdb::Slice& key, BlockId* id);
+  static bool DecodeRecord(const rocksdb::Slice& value, IndexRecord* rec);
+
+ private:
+  CacheIndex(std::string path, rocksdb::DB* db) : path_(std::move(path)), db_(db) {}
+  static Result<std::unique_ptr<CacheIndex>> OpenDb(const std::string& path);
+
+  std::string path_;
+  std::unique_ptr<rocksdb::DB> db_;
+};
+
+}  // namespace dsfs

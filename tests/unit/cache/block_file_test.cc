@@ -1,0 +1,136 @@
+#include "cache/block_file.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "tests/unit/cache/cache_test_util.h"
+
+namespace dsfs {
+namespace {
+
+using testing::Bytes;
+using testing::Key;
+using testing::TempDir;
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+void WriteAll(const std::string& path, const std::string& data) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << data;
+}
+
+class BlockFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = dir_.Sub("b.blk");
+    ASSERT_TRUE(WriteBlockFile(path_, key_, *data_).ok());
+  }
+  TempDir dir_;
+  std::string path_;
+  BlockKey key_ = Key("models/a.safetensors", 7);
+  BlockData data_ = Bytes(10000, 7);
+};
+
+TEST_F(BlockFileTest, RoundTripAndMode) {
+  auto got = ReadBlockFile(path_, key_);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(**got, *data_);
+  struct stat st;
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), BlockFileSize(key_, data_->size()));
+  auto info = ReadBlockFileHeader(path_);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->key, key_);
+  EXPECT_EQ(info->data_length, data_->size());
+}
+
+TEST_F(BlockFileTest, EmptyBlockRoundTrips) {
+  std::string p = dir_.Sub("empty.blk");
+  ASSERT_TRUE(WriteBlockFile(p, key_, "").ok());
+  auto got = ReadBlockFile(p, key_);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ((*got)->size(), 0u);
+}
+
+TEST_F(BlockFileTest, MissingFileIsNotFound) {
+  EXPECT_EQ(ReadBlockFile(dir_.Sub("nope"), key_).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(ReadBlockFileHeader(dir_.Sub("nope")).status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(BlockFileTest, WrongBlockIsCorruption) {
+  for (const BlockKey& other :
+       {Key("models/a.safetensors", 8), Key("models/a.safetensors", 7, "\"e2\""),
+        Key("models/b.safetensors", 7), Key("models/a.safetensors", 7, "\"e1\"", 123)}) {
+    auto got = ReadBlockFile(path_, other);
+    EXPECT_EQ(got.status().code(), StatusCode::kCorruption) << other.object.key;
+  }
+}
+
+// Flips one byte at each of several offsets: header fields, key, checksum, data.
+TEST_F(BlockFileTest, AnyFlippedByteIsCorruption) {
+  std::string good = ReadAll(path_);
+  uint64_t header = BlockFileSize(key_, 0);
+  for (uint64_t off : {0ul, 5ul, 8ul, 12ul, 16ul, 24ul, 32ul, 40ul, 48ul, 52ul, 60ul,
+                       header - 1, header, header + 5000, good.size() - 1}) {
+    std::string bad = good;
+    bad[off] ^= 0x20;
+    WriteAll(path_, bad);
+    EXPECT_EQ(ReadBlockFile(path_, key_).status().code(), StatusCode::kCorruption) << off;
+  }
+}
+
+TEST_F(BlockFileTest, ShortOrLongFileIsCorruption) {
+  std::string good = ReadAll(path_);
+  for (size_t len : {size_t{0}, size_t{10}, size_t{60}, good.size() - 1}) {
+    WriteAll(path_, good.substr(0, len));
+    EXPECT_EQ(ReadBlockFile(path_, key_).status().code(), StatusCode::kCorruption) << len;
+    EXPECT_EQ(ReadBlockFileHeader(path_).status().code(), StatusCode::kCorruption) << len;
+  }
+  WriteAll(path_, good + "x");
+  EXPECT_EQ(ReadBlockFile(path_, key_).status().code(), StatusCode::kCorruption);
+}
+
+TEST_F(BlockFileTest, DecodeRejectsHugeHeaderLength) {
+  std::string h = EncodeBlockHeader(key_, *data_);
+  h[12] = '\xff';
+  h[13] = '\xff';
+  h[14] = '\xff';
+  h[15] = '\x7f';
+  EXPECT_EQ(DecodeBlockHeader(h).status().code(), StatusCode::kCorruption);
+}
+
+TEST_F(BlockFileTest, ReadingADirectoryIsIoError) {
+  std::string d = dir_.Sub("adir");
+  ASSERT_EQ(::mkdir(d.c_str(), 0700), 0);
+  // A directory opens but cannot be read: an I/O error, not a miss.
+  auto got = ReadBlockFile(d, key_);
+  EXPECT_NE(got.status().code(), StatusCode::kOk);
+}
+
+TEST_F(BlockFileTest, WriteFailsCleanly) {
+  // Existing file (O_EXCL) and missing directory are both IoError.
+  EXPECT_EQ(WriteBlockFile(path_, key_, "x").code(), StatusCode::kIoError);
+  EXPECT_EQ(WriteBlockFile(dir_.Sub("no/such/dir"), key_, "x").code(), StatusCode::kIoError);
+}
+
+TEST(BlockId, StableAndDistinctPerField) {
+  BlockId a = ComputeBlockId(Key("k", 1));
+  EXPECT_EQ(a, ComputeBlockId(Key("k", 1)));
+  EXPECT_NE(a, ComputeBlockId(Key("k", 2)));
+  EXPECT_NE(a, ComputeBlockId(Key("k", 1, "\"e2\"")));
+  EXPECT_NE(a, ComputeBlockId(Key("k", 1, "\"e1\"", 5)));
+  EXPECT_NE(a, ComputeBlockId(Key("k2", 1)));
+  // Length prefixes: moving a byte from key to etag changes the id.
+  EXPECT_NE(ComputeBlockId(Key("ab", 0, "c")), ComputeBlockId(Key("a", 0, "bc")));
+}
+
+}  // namespace
+}  // namespace dsfs

@@ -1,0 +1,139 @@
+// Helpers shared by the block cache tests.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "cache/block_cache.h"
+
+namespace dsfs::testing {
+
+// A fresh directory under /tmp, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/dsfs-cache-test-XXXXXX";
+    char* p = ::mkdtemp(tmpl);
+    EXPECT_NE(p, nullptr);
+    path_ = p ? p : "/tmp";
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+inline BlockKey Key(const std::string& key, uint64_t index, const std::string& etag = "\"e1\"",
+                    uint64_t size = 1 << 30) {
+  return BlockKey{ObjectId{key, etag, size}, index};
+}
+
+// Deterministic bytes for a block, different for each (key, index).
+inline BlockData Bytes(size_t n, uint64_t seed) {
+  auto s = std::make_shared<std::string>(n, '\0');
+  uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
+  for (size_t i = 0; i < n; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    (*s)[i] = static_cast<char>(x & 0xff);
+  }
+  return s;
+}
+
+}  // namespace dsfs::testing
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "cache/block_file.h"
+#include "cache/disk_block_cache.h"
+
+namespace dsfs::testing {
+
+inline DiskCacheOptions DiskOpts(const std::string& dir, uint64_t capacity = 64 << 20,
+                                 uint64_t block_size = 64 << 10) {
+  DiskCacheOptions o;
+  o.dir = dir;
+  o.capacity_bytes = capacity;
+  o.block_size = block_size;
+  o.ready_wait = std::chrono::milliseconds(10000);
+  return o;
+}
+
+inline std::unique_ptr<DiskBlockCache> MustOpen(const DiskCacheOptions& o, Metrics* m) {
+  auto r = DiskBlockCache::Open(o, m);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  if (!r.ok()) return nullptr;
+  return std::move(r).value();
+}
+
+// The documented layout: <dir>/blocks/<first 2 hex>/<32 hex>.blk.
+inline std::string LayoutPath(const std::string& dir, const BlockKey& key) {
+  std::string hex = ComputeBlockId(key).ToHex();
+  return dir + "/blocks/" + hex.substr(0, 2) + "/" + hex + ".blk";
+}
+
+// 1 = hit with exactly `want`, 0 = miss, -1 = error or wrong bytes.
+inline int Lookup(BlockCache& c, const BlockKey& key, const BlockData& want) {
+  auto r = c.Get(key);
+  if (!r.ok()) return -1;
+  if (!r->has_value()) return 0;
+  return ***r == *want ? 1 : -1;
+}
+
+inline uint64_t CounterValue(Metrics& m, const std::string& name) {
+  return m.GetCounter(name).value();
+}
+
+inline std::string ReadFileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+inline void WriteFileBytes(const std::string& path, const std::string& data) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << data;
+}
+
+// Sum of the sizes of all block files, and their count.
+inline std::pair<uint64_t, size_t> BlockFilesOnDisk(const std::string& dir) {
+  uint64_t bytes = 0;
+  size_t n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir + "/blocks", ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file()) {
+      bytes += it->file_size();
+      ++n;
+    }
+  }
+  return {bytes, n};
+}
+
+inline size_t CountEntries(const std::string& dir) {
+  size_t n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(dir, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace dsfs::testing
