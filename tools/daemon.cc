@@ -7,7 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -179,6 +181,14 @@ Status CheckLocalInput(const Config& config) {
   return Status::Ok();
 }
 
+Result<std::string> AbsoluteMountpoint(const std::string& path) {
+  char buf[PATH_MAX];
+  if (!realpath(path.c_str(), buf)) {
+    return Status::InvalidArgument("mountpoint '" + path + "': " + std::strerror(errno));
+  }
+  return std::string(buf);
+}
+
 Status DescribeProbeFailure(const Status& status, const Config& config) {
   const std::string& ep = config.s3.endpoint;
   switch (status.code()) {
@@ -197,11 +207,19 @@ Status DescribeProbeFailure(const Status& status, const Config& config) {
 }
 
 int RunDaemon(const CommandLine& cl) {
-  const Config& config = cl.config;
+  Config config = cl.config;
   if (Status s = CheckLocalInput(config); !s.ok()) {
     std::fprintf(stderr, "dsfs: error: %s\n", s.message().c_str());
     return 1;
   }
+  // The daemon leaves the working directory: a relative mountpoint must be
+  // made absolute first.
+  auto abs = AbsoluteMountpoint(config.daemon.mountpoint);
+  if (!abs.ok()) {
+    std::fprintf(stderr, "dsfs: error: %s\n", abs.status().message().c_str());
+    return 1;
+  }
+  config.daemon.mountpoint = *abs;
   auto creds = LoadCredentials(config.daemon.passwd_file, config.fs.bucket);
   if (!creds.ok()) {
     std::fprintf(stderr, "dsfs: error: %s\n", creds.status().message().c_str());
@@ -224,7 +242,7 @@ int RunDaemon(const CommandLine& cl) {
     }
     close(pipe_fds[0]);
     setsid();
-    if (chdir("/") != 0) { /* the mountpoint path is absolute-resolved below */ }
+    if (chdir("/") != 0) spdlog::debug("chdir /: {}", std::strerror(errno));
   }
   StartupReporter reporter(pipe_fds[1]);
   curl_global_init(CURL_GLOBAL_ALL);

@@ -15,6 +15,9 @@ int RunDaemon(const CommandLine& cl);
 // and is a directory.
 Status CheckLocalInput(const Config& config);
 
+// realpath() of the mountpoint (the daemon changes directory to /).
+Result<std::string> AbsoluteMountpoint(const std::string& path);
+
 // The message for a failed start-up probe of the bucket.
 Status DescribeProbeFailure(const Status& status, const Config& config);
 

@@ -90,3 +90,49 @@ TEST(Options, TlsVerificationNeedsAnExplicitOption) {
 
 }  // namespace
 }  // namespace dsfs
+
+#include <unistd.h>
+
+#include "tools/daemon.h"
+
+namespace dsfs {
+namespace {
+
+TEST(Daemon, RelativeMountpointBecomesAbsolute) {
+  char tmpl[] = "/tmp/dsfs-mnt-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  char old[PATH_MAX];
+  ASSERT_NE(getcwd(old, sizeof(old)), nullptr);
+  ASSERT_EQ(chdir("/tmp"), 0);
+  auto abs = AbsoluteMountpoint(std::string(tmpl).substr(5));  // "dsfs-mnt-..."
+  ASSERT_EQ(chdir(old), 0);
+  ASSERT_TRUE(abs.ok()) << abs.status().ToString();
+  EXPECT_EQ(*abs, tmpl);
+  rmdir(tmpl);
+  EXPECT_FALSE(AbsoluteMountpoint("/nonexistent/dir").ok());
+}
+
+TEST(Daemon, LocalInputChecks) {
+  Config c;
+  c.daemon.mountpoint = "/nonexistent-dsfs";
+  EXPECT_NE(CheckLocalInput(c).message().find("does not exist"), std::string::npos);
+  c.daemon.mountpoint = "/etc/hostname";
+  EXPECT_NE(CheckLocalInput(c).message().find("not a directory"), std::string::npos);
+  c.daemon.mountpoint = "/tmp";
+  EXPECT_TRUE(CheckLocalInput(c).ok());
+}
+
+TEST(Daemon, ProbeFailureMessages) {
+  Config c;
+  c.fs.bucket = "b";
+  c.s3.endpoint = "http://127.0.0.1:1";
+  auto denied = DescribeProbeFailure(Status::AccessDenied("InvalidAccessKeyId"), c);
+  EXPECT_NE(denied.message().find("access denied"), std::string::npos);
+  auto down = DescribeProbeFailure(Status::Unavailable("refused"), c);
+  EXPECT_NE(down.message().find("cannot connect to http://127.0.0.1:1"), std::string::npos);
+  auto slow = DescribeProbeFailure(Status::Transient("Operation timed out"), c);
+  EXPECT_NE(slow.message().find("timed out"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dsfs
