@@ -15,7 +15,8 @@
 # Env: DSFS_BIN, DSFS_S3RVER, BENCH_SIZE_MB (1024), BENCH_SHARD_MB (256),
 #      BENCH_SHARDS (4), BENCH_RAND_COUNT (20000), BENCH_DSFS_OPTS,
 #      BENCH_S3FS_OPTS, BENCH_RCLONE_ARGS (extra options per client),
-#      BENCH_TIMEOUT (seconds per read step, 600).
+#      BENCH_TIMEOUT (seconds per read step, 600), BENCH_DSFS_CACHE_OPT (name of
+#      dsfs's cache dir option, "cache_dir"; empty = no disk cache).
 # Needs root (drop_caches, FUSE mounts).
 set -uo pipefail
 
@@ -31,7 +32,7 @@ BW_PER_CONN=64M
 PROXY_ARGS=""
 WORKROOT=${TMPDIR:-/tmp}
 
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while (($#)); do
   case $1 in
     --runs) RUNS=$2; shift ;;
@@ -57,6 +58,7 @@ SHARD_MB=${BENCH_SHARD_MB:-256}
 NSHARDS=${BENCH_SHARDS:-4}
 RAND_COUNT=${BENCH_RAND_COUNT:-20000}
 STEP_TIMEOUT=${BENCH_TIMEOUT:-600}
+DSFS_CACHE_OPT=${BENCH_DSFS_CACHE_OPT-cache_dir}  # set empty: mount dsfs without a disk cache
 DSFS_BIN=${DSFS_BIN:-$REPO/build/tools/dsfs}
 S3RVER=${DSFS_S3RVER:-$REPO/.deps/node_modules/.bin/s3rver}
 BUCKET=demo
@@ -113,7 +115,11 @@ s3curl() {
 # ---- origin: s3rver + proxy ------------------------------------------------
 S3PORT=$(free_port)
 mkdir -p "$WORK/s3rver" "$WORK/data"
-"$S3RVER" -d "$WORK/s3rver" -p "$S3PORT" -a 127.0.0.1 --configure-bucket "$BUCKET" --silent \
+# s3rver makes ListObjectsV2 continuation tokens with DES, which Node's
+# OpenSSL 3 only offers through the legacy provider (else: 500 on any
+# truncated listing).
+NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--openssl-legacy-provider" \
+  "$S3RVER" -d "$WORK/s3rver" -p "$S3PORT" -a 127.0.0.1 --configure-bucket "$BUCKET" --silent \
   >"$WORK/s3rver.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do
@@ -173,7 +179,7 @@ mount_client() {  # mount_client NAME MNT CACHE -> sets CLIENT_PID, rc 0 when mo
     dsfs)
       [[ -x $DSFS_BIN ]] || { echo "no dsfs binary at $DSFS_BIN" >>"$logf"; return 1; }
       "$DSFS_BIN" "$BUCKET" "$mnt" -f \
-        -o "url=$URL,use_path_request_style,passwd_file=$WORK/passwd,cache_dir=$cache${BENCH_DSFS_OPTS:+,$BENCH_DSFS_OPTS}" \
+        -o "url=$URL,use_path_request_style,passwd_file=$WORK/passwd${DSFS_CACHE_OPT:+,$DSFS_CACHE_OPT=$cache}${BENCH_DSFS_OPTS:+,$BENCH_DSFS_OPTS}" \
         >>"$logf" 2>&1 &
       ;;
     s3fs)
@@ -201,6 +207,10 @@ mount_client() {  # mount_client NAME MNT CACHE -> sets CLIENT_PID, rc 0 when mo
   done
   echo "mount not ready after 30 s" >>"$logf"
   return 1
+}
+
+mount_error() {  # first error line of a client log, else its last line
+  { grep -m1 -i 'error' "$1" || tail -1 "$1"; } 2>/dev/null | cut -c1-100
 }
 
 PEAK_KB=0
@@ -247,13 +257,14 @@ run_client() {
   MOUNTS+=("$mnt")
   PEAK_KB=0
   RES[$c,status]=ok
+  [[ $c == dsfs && -z $DSFS_CACHE_OPT ]] && RES[$c,status]="ok (no disk cache)"
   for ((r = 1; r <= RUNS; r++)); do
     log "$c: run $r/$RUNS"
     unmount_client "$mnt"
     rm -rf "$cache"
     if ! mount_client "$c" "$mnt" "$cache"; then
       unmount_client "$mnt"
-      RES[$c,status]="FAILED (mount: $(tail -1 "$WORK/$c.log" 2>/dev/null | cut -c1-60))"
+      RES[$c,status]="FAILED (mount: $(mount_error "$WORK/$c.log"))"
       log "$c: mount failed, see $WORK/$c.log"
       return
     fi
@@ -276,7 +287,7 @@ run_client() {
       cmp -s "$mnt/big" "$WORK/data/big" || RES[$c,status]="BAD DATA (big differs from the upload)"
     fi
     drop_caches
-    if v=$(timeout "$STEP_TIMEOUT" python3 "$LIB/randread.py" "${shard_paths[0]}" --count "$RAND_COUNT" --seed "$r"); then
+    if v=$(timeout "$STEP_TIMEOUT" python3 "$LIB/randread.py" "${shard_paths[0]}" --count "$RAND_COUNT" --seed "$r" --max-seconds 60); then
       iops+=("$(sed 's/.*iops=\([0-9.]*\).*/\1/' <<<"$v")")
       p99+=("$(sed 's/.*p99_ms=\([0-9.]*\).*/\1/' <<<"$v")")
     fi
