@@ -121,8 +121,7 @@ Result<Credentials> LoadCredentials(const std::string& passwd_file, const std::s
   }
   int fd = ::open(passwd_file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) {
-    return Status::InvalidArgument("cannot open passwd_file " + passwd_file + ": " +
-                                   Errno(errno));
+    return Status::InvalidArgument("cannot open passwd_file " + passwd_file + ": " + Errno(errno));
   }
   // Checks and reads go through one fd, so the file checked is the file read.
   struct Closer {
@@ -131,8 +130,7 @@ Result<Credentials> LoadCredentials(const std::string& passwd_file, const std::s
   } closer{fd};
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
-    return Status::InvalidArgument("cannot stat passwd_file " + passwd_file + ": " +
-                                   Errno(errno));
+    return Status::InvalidArgument("cannot stat passwd_file " + passwd_file + ": " + Errno(errno));
   }
   if (!S_ISREG(st.st_mode)) {
     return Status::InvalidArgument("passwd_file " + passwd_file + " is not a regular file");

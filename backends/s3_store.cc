@@ -31,8 +31,8 @@ std::string Lower(std::string_view s) {
 
 std::string_view TrimWs(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' ||
-                        s.back() == '\n')) {
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
     s.remove_suffix(1);
   }
   return s;
@@ -140,10 +140,10 @@ std::string ResolveRegion(const S3Config& config) {
 // Per-request state
 
 struct S3Store::Call {
-  const char* op = "";     // "HEAD" / "LIST" / "GET", for logs and messages
+  const char* op = "";  // "HEAD" / "LIST" / "GET", for logs and messages
   const char* method = "GET";
-  std::string key;         // for messages
-  std::string path;        // raw (unencoded) path
+  std::string key;   // for messages
+  std::string path;  // raw (unencoded) path
   std::vector<std::pair<std::string, std::string>> query;
   std::vector<std::pair<std::string, std::string>> headers;  // Range, If-Match
   bool head = false;
@@ -193,7 +193,8 @@ size_t S3Store::OnHeader(char* data, size_t size, size_t nitems, void* userp) {
   }
   size_t colon = line.find(':');
   if (colon == std::string_view::npos) return n;
-  reply->headers[Lower(TrimWs(line.substr(0, colon)))] = std::string(TrimWs(line.substr(colon + 1)));
+  reply->headers[Lower(TrimWs(line.substr(0, colon)))] =
+      std::string(TrimWs(line.substr(colon + 1)));
   return n;
 }
 
@@ -274,9 +275,10 @@ S3Store::S3Store(const S3Config& config, Credentials creds, std::string bucket, 
     bytes_read_ = &metrics->GetCounter("dsfs_s3_bytes_read_total", "S3 GET body bytes read");
   }
   if (!config_.verify_tls) {
-    spdlog::warn("TLS certificate verification is DISABLED for {} (ssl_verify=0): "
-                 "the endpoint's identity is not checked",
-                 config_.endpoint);
+    spdlog::warn(
+        "TLS certificate verification is DISABLED for {} (ssl_verify=0): "
+        "the endpoint's identity is not checked",
+        config_.endpoint);
   }
 }
 
@@ -394,7 +396,8 @@ S3Store::Attempt S3Store::PerformOnce(const Call& call, Reply* reply) {
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(config_.connect_timeout.count()));
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(config_.connect_timeout.count()));
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, config_.low_speed_limit);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
                    std::max(1L, static_cast<long>((config_.low_speed_time.count() + 999) / 1000)));
@@ -453,8 +456,8 @@ S3Store::Attempt S3Store::PerformOnce(const Call& call, Reply* reply) {
       rc == CURLE_COULDNT_RESOLVE_PROXY ||
       ((rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_SSL_CONNECT_ERROR) && request_size == 0);
   if (never_connected) {
-    result.status = Status::Unavailable("cannot connect to " + endpoint_.host_port + ": " +
-                                        curl_msg);
+    result.status =
+        Status::Unavailable("cannot connect to " + endpoint_.host_port + ": " + curl_msg);
     result.retry = true;
     result.connect_failure = true;
     return result;
@@ -465,8 +468,8 @@ S3Store::Attempt S3Store::PerformOnce(const Call& call, Reply* reply) {
     case CURLE_SSL_CERTPROBLEM:
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-      result.status = Status::Unavailable("TLS failure with " + endpoint_.host_port + ": " +
-                                          curl_msg);
+      result.status =
+          Status::Unavailable("TLS failure with " + endpoint_.host_port + ": " + curl_msg);
       return result;
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:
@@ -558,8 +561,8 @@ Status S3Store::ValidateGet(const Call& call, const Reply& reply) const {
                                " for a ranged GET");
     }
     if (reply.sink_bytes != r.length) {
-      return Status::Transient(what + ": short body: " + std::to_string(reply.sink_bytes) +
-                               " of " + std::to_string(r.length) + " bytes");
+      return Status::Transient(what + ": short body: " + std::to_string(reply.sink_bytes) + " of " +
+                               std::to_string(r.length) + " bytes");
     }
     return Status::Ok();
   }
@@ -586,8 +589,8 @@ Status S3Store::Execute(const Call& call, Reply* reply) {
                   attempt.status.ok() ? "OK" : StatusCodeName(attempt.status.code()), ms, n + 1);
     if (attempt.status.ok() || !attempt.retry || n >= config_.max_retries) break;
     const auto delay = BackoffDelay(n);
-    spdlog::debug("s3 {} {}: {}; retry {} in {} ms", call.op, call.key,
-                  attempt.status.ToString(), n + 1, delay.count());
+    spdlog::debug("s3 {} {}: {}; retry {} in {} ms", call.op, call.key, attempt.status.ToString(),
+                  n + 1, delay.count());
     if (retries_ != nullptr) retries_->Add();
     std::this_thread::sleep_for(delay);
   }

@@ -117,9 +117,9 @@ class S3Store : public ObjectStore {
   Status endpoint_status_;  // not OK when the endpoint URL is invalid
   S3Endpoint endpoint_;
 
-  Counter* requests_ = nullptr;  // every HTTP attempt
-  Counter* retries_ = nullptr;   // attempts after the first
-  Counter* errors_ = nullptr;    // operations that failed (NotFound excluded)
+  Counter* requests_ = nullptr;    // every HTTP attempt
+  Counter* retries_ = nullptr;     // attempts after the first
+  Counter* errors_ = nullptr;      // operations that failed (NotFound excluded)
   Counter* bytes_read_ = nullptr;  // GET body bytes delivered
 
   mutable std::mutex pool_mu_;

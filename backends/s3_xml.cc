@@ -85,8 +85,8 @@ Result<std::string> UrlFormDecode(std::string_view in) {
 
 Result<int64_t> ParseIso8601(std::string_view text) {
   // YYYY-MM-DDTHH:MM:SS[.fff]Z
-  if (text.size() < 20 || text[4] != '-' || text[7] != '-' || text[10] != 'T' ||
-      text[13] != ':' || text[16] != ':' || text.back() != 'Z') {
+  if (text.size() < 20 || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' ||
+      text[16] != ':' || text.back() != 'Z') {
     return Status::InvalidArgument("bad ISO 8601 time " + Quote(text));
   }
   int y, mo, d, h, mi, s;
@@ -109,9 +109,8 @@ Result<int64_t> ParseHttpDate(std::string_view text) {
   // "Wed, 12 Oct 2009 17:50:00 GMT"
   static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  if (text.size() != 29 || text[3] != ',' || text[4] != ' ' || text[7] != ' ' ||
-      text[11] != ' ' || text[16] != ' ' || text[19] != ':' || text[22] != ':' ||
-      text.substr(25) != " GMT") {
+  if (text.size() != 29 || text[3] != ',' || text[4] != ' ' || text[7] != ' ' || text[11] != ' ' ||
+      text[16] != ' ' || text[19] != ':' || text[22] != ':' || text.substr(25) != " GMT") {
     return Status::InvalidArgument("bad HTTP date " + Quote(text));
   }
   int mon = 0;
@@ -136,8 +135,8 @@ std::string StripEtagQuotes(std::string_view etag) {
 
 Result<ListPage> ParseListObjectsV2(std::string_view body) {
   pugi::xml_document doc;
-  pugi::xml_parse_result r = doc.load_buffer(body.data(), body.size(),
-                                             pugi::parse_default, pugi::encoding_utf8);
+  pugi::xml_parse_result r =
+      doc.load_buffer(body.data(), body.size(), pugi::parse_default, pugi::encoding_utf8);
   if (!r) return XmlError("ListObjectsV2", r);
   pugi::xml_node root = doc.child("ListBucketResult");
   if (!root) {
@@ -189,8 +188,8 @@ Result<ListPage> ParseListObjectsV2(std::string_view body) {
 
 Result<S3Error> ParseS3Error(std::string_view body) {
   pugi::xml_document doc;
-  pugi::xml_parse_result r = doc.load_buffer(body.data(), body.size(),
-                                             pugi::parse_default, pugi::encoding_utf8);
+  pugi::xml_parse_result r =
+      doc.load_buffer(body.data(), body.size(), pugi::parse_default, pugi::encoding_utf8);
   if (!r) return XmlError("S3 error", r);
   pugi::xml_node root = doc.child("Error");
   if (!root) {

@@ -12,8 +12,8 @@ namespace dsfs::sigv4 {
 namespace {
 
 bool IsUnreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '.' || c == '_' || c == '~';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~';
 }
 
 std::string ToLower(std::string_view s) {
@@ -41,9 +41,9 @@ std::string CanonicalHeaderValue(std::string_view v) {
 
 void SetHeader(Request* req, std::string_view name, std::string value) {
   auto& hs = req->headers;
-  hs.erase(std::remove_if(hs.begin(), hs.end(),
-                          [&](const auto& h) { return ToLower(h.first) == name; }),
-           hs.end());
+  hs.erase(
+      std::remove_if(hs.begin(), hs.end(), [&](const auto& h) { return ToLower(h.first) == name; }),
+      hs.end());
   hs.emplace_back(std::string(name), std::move(value));
 }
 
@@ -136,8 +136,8 @@ std::string CanonicalRequest(const Request& req, std::string* signed_headers) {
     auto [it, inserted] = hs.emplace(n, v);
     if (!inserted) it->second += "," + v;
   }
-  std::string out = req.method + "\n" + CanonicalUri(req.path) + "\n" +
-                    CanonicalQueryString(req.query) + "\n";
+  std::string out =
+      req.method + "\n" + CanonicalUri(req.path) + "\n" + CanonicalQueryString(req.query) + "\n";
   std::string names;
   for (const auto& [n, v] : hs) {
     out += n + ":" + v + "\n";
@@ -160,8 +160,8 @@ std::string StringToSign(std::string_view amz_date, std::string_view scope,
   return out;
 }
 
-std::string SigningKey(std::string_view secret_key, std::string_view date,
-                       std::string_view region, std::string_view service) {
+std::string SigningKey(std::string_view secret_key, std::string_view date, std::string_view region,
+                       std::string_view service) {
   std::string k = "AWS4";
   k += secret_key;
   std::string k_date = HmacSha256(k, date);
@@ -171,8 +171,8 @@ std::string SigningKey(std::string_view secret_key, std::string_view date,
   return HmacSha256(k_service, "aws4_request");
 }
 
-std::string Sign(Request* req, const Credentials& creds, std::string_view region,
-                 std::time_t now, std::string_view service) {
+std::string Sign(Request* req, const Credentials& creds, std::string_view region, std::time_t now,
+                 std::string_view service) {
   const std::string amz_date = AmzDate(now);
   const std::string date = amz_date.substr(0, 8);
   SetHeader(req, "x-amz-date", amz_date);

@@ -65,8 +65,8 @@ TEST_F(CredentialsTest, BucketLineWinsOverDefaultWhateverTheOrder) {
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->access_key, "AKDEFAULT");
   // No trailing newline, bucket line first.
-  auto e = ParseCredentialsFile(std::string("bkt:AKB:") + kSecret + "\nAKD:" + kOtherSecret,
-                                "bkt", "x");
+  auto e =
+      ParseCredentialsFile(std::string("bkt:AKB:") + kSecret + "\nAKD:" + kOtherSecret, "bkt", "x");
   ASSERT_TRUE(e.ok());
   EXPECT_EQ(e->access_key, "AKB");
 }

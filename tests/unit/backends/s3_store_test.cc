@@ -86,16 +86,15 @@ std::string ExpectedAuthorization(const ScriptedHttpServer::Request& r, const st
 }
 
 TEST_F(S3StoreTest, HeadParsesHeadersAndSignsWhatItSends) {
-  server_.Push(ScriptedHttpServer::Reply(
-      200, std::string(1234, 'x'),
-      {{"ETag", "\"d41d8cd98f00b204e9800998ecf8427e\""},
-       {"Last-Modified", "Wed, 12 Oct 2009 17:50:30 GMT"},
-       {"Content-Type", "application/octet-stream"},
-       {"x-amz-meta-mode", "33188"},
-       {"X-Amz-Meta-UID", "1000"},
-       {"x-amz-meta-mtime", "1700000000"},
-       {"x-amz-request-id", "R1"}},
-      /*head=*/true));
+  server_.Push(ScriptedHttpServer::Reply(200, std::string(1234, 'x'),
+                                         {{"ETag", "\"d41d8cd98f00b204e9800998ecf8427e\""},
+                                          {"Last-Modified", "Wed, 12 Oct 2009 17:50:30 GMT"},
+                                          {"Content-Type", "application/octet-stream"},
+                                          {"x-amz-meta-mode", "33188"},
+                                          {"X-Amz-Meta-UID", "1000"},
+                                          {"x-amz-meta-mtime", "1700000000"},
+                                          {"x-amz-request-id", "R1"}},
+                                         /*head=*/true));
   auto store = Store(Config(), /*token=*/true);
   auto info = store->Head("dir/a b+c.bin");
   ASSERT_TRUE(info.ok()) << info.status().ToString();
@@ -182,7 +181,8 @@ TEST_F(S3StoreTest, NoSuchBucket) {
 }
 
 TEST_F(S3StoreTest, NoSuchKeyGetIsNotRetried) {
-  server_.Push(ScriptedHttpServer::S3ErrorReply(404, "NoSuchKey", "The specified key does not exist."));
+  server_.Push(
+      ScriptedHttpServer::S3ErrorReply(404, "NoSuchKey", "The specified key does not exist."));
   char buf[8];
   auto n = Store()->Get({"gone", ByteRange{0, 8}, ""}, buf, sizeof(buf));
   ASSERT_FALSE(n.ok());
@@ -235,8 +235,8 @@ TEST_F(S3StoreTest, BadRequestIsInvalidArgument) {
 }
 
 TEST_F(S3StoreTest, RangedGetSendsRangeAndChecksContentRange) {
-  server_.Push(ScriptedHttpServer::Reply(206, "abcdefghij",
-                                         {{"Content-Range", "bytes 100-109/1000"}}));
+  server_.Push(
+      ScriptedHttpServer::Reply(206, "abcdefghij", {{"Content-Range", "bytes 100-109/1000"}}));
   char buf[16];
   auto store = Store();
   auto n = store->Get({"big/shard", ByteRange{100, 10}, ""}, buf, sizeof(buf));
@@ -253,8 +253,8 @@ TEST_F(S3StoreTest, RangedGetSendsRangeAndChecksContentRange) {
 
   // Wrong start in Content-Range: never accepted, retried, then Transient.
   for (int i = 0; i < 3; ++i) {
-    server_.Push(ScriptedHttpServer::Reply(206, "abcdefghij",
-                                           {{"Content-Range", "bytes 0-9/1000"}}));
+    server_.Push(
+        ScriptedHttpServer::Reply(206, "abcdefghij", {{"Content-Range", "bytes 0-9/1000"}}));
   }
   n = store->Get({"big/shard", ByteRange{100, 10}, ""}, buf, sizeof(buf));
   ASSERT_FALSE(n.ok());
@@ -264,9 +264,10 @@ TEST_F(S3StoreTest, RangedGetSendsRangeAndChecksContentRange) {
 
 TEST_F(S3StoreTest, ShortBodyWithResetIsRetriedThenSucceeds) {
   // Promises 10 bytes, sends 4, closes: curl reports a partial file.
-  server_.Push({"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9/10\r\n"
-                "Content-Length: 10\r\n\r\nabcd",
-                ScriptedHttpServer::Action::kRespondAndClose});
+  server_.Push(
+      {"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9/10\r\n"
+       "Content-Length: 10\r\n\r\nabcd",
+       ScriptedHttpServer::Action::kRespondAndClose});
   server_.Push(ScriptedHttpServer::CloseNow());  // and a reset before any reply
   server_.Push(ScriptedHttpServer::Reply(206, "0123456789", {{"Content-Range", "bytes 0-9/10"}}));
   char buf[10];
@@ -441,9 +442,10 @@ TEST_F(S3StoreTest, SilentServerHitsRequestTimeout) {
 
 TEST_F(S3StoreTest, StalledBodyHitsLowSpeedLimit) {
   // Headers, 2 bytes, then silence: the low-speed rule (1 s) ends it.
-  server_.Push({"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9/10\r\n"
-                "Content-Length: 10\r\n\r\nab",
-                ScriptedHttpServer::Action::kRespond});
+  server_.Push(
+      {"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9/10\r\n"
+       "Content-Length: 10\r\n\r\nab",
+       ScriptedHttpServer::Action::kRespond});
   S3Config cfg = Config();
   cfg.max_retries = 0;
   cfg.low_speed_limit = 1000;
@@ -506,9 +508,9 @@ TEST(S3StoreConfig, ParseEndpoint) {
   e = ParseEndpoint("http://[::1]:9000");
   ASSERT_TRUE(e.ok());
   EXPECT_EQ(e->host_port, "[::1]:9000");
-  for (const char* bad : {"", "obs.example.com", "ftp://h", "http://", "http://h:0",
-                          "http://h:99999", "http://h:x", "http://h/path", "http://u@h",
-                          "http://h:"}) {
+  for (const char* bad :
+       {"", "obs.example.com", "ftp://h", "http://", "http://h:0", "http://h:99999", "http://h:x",
+        "http://h/path", "http://u@h", "http://h:"}) {
     auto r = ParseEndpoint(bad);
     EXPECT_FALSE(r.ok()) << bad;
     if (!r.ok()) {

@@ -77,8 +77,9 @@ TEST(S3Xml, UrlEncodedKeysAreDecodedOnlyWhenTheReplySaysSo) {
 
 TEST(S3Xml, BadEscapeInEncodedKeyIsInvalidArgument) {
   for (const char* key : {"a%2", "a%zz", "%", "a%G1"}) {
-    std::string body = std::string("<ListBucketResult><EncodingType>url</EncodingType>"
-                                   "<Contents><Key>") +
+    std::string body = std::string(
+                           "<ListBucketResult><EncodingType>url</EncodingType>"
+                           "<Contents><Key>") +
                        key + "</Key><Size>1</Size></Contents></ListBucketResult>";
     auto page = ParseListObjectsV2(body);
     ASSERT_FALSE(page.ok()) << key;
@@ -88,8 +89,8 @@ TEST(S3Xml, BadEscapeInEncodedKeyIsInvalidArgument) {
 }
 
 TEST(S3Xml, TruncatedWithoutTokenIsRejected) {
-  auto page = ParseListObjectsV2(
-      "<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>");
+  auto page =
+      ParseListObjectsV2("<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>");
   ASSERT_FALSE(page.ok());
   EXPECT_EQ(page.status().code(), StatusCode::kInvalidArgument);
   EXPECT_NE(page.status().message().find("NextContinuationToken"), std::string::npos);
@@ -148,8 +149,8 @@ TEST(S3Xml, Dates) {
   EXPECT_EQ(*ParseIso8601("2009-10-12T17:50:30.123Z"), 1255369830);
   EXPECT_EQ(*ParseHttpDate("Wed, 12 Oct 2009 17:50:30 GMT"), 1255369830);
   EXPECT_EQ(*ParseHttpDate("Fri, 24 May 2013 00:00:00 GMT"), 1369353600);
-  for (const char* bad : {"", "2009-10-12 17:50:30Z", "2009-13-12T17:50:30Z",
-                          "2009-10-12T17:50:30", "2009-10-12T17:50:30.Z", "2009-1x-12T17:50:30Z"}) {
+  for (const char* bad : {"", "2009-10-12 17:50:30Z", "2009-13-12T17:50:30Z", "2009-10-12T17:50:30",
+                          "2009-10-12T17:50:30.Z", "2009-1x-12T17:50:30Z"}) {
     EXPECT_FALSE(ParseIso8601(bad).ok()) << bad;
   }
   for (const char* bad : {"", "Wed, 12 Foo 2009 17:50:30 GMT", "Wed, 12 Oct 2009 17:50:30 UTC",

@@ -129,16 +129,26 @@ class ScriptedHttpServer {
  private:
   static const char* Reason(int status) {
     switch (status) {
-      case 200: return "OK";
-      case 206: return "Partial Content";
-      case 400: return "Bad Request";
-      case 403: return "Forbidden";
-      case 404: return "Not Found";
-      case 412: return "Precondition Failed";
-      case 429: return "Too Many Requests";
-      case 500: return "Internal Server Error";
-      case 503: return "Service Unavailable";
-      default: return "Status";
+      case 200:
+        return "OK";
+      case 206:
+        return "Partial Content";
+      case 400:
+        return "Bad Request";
+      case 403:
+        return "Forbidden";
+      case 404:
+        return "Not Found";
+      case 412:
+        return "Precondition Failed";
+      case 429:
+        return "Too Many Requests";
+      case 500:
+        return "Internal Server Error";
+      case 503:
+        return "Service Unavailable";
+      default:
+        return "Status";
     }
   }
 
@@ -254,8 +264,8 @@ class ScriptedHttpServer {
   std::thread acceptor_;
   std::atomic<int> connections_{0};
   mutable std::mutex mu_;
-  std::deque<Step> script_;           // guarded by mu_
-  std::vector<Request> requests_;     // guarded by mu_
+  std::deque<Step> script_;            // guarded by mu_
+  std::vector<Request> requests_;      // guarded by mu_
   std::vector<std::thread> handlers_;  // guarded by mu_
 };
 
