@@ -333,10 +333,16 @@ def classify(method, target):
     path = target.split("?", 1)[0]
     query = target.split("?", 1)[1] if "?" in target else ""
     has_key = "/" in path.lstrip("/") and path.lstrip("/").split("/", 1)[1] != ""
+    params = {q.split("=", 1)[0] for q in query.split("&") if q}
     if method == "GET":
         if has_key:
+            # Sub-resources (ListParts, ACL, tags) are not object bodies.
+            if params & {"uploadId", "acl", "tagging", "attributes", "retention", "legal-hold"}:
+                return "other"
             return "get"
-        if "list-type" in query or not query or "prefix" in query or "delimiter" in query:
+        if not params or params & {"list-type", "prefix", "delimiter", "marker",
+                                   "continuation-token", "max-keys", "encoding-type",
+                                   "start-after", "fetch-owner"}:
             return "list"
         return "other"
     if method == "HEAD":
