@@ -192,8 +192,7 @@ Status WriteBlockFile(const std::string& tmp_path, const BlockKey& key, std::str
     ::unlink(tmp_path.c_str());
     return Status::IoError(what + " " + tmp_path + ": " + ErrnoText(err));
   };
-  iovec iov[2] = {{header.data(), header.size()},
-                  {const_cast<char*>(data.data()), data.size()}};
+  iovec iov[2] = {{header.data(), header.size()}, {const_cast<char*>(data.data()), data.size()}};
   size_t total = header.size() + data.size();
   size_t done = 0;
   while (done < total) {

@@ -78,9 +78,8 @@ Status PrepareCacheDir(const std::string& dir) {
     // Parents are ordinary directories; only cache_dir itself is private.
     std::string parent = dir;
     while (parent.size() > 1 && parent.back() == '/') parent.pop_back();
-    parent = parent.substr(0, parent.find_last_of('/') == std::string::npos
-                                  ? 0
-                                  : parent.find_last_of('/'));
+    parent = parent.substr(
+        0, parent.find_last_of('/') == std::string::npos ? 0 : parent.find_last_of('/'));
     std::vector<std::string> missing;
     for (std::string p = parent; !p.empty() && ::access(p.c_str(), F_OK) != 0;
          p = p.substr(0, p.find_last_of('/') == std::string::npos ? 0 : p.find_last_of('/'))) {
@@ -99,7 +98,8 @@ Status PrepareCacheDir(const std::string& dir) {
       return Status::IoError("cache_dir " + dir + ": " + ErrnoText(errno));
     }
   }
-  if (!S_ISDIR(st.st_mode)) return Status::InvalidArgument("cache_dir " + dir + " is not a directory");
+  if (!S_ISDIR(st.st_mode))
+    return Status::InvalidArgument("cache_dir " + dir + " is not a directory");
   if (st.st_uid != ::geteuid()) {
     return Status::AccessDenied("cache_dir " + dir + " is owned by uid " +
                                 std::to_string(st.st_uid) + ", but dsfs runs as uid " +
@@ -142,8 +142,7 @@ Result<bool> CheckFormat(const std::string& dir) {
   int version = 0;
   const char* begin = text.data() + std::strlen(kFormatPrefix);
   const char* end = text.data() + text.size();
-  if (!text.starts_with(kFormatPrefix) ||
-      std::from_chars(begin, end, version).ec != std::errc()) {
+  if (!text.starts_with(kFormatPrefix) || std::from_chars(begin, end, version).ec != std::errc()) {
     return Status::InvalidArgument("cache_dir " + dir + " has an unreadable FORMAT file ('" +
                                    text.substr(0, 40) +
                                    "'); remove it or choose another cache_dir");
@@ -186,8 +185,10 @@ DiskBlockCache::DiskBlockCache(DiskCacheOptions options, Metrics* metrics)
     : options_(std::move(options)),
       own_metrics_(metrics ? nullptr : std::make_unique<Metrics>()),
       metrics_(metrics ? metrics : own_metrics_.get()),
-      hits_(metrics_->GetCounter("dsfs_cache_disk_hits_total", "Blocks served from the disk cache")),
-      misses_(metrics_->GetCounter("dsfs_cache_disk_misses_total", "Disk cache lookups that missed")),
+      hits_(
+          metrics_->GetCounter("dsfs_cache_disk_hits_total", "Blocks served from the disk cache")),
+      misses_(
+          metrics_->GetCounter("dsfs_cache_disk_misses_total", "Disk cache lookups that missed")),
       corrupt_(metrics_->GetCounter("dsfs_cache_corrupt_blocks_total",
                                     "Block files that failed verification and were dropped")),
       write_errors_(metrics_->GetCounter("dsfs_cache_write_errors_total",
@@ -437,6 +438,7 @@ Status DiskBlockCache::Reconcile() {
       if (::stat(path.c_str(), &st) != 0) continue;  // dropped meanwhile
       // Recency unknown: oldest, so these go first.
       policy_.Add(id, info->file_size(), 0);
+      if (ready_) used_bytes_ = policy_.total_bytes();
       batch.Put(id, IndexRecord{info->file_size(), 0});
       orphan_files_.Add();
       if (batch.count() >= 1024) {
@@ -513,8 +515,7 @@ void DiskBlockCache::DropLocked(const BlockId& id, CacheIndex::Batch* batch) {
   if (ready_) used_bytes_ = policy_.total_bytes();
 }
 
-void DiskBlockCache::EvictLocked(uint64_t incoming, const BlockId* keep,
-                                 CacheIndex::Batch* batch) {
+void DiskBlockCache::EvictLocked(uint64_t incoming, const BlockId* keep, CacheIndex::Batch* batch) {
   uint64_t base = policy_.total_bytes();
   if (keep) {
     if (auto e = policy_.Find(*keep)) base -= e->bytes;  // being replaced

@@ -63,8 +63,8 @@ namespace dsfs {
 inline constexpr int kCacheDirFormatVersion = 1;
 
 struct DiskCacheOptions {
-  std::string dir;              // cache_dir=
-  uint64_t capacity_bytes = 0;  // cache_size=, resolved (ResolveCacheSize); >= block_size
+  std::string dir;                // cache_dir=
+  uint64_t capacity_bytes = 0;    // cache_size=, resolved (ResolveCacheSize); >= block_size
   uint64_t block_size = 4 << 20;  // largest block Put accepts
   // Background thread for index load, reconcile and recency flushes. Off
   // only in tests and tools that call LoadIndex()/Reconcile() themselves.
@@ -104,7 +104,8 @@ class DiskBlockCache : public BlockCache {
   // True once the LRU policy accounts for every block on disk.
   bool ready() const;
   // Waits up to timeout for the background startup work (index load and,
-  // if needed, reconcile) to finish. Returns whether it has.
+  // if needed, reconcile) to finish. Returns whether it has (never true
+  // with background=false).
   bool WaitForStartup(std::chrono::milliseconds timeout);
   // Startup steps, run by the background thread; public for background=false.
   // LoadIndex reads every index entry into the policy; Reconcile scans the
@@ -148,24 +149,24 @@ class DiskBlockCache : public BlockCache {
   Counter& orphan_entries_;
   Counter& temp_removed_;
   Counter& index_writes_;
-  int lock_fd_ = -1;                 // flock()ed LOCK file; immutable after Open
-  std::string tmp_prefix_;           // marks this instance's temp files; immutable
+  int lock_fd_ = -1;        // flock()ed LOCK file; immutable after Open
+  std::string tmp_prefix_;  // marks this instance's temp files; immutable
   std::atomic<uint64_t> tmp_counter_{0};
   std::atomic<uint64_t> used_bytes_{0};  // written under mu_, read lock-free
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;                 // ready_, startup_done_, stop_, dirty_ (mu_)
-  std::unique_ptr<CacheIndex> index_;          // guarded by mu_ (replaced on corruption)
-  LruPolicy policy_;                           // guarded by mu_
-  uint64_t next_seq_ = 1;                      // guarded by mu_
+  std::condition_variable cv_;                        // ready_, startup_done_, stop_, dirty_ (mu_)
+  std::unique_ptr<CacheIndex> index_;                 // guarded by mu_ (replaced on corruption)
+  LruPolicy policy_;                                  // guarded by mu_
+  uint64_t next_seq_ = 1;                             // guarded by mu_
   std::unordered_set<BlockId, BlockIdHash> dirty_;    // guarded by mu_: recency to write
   std::unordered_set<BlockId, BlockIdHash> dropped_;  // guarded by mu_: dropped before ready_
-  bool ready_ = false;                         // guarded by mu_
+  bool ready_ = false;                                // guarded by mu_
   bool rebuild_ = false;          // guarded by mu_: index is new, rebuild it from files
   bool needs_reconcile_ = false;  // guarded by mu_: unclean shutdown or rebuild
   bool consistent_ = false;       // guarded by mu_: index known to match the files
-  bool startup_done_ = false;                  // guarded by mu_
-  bool stop_ = false;                          // guarded by mu_
+  bool startup_done_ = false;     // guarded by mu_
+  bool stop_ = false;             // guarded by mu_
   std::thread thread_;
 };
 

@@ -6,7 +6,8 @@ MemoryBlockCache::MemoryBlockCache(uint64_t capacity_bytes, Metrics* metrics)
     : capacity_(capacity_bytes) {
   if (metrics) {
     hits_ = &metrics->GetCounter("dsfs_cache_memory_hits_total", "Blocks served from RAM");
-    misses_ = &metrics->GetCounter("dsfs_cache_memory_misses_total", "RAM cache lookups that missed");
+    misses_ =
+        &metrics->GetCounter("dsfs_cache_memory_misses_total", "RAM cache lookups that missed");
     evictions_ = &metrics->GetCounter("dsfs_cache_memory_evictions_total",
                                       "Blocks evicted from the RAM cache");
   }

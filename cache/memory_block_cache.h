@@ -35,13 +35,13 @@ class MemoryBlockCache : public BlockCache {
   using Lru = std::list<std::pair<BlockKey, BlockData>>;  // most recent first
 
   const uint64_t capacity_;
-  Counter* hits_ = nullptr;       // null without metrics
+  Counter* hits_ = nullptr;  // null without metrics
   Counter* misses_ = nullptr;
   Counter* evictions_ = nullptr;
   mutable std::mutex mu_;
-  Lru lru_;                                                     // guarded by mu_
+  Lru lru_;                                                        // guarded by mu_
   std::unordered_map<BlockKey, Lru::iterator, BlockKeyHash> map_;  // guarded by mu_
-  uint64_t used_ = 0;                                           // guarded by mu_
+  uint64_t used_ = 0;                                              // guarded by mu_
 };
 
 }  // namespace dsfs

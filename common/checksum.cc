@@ -27,9 +27,12 @@ bool Hash128::FromHex(std::string_view hex, Hash128* out) {
   for (size_t i = 0; i < 32; ++i) {
     char c = hex[i];
     uint64_t v;
-    if (c >= '0' && c <= '9') v = static_cast<uint64_t>(c - '0');
-    else if (c >= 'a' && c <= 'f') v = static_cast<uint64_t>(c - 'a' + 10);
-    else return false;
+    if (c >= '0' && c <= '9')
+      v = static_cast<uint64_t>(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      v = static_cast<uint64_t>(c - 'a' + 10);
+    else
+      return false;
     words[i / 16] = (words[i / 16] << 4) | v;
   }
   out->high = words[0];

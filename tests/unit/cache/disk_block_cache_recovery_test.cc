@@ -42,8 +42,8 @@ TEST(DiskBlockCacheRecovery, OpenDoesNotScanFiftyThousandBlocks) {
   auto c = MustOpen(o, &m);
   auto t1 = std::chrono::steady_clock::now();
   ASSERT_TRUE(c);
-  std::cout << "Open with " << n << " blocks: "
-            << std::chrono::duration<double, std::milli>(t1 - t0).count() << " ms\n";
+  std::cout << "Open with " << n
+            << " blocks: " << std::chrono::duration<double, std::milli>(t1 - t0).count() << " ms\n";
   EXPECT_EQ(CounterValue(m, "dsfs_cache_index_entries_loaded_total"), 0u);
   EXPECT_EQ(CounterValue(m, "dsfs_cache_files_scanned_total"), 0u);
   EXPECT_EQ(c->block_count(), 0u);
@@ -55,8 +55,9 @@ TEST(DiskBlockCacheRecovery, OpenDoesNotScanFiftyThousandBlocks) {
   auto t2 = std::chrono::steady_clock::now();
   ASSERT_TRUE(c->LoadIndex().ok());
   auto t3 = std::chrono::steady_clock::now();
-  std::cout << "Index load of " << n << " entries: "
-            << std::chrono::duration<double, std::milli>(t3 - t2).count() << " ms\n";
+  std::cout << "Index load of " << n
+            << " entries: " << std::chrono::duration<double, std::milli>(t3 - t2).count()
+            << " ms\n";
   EXPECT_EQ(CounterValue(m, "dsfs_cache_index_entries_loaded_total"), n);
   EXPECT_EQ(CounterValue(m, "dsfs_cache_files_scanned_total"), 0u);
   EXPECT_EQ(c->block_count(), n);

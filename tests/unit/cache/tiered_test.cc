@@ -1,11 +1,10 @@
-#include "cache/tiered_block_cache.h"
-
 #include <gtest/gtest.h>
 
 #include <map>
 
 #include "cache/disk_block_cache.h"
 #include "cache/memory_block_cache.h"
+#include "cache/tiered_block_cache.h"
 #include "tests/unit/cache/cache_test_util.h"
 
 namespace dsfs {
