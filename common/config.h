@@ -90,10 +90,23 @@ struct DaemonConfig {
   unsigned max_threads = 16;  // FUSE worker threads: reads block on the network
 };
 
+// SFS fallback: a directory (the NFS share) that mirrors bucket/prefix.
+struct FallbackConfig {
+  std::string dir;  // fallback=: empty = no fallback
+  // fallback_threshold=: consecutive retryable OBS failures that switch
+  // reads to the share (a connect failure switches at once). 3 rides out a
+  // single 503 without flapping while switching within a few requests.
+  int failure_threshold = 3;
+  // fallback_probe_interval=: how often the primary is probed while the
+  // circuit is open; recovery is noticed within this.
+  milliseconds probe_interval{5000};
+};
+
 struct Config {
   S3Config s3;
   FsConfig fs;
   DaemonConfig daemon;
+  FallbackConfig fallback;
 };
 
 // "4M", "200G", "1048576" -> bytes. Suffixes K/M/G/T (powers of 1024),

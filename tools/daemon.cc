@@ -14,6 +14,8 @@
 #include <memory>
 
 #include "backends/credentials.h"
+#include "backends/dir_store.h"
+#include "backends/fallback_store.h"
 #include "backends/s3_store.h"
 #include "cache/object_reader.h"
 #include "common/clock.h"
@@ -104,6 +106,41 @@ S3Config ProbeConfig(const S3Config& main) {
   return c;
 }
 
+// The store the filesystem reads: S3Store, or FallbackStore(S3Store,
+// DirStore) with fallback=. Probes the bucket first with short deadlines:
+// a bad key or a missing bucket fails the mount; OBS being down fails it
+// only without a fallback (with one, the mount starts on the share).
+Result<std::unique_ptr<ObjectStore>> BuildStore(const Config& config, Credentials creds,
+                                                Metrics* metrics) {
+  Status probe_status;
+  {
+    DSFS_ASSIGN_OR_RETURN(auto probe,
+                          S3Store::Create(ProbeConfig(config.s3), creds, config.fs.bucket, nullptr));
+    ListRequest req{.prefix = config.fs.prefix, .delimiter = "/", .continuation = "",
+                    .max_keys = 1};
+    probe_status = probe->List(req).status();
+  }
+  const bool down = FallbackStore::IsPrimaryDownError(probe_status);
+  if (!probe_status.ok() && (!down || config.fallback.dir.empty())) {
+    return DescribeProbeFailure(probe_status, config);
+  }
+  DSFS_ASSIGN_OR_RETURN(auto s3,
+                        S3Store::Create(config.s3, std::move(creds), config.fs.bucket, metrics));
+  if (config.fallback.dir.empty()) return std::unique_ptr<ObjectStore>(std::move(s3));
+
+  auto share = DirStore::Open(config.fallback.dir);
+  if (!share.ok()) return share.status().WithContext("fallback '" + config.fallback.dir + "'");
+  FallbackOptions fo;
+  fo.failure_threshold = config.fallback.failure_threshold;
+  fo.probe_interval = config.fallback.probe_interval;
+  fo.probe_prefix = config.fs.prefix;
+  auto fallback = std::make_unique<FallbackStore>(std::move(s3), std::move(*share), fo, metrics);
+  if (down) {
+    fallback->StartOpen(DescribeProbeFailure(probe_status, config).message());
+  }
+  return std::unique_ptr<ObjectStore>(std::move(fallback));
+}
+
 // Runs in the (possibly daemonized) process that serves the mount.
 int Serve(const Config& config, Credentials creds, StartupReporter& reporter) {
   const std::string logfile =
@@ -116,21 +153,7 @@ int Serve(const Config& config, Credentials creds, StartupReporter& reporter) {
     spdlog::warn("TLS certificate verification is OFF (ssl_verify=0): traffic can be intercepted");
   }
   Metrics metrics;
-  {
-    auto probe = S3Store::Create(ProbeConfig(config.s3), creds, config.fs.bucket, nullptr);
-    if (!probe.ok()) {
-      reporter.Fail(probe.status());
-      return 1;
-    }
-    ListRequest req{.prefix = config.fs.prefix, .delimiter = "/", .continuation = "",
-                    .max_keys = 1};
-    auto page = (*probe)->List(req);
-    if (!page.ok()) {
-      reporter.Fail(DescribeProbeFailure(page.status(), config));
-      return 1;
-    }
-  }
-  auto store = S3Store::Create(config.s3, std::move(creds), config.fs.bucket, &metrics);
+  auto store = BuildStore(config, std::move(creds), &metrics);
   if (!store.ok()) {
     reporter.Fail(store.status());
     return 1;

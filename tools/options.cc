@@ -104,6 +104,12 @@ const std::vector<OptionSpec>& OptionTable() {
      [](const std::string& v, Config* c) { return SetDuration(v, &c->s3.request_timeout); }},
     {"retries", true, "4", "retries of a throttled/failed request",
      [](const std::string& v, Config* c) { return SetNumber(v, &c->s3.max_retries); }},
+    {"fallback", true, "none", "directory (SFS/NFS share) mirroring bucket:/prefix, served while OBS fails",
+     [](const std::string& v, Config* c) { c->fallback.dir = v; return Status::Ok(); }},
+    {"fallback_threshold", true, "3", "consecutive OBS failures that switch reads to the share",
+     [](const std::string& v, Config* c) { return SetNumber(v, &c->fallback.failure_threshold); }},
+    {"fallback_probe_interval", true, "5s", "how often OBS is probed while serving from the share",
+     [](const std::string& v, Config* c) { return SetDuration(v, &c->fallback.probe_interval); }},
     {"max_threads", true, "16", "FUSE worker threads",
      [](const std::string& v, Config* c) { return SetNumber(v, &c->daemon.max_threads); }},
   };

@@ -80,6 +80,18 @@ TEST(Options, DurationsAndFlags) {
   EXPECT_NE(UsageText().find("passwd_file="), std::string::npos);
 }
 
+TEST(Options, Fallback) {
+  auto cl = Parse({"b", "/m", "-o",
+                   "fallback=/mnt/deepseek-shared/models,fallback_threshold=5,"
+                   "fallback_probe_interval=2s"});
+  ASSERT_TRUE(cl.ok()) << cl.status().ToString();
+  EXPECT_EQ(cl->config.fallback.dir, "/mnt/deepseek-shared/models");
+  EXPECT_EQ(cl->config.fallback.failure_threshold, 5);
+  EXPECT_EQ(cl->config.fallback.probe_interval.count(), 2000);
+  EXPECT_TRUE(Parse({"b", "/m"})->config.fallback.dir.empty());
+  EXPECT_FALSE(Parse({"b", "/m", "-o", "fallback_threshold=x"}).ok());
+}
+
 TEST(Options, TlsVerificationNeedsAnExplicitOption) {
   auto cl = Parse({"b", "/m"});
   ASSERT_TRUE(cl.ok());
