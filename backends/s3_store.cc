@@ -599,8 +599,9 @@ Status S3Store::Execute(const Call& call, Reply* reply) {
     errors_->Add();
   }
   if (!attempt.status.ok() && attempt.retry && config_.max_retries > 0) {
-    return attempt.status.WithContext("after " + std::to_string(config_.max_retries + 1) +
-                                      " attempts");
+    return Status(attempt.status.code(), attempt.status.message() + " (after " +
+                                             std::to_string(config_.max_retries + 1) +
+                                             " attempts)");
   }
   return attempt.status;
 }

@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -421,11 +422,54 @@ TEST_F(S3StoreTest, ConnectionRefusedIsUnavailable) {
   auto info = store->Head("k");
   ASSERT_FALSE(info.ok());
   EXPECT_EQ(info.status().code(), StatusCode::kUnavailable);
-  EXPECT_NE(info.status().message().find("cannot connect to 127.0.0.1:" + std::to_string(port)),
-            std::string::npos)
+  EXPECT_EQ(info.status().message().rfind(
+                "cannot connect to 127.0.0.1:" + std::to_string(port) + ": ", 0),
+            0u)
       << info.status().message();
   EXPECT_EQ(Metric("dsfs_s3_requests_total"), 3u);  // retried like a transient error
   EXPECT_EQ(Metric("dsfs_s3_retries_total"), 2u);
+}
+
+// A listener whose accept queue is full drops new SYNs, like a black-holed
+// endpoint: the connect timeout must end it, as Unavailable.
+TEST_F(S3StoreTest, BlackHoledEndpointHitsConnectTimeout) {
+  int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(lfd, 0), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);
+  const int port = ntohs(addr.sin_port);
+  // Fill the queue; a second probe tells whether SYNs are now dropped.
+  std::vector<int> fillers;
+  bool black_hole = false;
+  for (int i = 0; i < 4 && !black_hole; ++i) {
+    int c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    fillers.push_back(c);
+    ::connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    pollfd p{c, POLLOUT, 0};
+    black_hole = ::poll(&p, 1, 300) == 0;  // still connecting after 300 ms
+  }
+  if (!black_hole) {
+    for (int c : fillers) ::close(c);
+    ::close(lfd);
+    GTEST_SKIP() << "this kernel completes connections to a full listener";
+  }
+  S3Config cfg = Config();
+  cfg.endpoint = "http://127.0.0.1:" + std::to_string(port);
+  cfg.connect_timeout = std::chrono::milliseconds(200);
+  cfg.max_retries = 1;
+  auto info = Store(cfg)->Head("k");
+  for (int c : fillers) ::close(c);
+  ::close(lfd);
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.status().code(), StatusCode::kUnavailable) << info.status().ToString();
+  EXPECT_EQ(info.status().message().rfind("cannot connect to 127.0.0.1:" + std::to_string(port), 0),
+            0u)
+      << info.status().message();
+  EXPECT_EQ(Metric("dsfs_s3_requests_total"), 2u);
 }
 
 TEST_F(S3StoreTest, SilentServerHitsRequestTimeout) {
