@@ -16,7 +16,7 @@ for a in "$@"; do
   case "$a" in
     --sanitize) SANITIZE=1 ;;
     --unit-only) UNIT_ONLY=1 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown argument $a" >&2; exit 2 ;;
   esac
 done
