@@ -227,3 +227,41 @@ TEST(DiskBlockCacheRecovery, ManyPendingHitsAreFlushedInTheBackground) {
 
 }  // namespace
 }  // namespace dsfs
+
+namespace dsfs {
+namespace {
+
+using namespace dsfs::testing;  // NOLINT
+
+// The index opens (CURRENT, MANIFEST and table footers are fine) but its
+// data blocks are garbage: the background load finds out, moves the index
+// aside and rebuilds it from the files.
+TEST(DiskBlockCacheRecovery, IndexUnreadableAfterOpenIsRebuilt) {
+  TempDir tmp;
+  std::string dir = tmp.Sub("cache");
+  {
+    auto c = MustOpen(DiskOpts(dir), nullptr);
+    ASSERT_TRUE(c);
+    for (uint64_t i = 0; i < 2000; ++i) ASSERT_TRUE(c->Put(Key("f", i), Bytes(20, i)).ok());
+  }
+  int ssts = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir + "/index")) {
+    if (e.path().extension() != ".sst") continue;
+    ++ssts;
+    std::string bytes = ReadFileBytes(e.path());
+    for (size_t off = 64; off < bytes.size() / 2; off += 97) bytes[off] ^= 0x5a;
+    WriteFileBytes(e.path(), bytes);
+  }
+  ASSERT_GT(ssts, 0);
+  Metrics m;
+  auto c = MustOpen(DiskOpts(dir), &m);
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->WaitForStartup(std::chrono::seconds(60)));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/index.broken"));
+  EXPECT_EQ(c->block_count(), 2000u);
+  EXPECT_EQ(CounterValue(m, "dsfs_cache_orphan_files_total"), 2000u);
+  for (uint64_t i = 0; i < 2000; i += 111) EXPECT_EQ(Lookup(*c, Key("f", i), Bytes(20, i)), 1);
+}
+
+}  // namespace
+}  // namespace dsfs
