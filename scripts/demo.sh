@@ -5,6 +5,7 @@
 # headers through the mount. Unmounts and stops the server on exit, unless
 # --keep is given. Safe to re-run.
 #   scripts/demo.sh [--keep]
+# DSFS_BUILD_DIR=DIR builds in DIR instead of build/.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,7 +13,7 @@ KEEP=0
 for a in "$@"; do
   case "$a" in
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "demo.sh: unknown argument $a" >&2; exit 2 ;;
   esac
 done
@@ -23,9 +24,10 @@ say() { printf '\n== %s\n' "$*"; }
 
 say "setup and build"
 bash "$REPO/scripts/setup.sh"
-cmake -S "$REPO" -B "$REPO/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C "$REPO/build" dsfs
-DSFS="$REPO/build/tools/dsfs"
+BUILD="${DSFS_BUILD_DIR:-$REPO/build}"
+cmake -S "$REPO" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+ninja -C "$BUILD" dsfs
+DSFS="$BUILD/tools/dsfs"
 
 WORK="$(mktemp -d /tmp/dsfs-demo.XXXXXX)"
 MNT="$WORK/mnt"
