@@ -1,0 +1,264 @@
+#include "cache/block_fetcher.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace dsfs {
+
+BlockFetcher::BlockFetcher(ObjectStore& store, BlockCache* cache, const ReadAheadOptions& options,
+                           Metrics* metrics)
+    : store_(store),
+      cache_(cache),
+      block_size_(std::max<uint64_t>(options.block_size, 1)),
+      write_queue_max_(options.cache_write_queue) {
+  if (metrics) {
+    hits_metric_ =
+        &metrics->GetCounter("dsfs_cache_hits_total", "Blocks served by the block cache");
+    misses_metric_ =
+        &metrics->GetCounter("dsfs_cache_misses_total", "Blocks not in the block cache");
+    collapsed_metric_ = &metrics->GetCounter("dsfs_fetch_collapsed_total",
+                                             "Block fetches that joined a GET already in flight");
+    cache_errors_metric_ = &metrics->GetCounter("dsfs_cache_errors_total",
+                                                "Block cache Get/Put errors (treated as misses)");
+  }
+  int threads = std::max(options.max_inflight, 1);
+  workers_.reserve(threads);
+  for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  writer_ = std::thread([this] { WriterLoop(); });
+}
+
+BlockFetcher::~BlockFetcher() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  for (auto& t : workers_) t.join();
+  // Every fetch still queued fails: its waiters must not hang.
+  InFlightMap left;
+  {
+    std::lock_guard lock(mu_);
+    left.swap(inflight_);
+    demand_queue_.clear();
+    prefetch_queue_.clear();
+  }
+  for (auto& [key, entry] : left) {
+    entry->promise.set_value(Status::Unavailable("block fetcher shutting down"));
+  }
+  {
+    std::lock_guard lock(write_mu_);
+    write_stopping_ = true;
+  }
+  write_cv_.notify_all();
+  writer_.join();
+}
+
+uint64_t BlockFetcher::BlockCount(const ObjectId& id) const {
+  return (id.size + block_size_ - 1) / block_size_;
+}
+
+uint64_t BlockFetcher::BlockLength(const ObjectId& id, uint64_t index) const {
+  uint64_t start = index * block_size_;
+  if (index >= BlockCount(id)) return 0;
+  return std::min(block_size_, id.size - start);
+}
+
+BlockFetcher::Future BlockFetcher::Fetch(const BlockKey& key, FetchPriority priority,
+                                         bool check_cache) {
+  std::unique_lock lock(mu_);
+  auto it = inflight_.find(key);
+  if (it != inflight_.end()) {
+    ++stats_.collapsed;
+    Bump(collapsed_metric_);
+    InFlight& e = *it->second;
+    Future f = e.future;  // copied under mu_: the entry may go once unlocked
+    if (priority == FetchPriority::kDemand && !e.started && !e.expedited) {
+      e.expedited = true;
+      demand_queue_.push_back(key);
+      lock.unlock();
+      work_cv_.notify_one();
+    }
+    return f;
+  }
+  if (stopping_) {
+    std::promise<Result<BlockData>> p;
+    p.set_value(Status::Unavailable("block fetcher shutting down"));
+    return p.get_future().share();
+  }
+  auto entry = std::make_shared<InFlight>();
+  entry->future = entry->promise.get_future().share();
+  entry->check_cache = check_cache;
+  entry->expedited = priority == FetchPriority::kDemand;
+  inflight_.emplace(key, entry);
+  (priority == FetchPriority::kDemand ? demand_queue_ : prefetch_queue_).push_back(key);
+  Future f = entry->future;
+  lock.unlock();
+  work_cv_.notify_one();
+  return f;
+}
+
+void BlockFetcher::Expedite(const BlockKey& key) {
+  std::unique_lock lock(mu_);
+  auto it = inflight_.find(key);
+  if (it == inflight_.end() || it->second->started || it->second->expedited) return;
+  it->second->expedited = true;
+  demand_queue_.push_back(key);
+  lock.unlock();
+  work_cv_.notify_one();
+}
+
+void BlockFetcher::WorkerLoop() {
+  for (;;) {
+    BlockKey key;
+    std::shared_ptr<InFlight> entry;
+    {
+      std::unique_lock lock(mu_);
+      work_cv_.wait(
+          lock, [&] { return stopping_ || !demand_queue_.empty() || !prefetch_queue_.empty(); });
+      if (stopping_) return;
+      std::deque<BlockKey>& q = demand_queue_.empty() ? prefetch_queue_ : demand_queue_;
+      key = std::move(q.front());
+      q.pop_front();
+      auto it = inflight_.find(key);
+      // Stale queue slot: already started via the other queue.
+      if (it == inflight_.end() || it->second->started) continue;
+      entry = it->second;
+      entry->started = true;
+    }
+    bool from_store = false;
+    Result<BlockData> result = Load(key, entry->check_cache, &from_store);
+    if (result.ok()) {
+      if (from_store) QueueCacheWrite(key, *result);
+      // Fulfil before leaving the map, so a Fetch that joins in between
+      // gets these bytes instead of a second GET.
+      entry->promise.set_value(std::move(result));
+      std::lock_guard lock(mu_);
+      inflight_.erase(key);
+    } else {
+      // Leave the map first: a caller that sees the error and retries must
+      // start a new GET, not join this failed one.
+      {
+        std::lock_guard lock(mu_);
+        inflight_.erase(key);
+      }
+      entry->promise.set_value(std::move(result));
+    }
+  }
+}
+
+std::optional<BlockData> BlockFetcher::LookupCache(const BlockKey& key) {
+  if (!cache_) {
+    std::lock_guard lock(mu_);
+    ++stats_.cache_misses;
+    Bump(misses_metric_);
+    return std::nullopt;
+  }
+  Result<std::optional<BlockData>> r = cache_->Get(key);
+  std::lock_guard lock(mu_);
+  if (!r.ok()) {
+    ++stats_.cache_errors;
+    Bump(cache_errors_metric_);
+  } else if (r->has_value() && **r && (**r)->size() == BlockLength(key.object, key.index)) {
+    ++stats_.cache_hits;
+    Bump(hits_metric_);
+    return **r;
+  }
+  // A block of the wrong length is treated as a miss (the store refills it).
+  ++stats_.cache_misses;
+  Bump(misses_metric_);
+  return std::nullopt;
+}
+
+Result<BlockData> BlockFetcher::Load(const BlockKey& key, bool check_cache, bool* from_store) {
+  if (check_cache) {
+    if (auto hit = LookupCache(key)) return *hit;
+  }
+  *from_store = true;
+  return GetFromStore(key);
+}
+
+Result<BlockData> BlockFetcher::GetFromStore(const BlockKey& key) {
+  uint64_t len = BlockLength(key.object, key.index);
+  if (len == 0) {
+    return Status::InvalidArgument("block " + std::to_string(key.index) + " is past the end of '" +
+                                   key.object.key + "'");
+  }
+  auto data = std::make_shared<std::string>();
+  data->resize(len);
+  GetRequest req{.key = key.object.key,
+                 .range = ByteRange{key.index * block_size_, len},
+                 .if_match = key.object.etag};
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.store_gets;
+  }
+  Result<size_t> n = store_.Get(req, data->data(), len);
+  if (!n.ok()) {
+    return n.status().WithContext("block " + std::to_string(key.index) + " of '" + key.object.key +
+                                  "'");
+  }
+  if (*n != len) {
+    return Status::Transient("short block " + std::to_string(key.index) + " of '" + key.object.key +
+                             "'");
+  }
+  return BlockData(std::move(data));
+}
+
+void BlockFetcher::QueueCacheWrite(const BlockKey& key, BlockData data) {
+  if (!cache_) return;
+  {
+    std::lock_guard lock(write_mu_);
+    if (write_stopping_ || write_queue_.size() >= write_queue_max_) {
+      ++put_dropped_;
+      return;
+    }
+    write_queue_.emplace_back(key, std::move(data));
+  }
+  write_cv_.notify_one();
+}
+
+void BlockFetcher::WriterLoop() {
+  std::unique_lock lock(write_mu_);
+  for (;;) {
+    write_cv_.wait(lock, [&] { return write_stopping_ || !write_queue_.empty(); });
+    if (write_queue_.empty()) {
+      // Stopping and drained.
+      write_idle_cv_.notify_all();
+      return;
+    }
+    auto [key, data] = std::move(write_queue_.front());
+    write_queue_.pop_front();
+    write_busy_ = true;
+    lock.unlock();
+    Status st = cache_->Put(key, std::move(data));
+    lock.lock();
+    write_busy_ = false;
+    if (st.ok()) {
+      ++puts_;
+    } else {
+      ++put_errors_;
+      Bump(cache_errors_metric_);
+    }
+    if (write_queue_.empty()) write_idle_cv_.notify_all();
+  }
+}
+
+void BlockFetcher::FlushCacheWrites() {
+  std::unique_lock lock(write_mu_);
+  write_idle_cv_.wait(lock, [&] { return write_queue_.empty() && !write_busy_; });
+}
+
+FetcherStats BlockFetcher::stats() const {
+  FetcherStats s;
+  {
+    std::lock_guard lock(mu_);
+    s = stats_;
+  }
+  std::lock_guard lock(write_mu_);
+  s.put_errors = put_errors_;
+  s.put_dropped = put_dropped_;
+  s.puts = puts_;
+  return s;
+}
+
+}  // namespace dsfs

@@ -1,0 +1,343 @@
+#include "cache/block_fetcher.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "backends/memory_store.h"
+#include "common/metrics.h"
+#include "readahead_test_util.h"
+
+namespace dsfs {
+namespace {
+
+using readahead_test::AddObject;
+using readahead_test::Eventually;
+using readahead_test::FakeCache;
+using readahead_test::Gate;
+using readahead_test::kMaxWait;
+using readahead_test::Pattern;
+
+ReadAheadOptions SmallBlocks(int inflight = 4) {
+  ReadAheadOptions o;
+  o.block_size = 1024;
+  o.max_inflight = inflight;
+  o.prefetch_mem = 64 * 1024;
+  return o;
+}
+
+Result<BlockData> Wait(const BlockFetcher::Future& f) {
+  EXPECT_EQ(f.wait_for(kMaxWait), std::future_status::ready);
+  return f.get();
+}
+
+TEST(BlockFetcher, OneRangedGetPerBlockLastBlockShorter) {
+  MemoryStore store;
+  std::string data = Pattern(2500);
+  ObjectId id = AddObject(store, "a/obj", data);
+  BlockFetcher f(store, nullptr, SmallBlocks());
+  EXPECT_EQ(f.BlockCount(id), 3u);
+  EXPECT_EQ(f.BlockLength(id, 2), 452u);
+  EXPECT_EQ(f.BlockLength(id, 3), 0u);
+  for (uint64_t i = 0; i < 3; ++i) {
+    Result<BlockData> r = Wait(f.Fetch(BlockKey{id, i}));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(**r, data.substr(i * 1024, 1024));
+  }
+  StoreCounters c = store.counters();
+  EXPECT_EQ(c.get, 3);
+  EXPECT_EQ(c.get_bytes, 2500u);
+  EXPECT_EQ(f.stats().store_gets, 3u);
+}
+
+TEST(BlockFetcher, BlockPastTheEndIsInvalidArgument) {
+  MemoryStore store;
+  ObjectId id = AddObject(store, "a", Pattern(1024));
+  BlockFetcher f(store, nullptr, SmallBlocks());
+  Result<BlockData> r = Wait(f.Fetch(BlockKey{id, 1}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store.counters().get, 0);
+}
+
+TEST(BlockFetcher, ConcurrentMissesOfOneBlockShareOneGet) {
+  MemoryStore store;
+  std::string data = Pattern(4096);
+  ObjectId id = AddObject(store, "a", data);
+  Gate gate;
+  store.SetHook([&](StoreOp op, const std::string&) {
+    if (op == StoreOp::kGet) gate.Wait();
+  });
+  Metrics metrics;
+  BlockFetcher f(store, nullptr, SmallBlocks(8), &metrics);
+  constexpr int kWaiters = 8;
+  std::vector<std::future<Result<BlockData>>> results;
+  for (int i = 0; i < kWaiters; ++i) {
+    results.push_back(std::async(std::launch::async, [&] {
+      return Wait(f.Fetch(BlockKey{id, 1}));
+    }));
+  }
+  // The first GET is held in the hook until every other request joined it.
+  ASSERT_TRUE(gate.AwaitWaiters(1));
+  ASSERT_TRUE(Eventually([&] { return f.stats().collapsed == kWaiters - 1; }));
+  gate.Open();
+  const std::string* first = nullptr;
+  for (auto& r : results) {
+    Result<BlockData> b = r.get();
+    ASSERT_TRUE(b.ok());
+    EXPECT_EQ(**b, data.substr(1024, 1024));
+    if (!first) first = b->get();
+    EXPECT_EQ(b->get(), first);  // the same bytes, not copies
+  }
+  EXPECT_EQ(store.counters().get, 1);
+  EXPECT_EQ(metrics.GetCounter("dsfs_fetch_collapsed_total").value(), uint64_t{kWaiters - 1});
+}
+
+TEST(BlockFetcher, CacheHitMakesNoGet) {
+  MemoryStore store;
+  std::string data = Pattern(2048);
+  ObjectId id = AddObject(store, "a", data);
+  FakeCache cache;
+  cache.Insert(BlockKey{id, 1}, data.substr(1024));
+  Metrics metrics;
+  BlockFetcher f(store, &cache, SmallBlocks(), &metrics);
+  Result<BlockData> r = Wait(f.Fetch(BlockKey{id, 1}));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(**r, data.substr(1024));
+  EXPECT_EQ(store.counters().get, 0);
+  EXPECT_EQ(metrics.GetCounter("dsfs_cache_hits_total").value(), 1u);
+  // LookupCache on the caller's thread agrees.
+  EXPECT_TRUE(f.LookupCache(BlockKey{id, 1}).has_value());
+  EXPECT_FALSE(f.LookupCache(BlockKey{id, 0}).has_value());
+  EXPECT_EQ(metrics.GetCounter("dsfs_cache_misses_total").value(), 1u);
+}
+
+TEST(BlockFetcher, CachedBlockOfWrongLengthIsAMiss) {
+  MemoryStore store;
+  std::string data = Pattern(2048);
+  ObjectId id = AddObject(store, "a", data);
+  FakeCache cache;
+  cache.Insert(BlockKey{id, 0}, "short");
+  BlockFetcher f(store, &cache, SmallBlocks());
+  Result<BlockData> r = Wait(f.Fetch(BlockKey{id, 0}));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(**r, data.substr(0, 1024));
+  EXPECT_EQ(store.counters().get, 1);
+}
+
+TEST(BlockFetcher, FetchedBlocksAreWrittenToTheCache) {
+  MemoryStore store;
+  std::string data = Pattern(3000);
+  ObjectId id = AddObject(store, "a", data);
+  FakeCache cache;
+  BlockFetcher f(store, &cache, SmallBlocks());
+  for (uint64_t i = 0; i < 3; ++i) ASSERT_TRUE(Wait(f.Fetch(BlockKey{id, i})).ok());
+  f.FlushCacheWrites();
+  EXPECT_EQ(cache.size(), 3u);
+  EXPECT_EQ(f.stats().puts, 3u);
+  // Now served from the cache.
+  ASSERT_TRUE(Wait(f.Fetch(BlockKey{id, 2})).ok());
+  EXPECT_EQ(store.counters().get, 3);
+}
+
+TEST(BlockFetcher, BrokenCacheIsAMissNeverAnError) {
+  MemoryStore store;
+  std::string data = Pattern(2048);
+  ObjectId id = AddObject(store, "a", data);
+  FakeCache cache;
+  cache.FailGets(true);
+  cache.FailPuts(true);
+  Metrics metrics;
+  BlockFetcher f(store, &cache, SmallBlocks(), &metrics);
+  for (uint64_t i = 0; i < 2; ++i) {
+    Result<BlockData> r = Wait(f.Fetch(BlockKey{id, i}));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(**r, data.substr(i * 1024, 1024));
+  }
+  f.FlushCacheWrites();
+  FetcherStats s = f.stats();
+  EXPECT_EQ(s.cache_errors, 2u);
+  EXPECT_EQ(s.put_errors, 2u);
+  EXPECT_EQ(metrics.GetCounter("dsfs_cache_errors_total").value(), 4u);
+  EXPECT_EQ(store.counters().get, 2);
+}
+
+TEST(BlockFetcher, SlowCachePutNeverDelaysAFetch) {
+  MemoryStore store;
+  std::string data = Pattern(20 * 1024);
+  ObjectId id = AddObject(store, "a", data);
+  FakeCache cache;
+  Gate put_gate;
+  cache.BlockPuts(&put_gate);
+  ReadAheadOptions o = SmallBlocks();
+  o.cache_write_queue = 2;
+  {
+    BlockFetcher f(store, &cache, o);
+    // Every fetch completes while the cache writer is stuck in Put.
+    for (uint64_t i = 0; i < 20; ++i) {
+      Result<BlockData> r = Wait(f.Fetch(BlockKey{id, i}));
+      ASSERT_TRUE(r.ok());
+      EXPECT_EQ(**r, data.substr(i * 1024, 1024));
+      if (i == 0) {
+        ASSERT_TRUE(put_gate.AwaitWaiters(1));  // the writer is stuck in Put
+      }
+    }
+    // One Put in progress, two queued, the rest dropped.
+    EXPECT_EQ(f.stats().put_dropped, 17u);
+    put_gate.Open();
+    f.FlushCacheWrites();
+    EXPECT_EQ(f.stats().puts, 3u);
+  }
+  EXPECT_EQ(cache.size(), 3u);
+}
+
+TEST(BlockFetcher, StoreErrorPropagatesWithItsCodeAndALaterFetchRetries) {
+  MemoryStore store;
+  std::string data = Pattern(2048);
+  ObjectId id = AddObject(store, "a", data);
+  BlockFetcher f(store, nullptr, SmallBlocks());
+  store.FailNext(StoreOp::kGet, Status::Throttled("slow down"));
+  Result<BlockData> r = Wait(f.Fetch(BlockKey{id, 0}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kThrottled);
+  r = Wait(f.Fetch(BlockKey{id, 0}));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(**r, data.substr(0, 1024));
+  EXPECT_EQ(store.counters().get, 2);
+}
+
+TEST(BlockFetcher, ChangedEtagIsPreconditionFailed) {
+  MemoryStore store;
+  ObjectId old_id = AddObject(store, "a", Pattern(2048, 1));
+  store.PutObject("a", Pattern(2048, 2));  // new version, new ETag
+  BlockFetcher f(store, nullptr, SmallBlocks());
+  Result<BlockData> r = Wait(f.Fetch(BlockKey{old_id, 0}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kPreconditionFailed);
+}
+
+TEST(BlockFetcher, ShortBodyIsTransient) {
+  // A store that claims success with fewer bytes than asked.
+  class ShortStore : public MemoryStore {
+   public:
+    Result<size_t> Get(const GetRequest& request, char* buf, size_t buf_len) override {
+      Result<size_t> n = MemoryStore::Get(request, buf, buf_len);
+      if (!n.ok()) return n;
+      return *n - 1;
+    }
+  };
+  ShortStore store;
+  ObjectId id = AddObject(store, "a", Pattern(2048));
+  BlockFetcher f(store, nullptr, SmallBlocks());
+  Result<BlockData> r = Wait(f.Fetch(BlockKey{id, 0}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kTransient);
+}
+
+// With one GET thread held busy, queued work runs demand first.
+TEST(BlockFetcher, DemandFetchesOvertakeQueuedPrefetches) {
+  MemoryStore store;
+  ObjectId busy = AddObject(store, "busy", Pattern(1024));
+  ObjectId p1 = AddObject(store, "p1", Pattern(1024));
+  ObjectId p2 = AddObject(store, "p2", Pattern(1024));
+  ObjectId d = AddObject(store, "d", Pattern(1024));
+  Gate gate;
+  std::mutex order_mu;
+  std::vector<std::string> order;
+  store.SetHook([&](StoreOp op, const std::string& key) {
+    if (op != StoreOp::kGet) return;
+    if (key == "busy") gate.Wait();
+    std::lock_guard lock(order_mu);
+    order.push_back(key);
+  });
+  BlockFetcher f(store, nullptr, SmallBlocks(1));
+  auto fb = f.Fetch(BlockKey{busy, 0});
+  ASSERT_TRUE(gate.AwaitWaiters(1));
+  auto f1 = f.Fetch(BlockKey{p1, 0}, FetchPriority::kPrefetch);
+  auto f2 = f.Fetch(BlockKey{p2, 0}, FetchPriority::kPrefetch);
+  auto fd = f.Fetch(BlockKey{d, 0}, FetchPriority::kDemand);
+  // A demand read joining the queued p2 moves it ahead of p1.
+  auto f2d = f.Fetch(BlockKey{p2, 0}, FetchPriority::kDemand);
+  gate.Open();
+  for (auto* fut : {&fb, &f1, &f2, &fd, &f2d}) ASSERT_TRUE(Wait(*fut).ok());
+  std::lock_guard lock(order_mu);
+  EXPECT_EQ(order, (std::vector<std::string>{"busy", "d", "p2", "p1"}));
+  EXPECT_EQ(store.counters().get, 4);
+}
+
+TEST(BlockFetcher, ExpediteMovesAQueuedPrefetchAhead) {
+  MemoryStore store;
+  ObjectId busy = AddObject(store, "busy", Pattern(1024));
+  ObjectId p1 = AddObject(store, "p1", Pattern(1024));
+  ObjectId p2 = AddObject(store, "p2", Pattern(1024));
+  Gate gate;
+  std::mutex order_mu;
+  std::vector<std::string> order;
+  store.SetHook([&](StoreOp op, const std::string& key) {
+    if (op != StoreOp::kGet) return;
+    if (key == "busy") gate.Wait();
+    std::lock_guard lock(order_mu);
+    order.push_back(key);
+  });
+  BlockFetcher f(store, nullptr, SmallBlocks(1));
+  auto fb = f.Fetch(BlockKey{busy, 0});
+  ASSERT_TRUE(gate.AwaitWaiters(1));
+  auto f1 = f.Fetch(BlockKey{p1, 0}, FetchPriority::kPrefetch);
+  auto f2 = f.Fetch(BlockKey{p2, 0}, FetchPriority::kPrefetch);
+  f.Expedite(BlockKey{p2, 0});
+  f.Expedite(BlockKey{busy, 0});  // already running: no effect
+  gate.Open();
+  for (auto* fut : {&fb, &f1, &f2}) ASSERT_TRUE(Wait(*fut).ok());
+  std::lock_guard lock(order_mu);
+  EXPECT_EQ(order, (std::vector<std::string>{"busy", "p2", "p1"}));
+}
+
+TEST(BlockFetcher, DestructorWithGetsInFlightJoinsAndFailsQueuedFetches) {
+  MemoryStore store;
+  std::string data = Pattern(8 * 1024);
+  ObjectId id = AddObject(store, "a", data);
+  Gate gate;
+  store.SetHook([&](StoreOp op, const std::string&) {
+    if (op == StoreOp::kGet) gate.Wait();
+  });
+  auto f = std::make_unique<BlockFetcher>(store, nullptr, SmallBlocks(2));
+  std::vector<BlockFetcher::Future> futures;
+  for (uint64_t i = 0; i < 8; ++i) futures.push_back(f->Fetch(BlockKey{id, i}));
+  ASSERT_TRUE(gate.AwaitWaiters(2));  // both GET threads are inside the store
+  auto destroyed = std::async(std::launch::async, [&] { f.reset(); });
+  // Give the destructor a moment to start stopping (not required for
+  // correctness: either way every future must resolve).
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  gate.Open();
+  ASSERT_EQ(destroyed.wait_for(kMaxWait), std::future_status::ready);
+  int ok = 0;
+  for (uint64_t i = 0; i < futures.size(); ++i) {
+    ASSERT_EQ(futures[i].wait_for(kMaxWait), std::future_status::ready);
+    const Result<BlockData>& r = futures[i].get();
+    if (r.ok()) {
+      ++ok;
+      EXPECT_EQ(**r, data.substr(i * 1024, 1024));
+    } else {
+      EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+    }
+  }
+  EXPECT_GE(ok, 2);  // the two running GETs completed
+}
+
+TEST(BlockFetcher, DestructorDrainsQueuedCacheWrites) {
+  MemoryStore store;
+  ObjectId id = AddObject(store, "a", Pattern(4096));
+  FakeCache cache;
+  {
+    BlockFetcher f(store, &cache, SmallBlocks());
+    for (uint64_t i = 0; i < 4; ++i) ASSERT_TRUE(Wait(f.Fetch(BlockKey{id, i})).ok());
+  }
+  EXPECT_EQ(cache.size(), 4u);
+}
+
+}  // namespace
+}  // namespace dsfs

@@ -1,0 +1,160 @@
+// Helpers shared by the read-ahead tests (block_fetcher, prefetcher,
+// caching_reader): a map-based BlockCache with failure and blocking
+// switches, a gate to hold store calls, and deterministic object bytes.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <tuple>
+
+#include "backends/memory_store.h"
+#include "cache/block_cache.h"
+#include "cache/object_reader.h"
+
+namespace dsfs::readahead_test {
+
+// Bounded waits only: a test that would hang fails instead.
+inline constexpr std::chrono::seconds kMaxWait{20};
+
+inline std::string Pattern(size_t n, unsigned seed = 1) {
+  std::string s(n, '\0');
+  uint32_t x = seed * 2654435761u + 12345u;
+  for (size_t i = 0; i < n; ++i) {
+    x = x * 1103515245u + 12345u;
+    s[i] = static_cast<char>(x >> 24);
+  }
+  return s;
+}
+
+// Opened by the test; threads Wait() on it (e.g. inside a store hook).
+class Gate {
+ public:
+  void Wait() {
+    std::unique_lock lock(mu_);
+    ++waiting_;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return open_; });
+    --waiting_;
+  }
+  void Open() {
+    std::lock_guard lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  // True once at least n threads are waiting (false after kMaxWait).
+  bool AwaitWaiters(int n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, kMaxWait, [&] { return waiting_ >= n; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+  int waiting_ = 0;
+};
+
+// Polls cond until true or kMaxWait has passed.
+inline bool Eventually(const std::function<bool()>& cond) {
+  auto deadline = std::chrono::steady_clock::now() + kMaxWait;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+class FakeCache : public BlockCache {
+ public:
+  Result<std::optional<BlockData>> Get(const BlockKey& key) override {
+    std::lock_guard lock(mu_);
+    ++gets_;
+    if (fail_get_) return Status::IoError("fake cache: Get broken");
+    auto it = blocks_.find(Tuple(key));
+    if (it == blocks_.end()) return std::optional<BlockData>();
+    return std::optional<BlockData>(it->second);
+  }
+  Status Put(const BlockKey& key, BlockData data) override {
+    Gate* gate = nullptr;
+    {
+      std::lock_guard lock(mu_);
+      gate = put_gate_;
+    }
+    if (gate) gate->Wait();
+    std::lock_guard lock(mu_);
+    ++puts_;
+    if (fail_put_) return Status::IoError("fake cache: Put broken");
+    bytes_ += data->size();
+    blocks_[Tuple(key)] = std::move(data);
+    return Status::Ok();
+  }
+  uint64_t UsedBytes() const override {
+    std::lock_guard lock(mu_);
+    return bytes_;
+  }
+
+  void Insert(const BlockKey& key, std::string bytes) {
+    std::lock_guard lock(mu_);
+    blocks_[Tuple(key)] = std::make_shared<const std::string>(std::move(bytes));
+  }
+  bool Has(const BlockKey& key) const {
+    std::lock_guard lock(mu_);
+    return blocks_.contains(Tuple(key));
+  }
+  size_t size() const {
+    std::lock_guard lock(mu_);
+    return blocks_.size();
+  }
+  void FailGets(bool f) {
+    std::lock_guard lock(mu_);
+    fail_get_ = f;
+  }
+  void FailPuts(bool f) {
+    std::lock_guard lock(mu_);
+    fail_put_ = f;
+  }
+  // Every Put waits on gate (nullptr: no wait).
+  void BlockPuts(Gate* gate) {
+    std::lock_guard lock(mu_);
+    put_gate_ = gate;
+  }
+  int gets() const {
+    std::lock_guard lock(mu_);
+    return gets_;
+  }
+  int puts() const {
+    std::lock_guard lock(mu_);
+    return puts_;
+  }
+
+ private:
+  using Key = std::tuple<std::string, std::string, uint64_t>;
+  static Key Tuple(const BlockKey& k) { return {k.object.key, k.object.etag, k.index}; }
+
+  mutable std::mutex mu_;
+  std::map<Key, BlockData> blocks_;  // guarded by mu_
+  bool fail_get_ = false;            // guarded by mu_
+  bool fail_put_ = false;            // guarded by mu_
+  Gate* put_gate_ = nullptr;         // guarded by mu_
+  int gets_ = 0;                     // guarded by mu_
+  int puts_ = 0;                     // guarded by mu_
+  uint64_t bytes_ = 0;               // guarded by mu_
+};
+
+// Puts data under key and returns its ObjectId (with the store's ETag).
+inline ObjectId AddObject(MemoryStore& store, const std::string& key, const std::string& data) {
+  store.PutObject(key, data);
+  Result<ObjectInfo> info = store.Head(key);
+  EXPECT_TRUE(info.ok());
+  return ObjectId{key, info->etag, info->size};
+}
+
+}  // namespace dsfs::readahead_test
