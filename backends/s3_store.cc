@@ -179,8 +179,7 @@ struct S3Store::Reply {
 
 struct S3Store::Attempt {
   Status status;
-  bool retry = false;
-  bool connect_failure = false;
+  bool retry = false;  // Throttled, Transient, or a connect failure
 };
 
 size_t S3Store::OnHeader(char* data, size_t size, size_t nitems, void* userp) {
@@ -391,7 +390,6 @@ S3Store::Attempt S3Store::PerformOnce(const Call& call, Reply* reply) {
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
   curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);  // keys may hold "." and ".." segments
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_NOPROXY, "127.0.0.1,localhost,::1");
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -459,7 +457,6 @@ S3Store::Attempt S3Store::PerformOnce(const Call& call, Reply* reply) {
     result.status =
         Status::Unavailable("cannot connect to " + endpoint_.host_port + ": " + curl_msg);
     result.retry = true;
-    result.connect_failure = true;
     return result;
   }
   switch (rc) {
