@@ -521,6 +521,65 @@ TEST_F(S3StoreTest, DotSegmentsAreSentAsIs) {
   EXPECT_EQ(server_.requests().at(0).target, "/bkt/a/../b/./c");
 }
 
+TEST_F(S3StoreTest, RedirectMeansWrongEndpointOrRegion) {
+  server_.Push(ScriptedHttpServer::S3ErrorReply(301, "PermanentRedirect",
+                                                "The bucket you are attempting to access must be "
+                                                "addressed using the specified endpoint."));
+  auto page = Store()->List({});
+  ASSERT_FALSE(page.ok());
+  EXPECT_EQ(page.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(page.status().message().find("wrong endpoint or region"), std::string::npos)
+      << page.status().message();
+  EXPECT_EQ(server_.request_count(), 1u);
+}
+
+TEST_F(S3StoreTest, RequestTimeout400IsRetried) {
+  server_.Push(ScriptedHttpServer::S3ErrorReply(400, "RequestTimeout", "Your socket connection"));
+  server_.Push(ScriptedHttpServer::Reply(200, "<ListBucketResult/>"));
+  auto page = Store()->List({});
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(server_.request_count(), 2u);
+}
+
+TEST_F(S3StoreTest, HeadWithoutContentLengthIsRejected) {
+  server_.Push({"HTTP/1.1 200 OK\r\nETag: \"e\"\r\nConnection: close\r\n\r\n",
+                ScriptedHttpServer::Action::kRespondAndClose});
+  auto info = Store()->Head("k");
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(info.status().message().find("Content-Length"), std::string::npos);
+}
+
+TEST_F(S3StoreTest, PartialContentWithoutContentRangeIsRefused) {
+  for (int i = 0; i < 3; ++i) server_.Push(ScriptedHttpServer::Reply(206, "abcd"));
+  char buf[4];
+  auto n = Store()->Get({"k", ByteRange{0, 4}, ""}, buf, sizeof(buf));
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), StatusCode::kTransient);
+  EXPECT_NE(n.status().message().find("Content-Range"), std::string::npos);
+}
+
+TEST_F(S3StoreTest, OversizedListBodyIsRefused) {
+  std::string body = "<ListBucketResult>" + std::string(33u << 20, ' ') + "</ListBucketResult>";
+  server_.Push(ScriptedHttpServer::Reply(200, body));
+  auto page = Store()->List({});
+  ASSERT_FALSE(page.ok());
+  EXPECT_EQ(page.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(page.status().message().find("larger than"), std::string::npos);
+  EXPECT_EQ(server_.request_count(), 1u);
+}
+
+TEST_F(S3StoreTest, EmptyKeyAndNullBufferAreRefusedLocally) {
+  auto store = Store();
+  EXPECT_EQ(store->Head("").status().code(), StatusCode::kInvalidArgument);
+  char buf[1];
+  EXPECT_EQ(store->Get({"", std::nullopt, ""}, buf, 1).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(store->Get({"k", std::nullopt, ""}, nullptr, 1).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(server_.request_count(), 0u);
+}
+
 TEST(S3StoreConfig, ResolveRegion) {
   S3Config c;
   c.endpoint = "https://obs.cn-north-4.myhuaweicloud.com";
