@@ -16,8 +16,9 @@
 // (the store bounds them with its own timeouts), fails fetches still queued
 // with Unavailable, drains the cache write queue and joins the writer.
 //
-// Lock order: mu_ before write_mu_ is never needed; each is a leaf lock
-// (no store, cache or promise call runs under either).
+// Locks: mu_ (in-flight map, queues, counters) and write_mu_ (cache write
+// queue) are never held together, and no store, cache or promise call runs
+// under either.
 #pragma once
 
 #include <condition_variable>

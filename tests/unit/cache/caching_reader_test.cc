@@ -115,6 +115,51 @@ TEST(CachingReader, SmallSequentialReadsFetchEachBlockOnce) {
   EXPECT_GT(metrics.GetCounter("dsfs_prefetch_hits_total").value(), 30u);
 }
 
+// Two handles on one object take turns reading consecutive chunks: the
+// object is read sequentially, so read-ahead serves it and no block is
+// fetched twice.
+TEST(CachingReader, TwoHandlesTakingTurnsLookSequential) {
+  MemoryStore store;
+  std::string data = Pattern(32 * kBlock);
+  ObjectId id = AddObject(store, "a", data);
+  CachingReader reader(store, nullptr, Options());
+  reader.Opened(id);  // handle A
+  reader.Opened(id);  // handle B
+  std::string out;
+  for (uint64_t off = 0; off < data.size(); off += 700) {  // A, B, A, B, ...
+    Result<std::string> got = ReadAt(reader, id, off, 700);
+    ASSERT_TRUE(got.ok());
+    out += *got;
+  }
+  EXPECT_EQ(out, data);
+  EXPECT_EQ(reader.prefetcher().StateOf(id).window, 8 * kBlock);
+  reader.Released(id);
+  reader.Released(id);
+  ASSERT_TRUE(Eventually([&] { return store.counters().get == 32; }));
+  EXPECT_EQ(store.counters().get_bytes, data.size());
+}
+
+TEST(CachingReader, WholeFilePrefetchFetchesEveryBlockOnceBeforeItIsRead) {
+  MemoryStore store;
+  std::string data = Pattern(20 * kBlock + 1);
+  ObjectId id = AddObject(store, "m/model-00001-of-00003.safetensors", data);
+  ReadAheadOptions o = Options();
+  o.prefetch_whole = "*.safetensors";
+  CachingReader reader(store, nullptr, o);
+  reader.Opened(id);
+  ASSERT_TRUE(Eventually([&] { return store.counters().get == 21; }));
+  // Read in a scattered order: all from the read-ahead buffer.
+  for (uint64_t b : {7, 0, 20, 3, 15, 1, 2}) {
+    Result<std::string> got = ReadAt(reader, id, b * kBlock, kBlock);
+    ASSERT_TRUE(got.ok());
+    EXPECT_EQ(*got, Expected(data, b * kBlock, kBlock));
+  }
+  EXPECT_EQ(store.counters().get, 21);
+  reader.Released(id);
+  EXPECT_FALSE(reader.prefetcher().StateOf(id).tracked);
+  EXPECT_EQ(reader.budget().used(), 0u);
+}
+
 TEST(CachingReader, RandomReadsFetchOnlyTheBlocksTheyTouch) {
   MemoryStore store;
   std::string data = Pattern(64 * kBlock);
