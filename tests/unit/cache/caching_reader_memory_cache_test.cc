@@ -1,0 +1,48 @@
+// CachingReader over the real MemoryBlockCache (the other read-ahead tests
+// use a fake cache): blocks fetched once are served from RAM afterwards.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "backends/memory_store.h"
+#include "cache/caching_reader.h"
+#include "cache/memory_block_cache.h"
+#include "readahead_test_util.h"
+
+namespace dsfs {
+namespace {
+
+using readahead_test::AddObject;
+using readahead_test::Pattern;
+
+TEST(CachingReaderWithMemoryCache, SecondPassMakesNoGet) {
+  constexpr uint64_t kBlock = 4096;
+  MemoryStore store;
+  std::string data = Pattern(50 * kBlock + 99);
+  ObjectId id = AddObject(store, "m/w.safetensors", data);
+  MemoryBlockCache cache(1 << 20);
+  ReadAheadOptions o;
+  o.block_size = kBlock;
+  o.max_inflight = 4;
+  o.window_initial = kBlock;
+  o.window_max = 8 * kBlock;
+  o.prefetch_mem = 32 * kBlock;
+  o.cache_write_queue = 64;  // no Put dropped: the second pass must hit
+  CachingReader reader(store, &cache, o);
+  for (int pass = 0; pass < 2; ++pass) {
+    reader.Opened(id);
+    std::string out(data.size(), '\0');
+    for (uint64_t off = 0; off < data.size(); off += 10000) {
+      Result<size_t> n = reader.Read(id, off, 10000, out.data() + off);
+      ASSERT_TRUE(n.ok()) << n.status().ToString();
+    }
+    EXPECT_EQ(out, data);
+    reader.Released(id);  // forgets read-ahead state, keeps cached blocks
+    reader.fetcher().FlushCacheWrites();
+    EXPECT_EQ(store.counters().get, 51) << "pass " << pass;
+  }
+  EXPECT_EQ(cache.block_count(), 51u);
+}
+
+}  // namespace
+}  // namespace dsfs
