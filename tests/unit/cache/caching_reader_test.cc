@@ -473,7 +473,8 @@ TEST(CachingReader, DestroyedWithReadAheadInFlightDoesNotHang) {
   EXPECT_LT(store.counters().get, 64);  // queued read-ahead was abandoned
 }
 
-// Not a test: prints CachingReader throughput over MemoryStore. Run with
+// Not a test: prints CachingReader throughput over MemoryStore (with a
+// simulated per-GET latency). Run with
 // --gtest_also_run_disabled_tests --gtest_filter=*Throughput*.
 TEST(CachingReaderBench, DISABLED_Throughput) {
   MemoryStore store;
@@ -485,20 +486,25 @@ TEST(CachingReaderBench, DISABLED_Throughput) {
       if (latency_ms) std::this_thread::sleep_for(std::chrono::milliseconds(latency_ms));
     });
     for (int inflight : {1, 16}) {
-      ReadAheadOptions o;
-      o.max_inflight = inflight;
-      o.prefetch_whole = "";
-      o.prefetch_mem = 256 * kMiB;
-      CachingReader reader(store, nullptr, o);
-      std::string buf(kMiB, '\0');
-      auto start = std::chrono::steady_clock::now();
-      for (uint64_t off = 0; off < data.size(); off += kMiB) {
-        Result<size_t> n = reader.Read(id, off, kMiB, buf.data());
-        ASSERT_TRUE(n.ok());
+      for (uint64_t read_size : {128 * 1024, 1 << 20}) {
+        ReadAheadOptions o;
+        o.max_inflight = inflight;
+        o.prefetch_whole = "";
+        o.prefetch_mem = 256 * kMiB;
+        CachingReader reader(store, nullptr, o);
+        store.ResetCounters();
+        std::string buf(read_size, '\0');
+        auto start = std::chrono::steady_clock::now();
+        for (uint64_t off = 0; off < data.size(); off += read_size) {
+          Result<size_t> n = reader.Read(id, off, read_size, buf.data());
+          ASSERT_TRUE(n.ok());
+        }
+        double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        std::printf(
+            "latency %2d ms/GET, max_inflight %2d, reads of %4llu KiB: %5.0f MiB/s, %d GETs\n",
+            latency_ms, inflight, static_cast<unsigned long long>(read_size / 1024),
+            static_cast<double>(data.size()) / kMiB / s, store.counters().get);
       }
-      double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      std::printf("latency %2d ms/GET, max_inflight %2d: %.0f MiB/s\n", latency_ms, inflight,
-                  static_cast<double>(data.size()) / kMiB / s);
     }
   }
   store.SetHook(nullptr);
