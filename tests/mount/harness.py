@@ -516,16 +516,35 @@ def sanitizer_env(env):
     return env
 
 
-def sanitizer_reports():
+def sanitizer_snapshot():
+    """The sanitizer report files that exist now (see sanitizer_reports)."""
+    d = os.environ.get("DSFS_SANITIZER_LOG_DIR")
+    if not d or not os.path.isdir(d):
+        return frozenset()
+    return frozenset(os.listdir(d))
+
+
+def sanitizer_reports(before=frozenset()):
+    """Non-empty daemon sanitizer reports not in `before` (file paths)."""
     d = os.environ.get("DSFS_SANITIZER_LOG_DIR")
     if not d or not os.path.isdir(d):
         return []
     out = []
     for name in sorted(os.listdir(d)):
         p = os.path.join(d, name)
-        if name.startswith("dsfs.") and os.path.getsize(p) > 0:
+        if (name not in before and name.startswith("dsfs.") and
+                os.path.getsize(p) > 0):
             out.append(p)
     return out
+
+
+def check_sanitizer_reports(before):
+    """Raises AssertionError quoting any new daemon sanitizer report."""
+    reports = sanitizer_reports(before)
+    if reports:
+        text = "\n".join(f"== {p}\n{tail(p, 60)}" for p in reports)
+        raise AssertionError(
+            f"{len(reports)} sanitizer report(s) from dsfs:\n{text}")
 
 
 def _s3fs_args(src, mnt, opts):
@@ -641,6 +660,7 @@ class MountTestCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         require_prereqs()
+        cls._san_before = sanitizer_snapshot()
         cls.tmp = tempfile.mkdtemp(prefix="dsfs-mnt-test-")
         cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
         cls._mounts = []
@@ -660,10 +680,7 @@ class MountTestCase(unittest.TestCase):
         for log in cls._logs:
             if os.path.exists(log):
                 print(f"--- tail of {log}\n{tail(log, 25)}", file=sys.stderr)
-        reports = sanitizer_reports()
-        if reports:
-            text = "\n".join(f"== {p}\n{tail(p, 60)}" for p in reports)
-            raise AssertionError(f"sanitizer reports from dsfs:\n{text}")
+        check_sanitizer_reports(cls._san_before)
 
     @classmethod
     def new_mountpoint(cls, name="mnt"):

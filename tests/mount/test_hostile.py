@@ -27,6 +27,7 @@ class HostileListingTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         harness.require_prereqs()
+        cls.san_before = harness.sanitizer_snapshot()
         cls.tmp = tempfile.mkdtemp(prefix="dsfs-hostile-")
         cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
         # Small pages: the hostile entries also arrive across page breaks.
@@ -47,9 +48,7 @@ class HostileListingTest(unittest.TestCase):
     @classmethod
     def _cleanup(cls):
         harness.unmount(cls.mnt)
-        reports = harness.sanitizer_reports()
-        if reports:
-            raise AssertionError("sanitizer reports: " + ", ".join(reports))
+        harness.check_sanitizer_reports(cls.san_before)
 
     def p(self, *parts):
         return os.path.join(self.mnt, *parts)

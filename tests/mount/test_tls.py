@@ -15,6 +15,7 @@ class TlsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         harness.require_prereqs()
+        cls.san_before = harness.sanitizer_snapshot()
         import shutil
         import tempfile
         cls.tmp = tempfile.mkdtemp(prefix="dsfs-tls-")
@@ -34,9 +35,7 @@ class TlsTest(unittest.TestCase):
     def _cleanup(cls):
         for m in cls.mounts:
             harness.unmount(m)
-        reports = harness.sanitizer_reports()
-        if reports:
-            raise AssertionError("sanitizer reports: " + ", ".join(reports))
+        harness.check_sanitizer_reports(cls.san_before)
 
     def mnt(self):
         import tempfile
