@@ -90,6 +90,29 @@ struct DaemonConfig {
   unsigned max_threads = 16;  // FUSE worker threads: reads block on the network
 };
 
+// Read-ahead and the block cache on the local SSD.
+struct CacheConfig {
+  // cache_dir=: persistent block cache (e.g. /data/dsfs-cache). Empty: no
+  // disk cache; blocks live only in the read-ahead buffer.
+  std::string dir;
+  // cache_size=: hard cap, a size ("200G") or a share of the disk ("10%").
+  // 10% leaves the SSD to the workloads that own it.
+  std::string size = "10%";
+  // block_size=: unit of caching and of one ranged GET (4 MiB amortizes
+  // OBS's per-request latency; small random reads stay cheap).
+  uint64_t block_size = uint64_t{4} << 20;
+  // prefetch_mem=: one budget for all read-ahead data; 0 = min(1 GiB, RAM/8).
+  uint64_t prefetch_mem = 0;
+  // prefetch_whole=: files whose name matches this glob are fetched whole
+  // on open; model loaders read shards by mmap faults that look random.
+  std::string prefetch_whole = "*.safetensors";
+  // max_inflight=: ranged GETs in flight across all files. One OBS
+  // connection gives ~64 MiB/s; 16 fill a 10 Gbit/s link.
+  int max_inflight = 16;
+  // readahead_max=: largest read-ahead window of one sequential reader.
+  uint64_t readahead_max = uint64_t{64} << 20;
+};
+
 // SFS fallback: a directory (the NFS share) that mirrors bucket/prefix.
 struct FallbackConfig {
   std::string dir;  // fallback=: empty = no fallback
@@ -106,6 +129,7 @@ struct Config {
   S3Config s3;
   FsConfig fs;
   DaemonConfig daemon;
+  CacheConfig cache;
   FallbackConfig fallback;
 };
 

@@ -17,7 +17,8 @@
 #include "backends/dir_store.h"
 #include "backends/fallback_store.h"
 #include "backends/s3_store.h"
-#include "cache/object_reader.h"
+#include "cache/caching_reader.h"
+#include "cache/disk_block_cache.h"
 #include "common/clock.h"
 #include "common/logging.h"
 #include "common/metrics.h"
@@ -141,6 +142,37 @@ Result<std::unique_ptr<ObjectStore>> BuildStore(const Config& config, Credential
   return std::unique_ptr<ObjectStore>(std::move(fallback));
 }
 
+ReadAheadOptions ReadAheadFrom(const CacheConfig& c) {
+  ReadAheadOptions o;
+  o.block_size = c.block_size;
+  o.max_inflight = c.max_inflight;
+  o.window_initial = c.block_size;
+  o.window_max = c.readahead_max;
+  if (c.prefetch_mem) o.prefetch_mem = c.prefetch_mem;
+  o.prefetch_whole = c.prefetch_whole;
+  return o;
+}
+
+// The disk tier under cache_dir=, or none. A cache that cannot be used
+// (foreign owner, read-only disk, unknown format, bad cache_size) fails the
+// mount with its message; a corrupt index is rebuilt by the cache itself.
+Result<std::unique_ptr<BlockCache>> OpenBlockCache(const CacheConfig& c, Metrics* metrics) {
+  if (c.dir.empty()) return std::unique_ptr<BlockCache>();
+  auto cap = ResolveCacheSize(c.size, c.dir);
+  if (!cap.ok()) return cap.status().WithContext("cache_size");
+  if (*cap < 2 * c.block_size) {
+    return Status::InvalidArgument("cache_size " + c.size + " is smaller than two blocks");
+  }
+  DiskCacheOptions o;
+  o.dir = c.dir;
+  o.capacity_bytes = *cap;
+  o.block_size = c.block_size;
+  auto disk = DiskBlockCache::Open(o, metrics);
+  if (!disk.ok()) return disk.status().WithContext("cache_dir '" + c.dir + "'");
+  spdlog::info("block cache {} capped at {} MiB", c.dir, *cap >> 20);
+  return std::unique_ptr<BlockCache>(std::move(*disk));
+}
+
 // Runs in the (possibly daemonized) process that serves the mount.
 int Serve(const Config& config, Credentials creds, StartupReporter& reporter) {
   const std::string logfile =
@@ -158,8 +190,13 @@ int Serve(const Config& config, Credentials creds, StartupReporter& reporter) {
     reporter.Fail(store.status());
     return 1;
   }
+  auto cache = OpenBlockCache(config.cache, &metrics);
+  if (!cache.ok()) {
+    reporter.Fail(cache.status());
+    return 1;
+  }
   SteadyClock clock;
-  DirectReader reader(**store);
+  CachingReader reader(**store, cache->get(), ReadAheadFrom(config.cache), &metrics);
   Filesystem fs(config.fs, **store, reader, clock, &metrics);
   FuseOptions fo;
   fo.mountpoint = config.daemon.mountpoint;

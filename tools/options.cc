@@ -41,6 +41,11 @@ Status SetNumber(const std::string& v, T* out, int base = 10) {
   return Status::Ok();
 }
 
+Status SetSize(const std::string& v, uint64_t* out) {
+  DSFS_ASSIGN_OR_RETURN(*out, ParseSize(v));
+  return Status::Ok();
+}
+
 Status SetBool(const std::string& v, bool* out) {
   if (v.empty() || v == "1" || v == "true" || v == "yes") *out = true;
   else if (v == "0" || v == "false" || v == "no") *out = false;
@@ -104,6 +109,20 @@ const std::vector<OptionSpec>& OptionTable() {
      [](const std::string& v, Config* c) { return SetDuration(v, &c->s3.request_timeout); }},
     {"retries", true, "4", "retries of a throttled/failed request",
      [](const std::string& v, Config* c) { return SetNumber(v, &c->s3.max_retries); }},
+    {"cache_dir", true, "none", "persistent block cache directory (e.g. /data/dsfs-cache)",
+     [](const std::string& v, Config* c) { c->cache.dir = v; return Status::Ok(); }},
+    {"cache_size", true, "10%", "cache cap: a size (200G) or a share of its disk (10%)",
+     [](const std::string& v, Config* c) { c->cache.size = v; return Status::Ok(); }},
+    {"block_size", true, "4M", "unit of caching and of one ranged GET",
+     [](const std::string& v, Config* c) { return SetSize(v, &c->cache.block_size); }},
+    {"prefetch_mem", true, "min(1G, RAM/8)", "memory for all read-ahead data",
+     [](const std::string& v, Config* c) { return SetSize(v, &c->cache.prefetch_mem); }},
+    {"prefetch_whole", true, "*.safetensors", "glob of names fetched whole on open ('' = none)",
+     [](const std::string& v, Config* c) { c->cache.prefetch_whole = v; return Status::Ok(); }},
+    {"max_inflight", true, "16", "ranged GETs in flight across all files",
+     [](const std::string& v, Config* c) { return SetNumber(v, &c->cache.max_inflight); }},
+    {"readahead_max", true, "64M", "largest read-ahead window of one reader",
+     [](const std::string& v, Config* c) { return SetSize(v, &c->cache.readahead_max); }},
     {"fallback", true, "none", "directory (SFS/NFS share) mirroring bucket:/prefix, served while OBS fails",
      [](const std::string& v, Config* c) { c->fallback.dir = v; return Status::Ok(); }},
     {"fallback_threshold", true, "3", "consecutive OBS failures that switch reads to the share",
@@ -142,6 +161,30 @@ bool IsIgnoredOption(const std::string& name) {
 }
 
 }  // namespace
+
+Status ValidateConfig(const Config& c) {
+  const uint64_t bs = c.cache.block_size;
+  if (bs < (64u << 10) || bs > (64u << 20)) {
+    return Status::InvalidArgument("block_size must be between 64K and 64M");
+  }
+  if (c.cache.max_inflight < 1 || c.cache.max_inflight > 256) {
+    return Status::InvalidArgument("max_inflight must be between 1 and 256");
+  }
+  if (c.cache.readahead_max < bs) {
+    return Status::InvalidArgument("readahead_max must be at least block_size");
+  }
+  if (c.cache.prefetch_mem != 0 && c.cache.prefetch_mem < 2 * bs) {
+    return Status::InvalidArgument("prefetch_mem must be at least two blocks");
+  }
+  if (c.fallback.failure_threshold < 1) {
+    return Status::InvalidArgument("fallback_threshold must be at least 1");
+  }
+  if (c.s3.max_retries < 0 || c.s3.max_retries > 20) {
+    return Status::InvalidArgument("retries must be between 0 and 20");
+  }
+  if (c.daemon.max_threads < 1) return Status::InvalidArgument("max_threads must be at least 1");
+  return Status::Ok();
+}
 
 Status ApplyMountOption(const std::string& item, Config* config,
                         std::vector<std::string>* ignored) {
@@ -222,6 +265,7 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
       DSFS_RETURN_IF_ERROR(ApplyMountOption(item, &cl.config, &cl.ignored));
     }
   }
+  DSFS_RETURN_IF_ERROR(ValidateConfig(cl.config));
   if (cl.config.daemon.fuse_debug) {
     cl.config.daemon.foreground = true;
     cl.config.daemon.log_level = "debug";

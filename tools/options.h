@@ -29,6 +29,9 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv);
 // for mount(8)/systemd are accepted and recorded in *ignored.
 Status ApplyMountOption(const std::string& item, Config* config, std::vector<std::string>* ignored);
 
+// Cross-field and range checks of a parsed Config.
+Status ValidateConfig(const Config& config);
+
 // "bucket" or "bucket:/prefix" into fs.bucket and fs.prefix ("" or "a/b/").
 Status ParseSource(const std::string& source, FsConfig* fs);
 
