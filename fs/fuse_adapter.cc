@@ -5,6 +5,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <cstring>
 #include <new>
 #include <vector>
@@ -227,7 +230,48 @@ fuse_lowlevel_ops MakeOps() {
   return ops;
 }
 
+// Raises the bdi read-ahead of the new mount; best effort (needs root).
+// The device comes from mountinfo, not stat(): a stat of the mountpoint
+// would wait for this very daemon, which is not serving yet.
+void SetKernelReadahead(const std::string& mountpoint, unsigned kb) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string dev = FindMountDevice(text.str(), mountpoint);
+  if (dev.empty()) {
+    spdlog::debug("read_ahead_kb: mount {} not found in mountinfo", mountpoint);
+    return;
+  }
+  std::ofstream out("/sys/class/bdi/" + dev + "/read_ahead_kb");
+  out << kb << "\n";
+  out.flush();
+  if (!out) spdlog::debug("cannot set read_ahead_kb of {} (not root?)", dev);
+}
+
 }  // namespace
+
+std::string FindMountDevice(const std::string& mountinfo, const std::string& mountpoint) {
+  // mountinfo escapes space, tab, newline and backslash as octal.
+  std::string escaped;
+  for (char c : mountpoint) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\\') {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\%03o", static_cast<unsigned char>(c));
+      escaped += buf;
+    } else {
+      escaped += c;
+    }
+  }
+  std::string found;
+  std::istringstream lines(mountinfo);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, mnt;
+    if (fields >> id >> parent >> dev >> root >> mnt && mnt == escaped) found = dev;
+  }
+  return found;
+}
 
 Result<std::unique_ptr<FuseSession>> FuseSession::Mount(Filesystem& fs, const FuseOptions& options,
                                                         Metrics* metrics) {
@@ -256,6 +300,7 @@ Result<std::unique_ptr<FuseSession>> FuseSession::Mount(Filesystem& fs, const Fu
                            "set in /etc/fuse.conf?)");
   }
   self->mounted_ = true;
+  if (options.kernel_readahead_kb) SetKernelReadahead(options.mountpoint, options.kernel_readahead_kb);
   return self;
 }
 

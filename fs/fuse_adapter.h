@@ -25,7 +25,15 @@ struct FuseOptions {
   unsigned max_threads = 16;
   std::chrono::milliseconds attr_ttl{5000};      // kernel attr/entry cache
   std::chrono::milliseconds negative_ttl{1000};  // kernel negative dentries
+  // Kernel read-ahead for the mount (bdi read_ahead_kb). The kernel's
+  // default of 128 KiB keeps FUSE reads small; 8 MiB lets it send 1 MiB
+  // reads well ahead of the reader. Needs root; skipped otherwise.
+  unsigned kernel_readahead_kb = 8192;
 };
+
+// The "major:minor" of the mount at `mountpoint`, from a mountinfo text
+// (the last matching line wins: a mount stacked over another).
+std::string FindMountDevice(const std::string& mountinfo, const std::string& mountpoint);
 
 class FuseSession {
  public:
