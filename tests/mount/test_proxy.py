@@ -384,6 +384,29 @@ class ProxyTest(unittest.TestCase):
         self.assertEqual(body, self.obj)
         self.assertEqual(self.stats()["upstream_errors"], 0)
 
+    def test_many_concurrent_connections(self):
+        n = 32
+        part = len(self.obj) // n
+        results = [None] * n
+
+        def fetch(i):
+            lo = i * part
+            resp, body = self.request("GET", "/demo/obj",
+                                      headers={"Range": "bytes=%d-%d" % (lo, lo + part - 1)})
+            results[i] = (resp.status, body)
+        threads = [threading.Thread(target=fetch, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        for i, r in enumerate(results):
+            self.assertIsNotNone(r, "request %d did not finish" % i)
+            self.assertEqual(r[0], 206)
+            self.assertEqual(r[1], self.obj[i * part:(i + 1) * part])
+        st = self.stats()
+        self.assertEqual(st["connections"]["accepted"], n)
+        self.assertEqual(st["upstream_errors"], 0)
+
     def test_same_seed_same_faults(self):
         def outcomes():
             self.configure(seed=7, error_rate=0.5)
