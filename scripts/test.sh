@@ -26,7 +26,7 @@ bash "$REPO/scripts/setup.sh"
 CMAKE_ARGS=(-G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo)
 if [ "$SANITIZE" = 1 ]; then
   BUILD="${DSFS_BUILD_DIR:-$REPO/build}-asan"
-  CMAKE_ARGS+=(-DDSFS_SANITIZE=address,undefined)
+  CMAKE_ARGS+=("-DDSFS_SANITIZE=address,undefined")
   # Leaks are checked everywhere, the daemon included (its reports go to
   # files that the mount tests check: DSFS_SANITIZER_LOG_DIR). Any
   # sanitizer finding stops the process. Set ASAN_OPTIONS/UBSAN_OPTIONS
