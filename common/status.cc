@@ -21,6 +21,7 @@ const char* StatusCodeName(StatusCode code) {
     case StatusCode::kCorruption: return "Corruption";
     case StatusCode::kIoError: return "IoError";
     case StatusCode::kNotSupported: return "NotSupported";
+    case StatusCode::kNoAttribute: return "NoAttribute";
   }
   return "Unknown";
 }
@@ -47,6 +48,7 @@ int ToErrno(const Status& status) {
     case StatusCode::kIsDirectory: return EISDIR;
     case StatusCode::kNameTooLong: return ENAMETOOLONG;
     case StatusCode::kNotSupported: return ENOTSUP;
+    case StatusCode::kNoAttribute: return ENODATA;
     case StatusCode::kThrottled:
     case StatusCode::kTransient:
     case StatusCode::kUnavailable:

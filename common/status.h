@@ -28,6 +28,7 @@ enum class StatusCode {
   kCorruption,          // checksum mismatch, unreadable index     -> EIO
   kIoError,             // local I/O failed                        -> EIO
   kNotSupported,        //                                         -> ENOTSUP
+  kNoAttribute,         // no such extended attribute              -> ENODATA
 };
 
 // Name of a code, for logs and test failure messages.
@@ -57,6 +58,7 @@ class [[nodiscard]] Status {
   static Status Corruption(std::string m) { return {StatusCode::kCorruption, std::move(m)}; }
   static Status IoError(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
   static Status NotSupported(std::string m) { return {StatusCode::kNotSupported, std::move(m)}; }
+  static Status NoAttribute(std::string m) { return {StatusCode::kNoAttribute, std::move(m)}; }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }

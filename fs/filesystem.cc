@@ -290,6 +290,18 @@ void Filesystem::Release(uint64_t handle) {
   reader_.Released(object);
 }
 
+Result<std::string> Filesystem::GetXattr(InodeId ino, const std::string& name) {
+  DSFS_ASSIGN_OR_RETURN(InodeInfo node, GetInode(ino));
+  if (ino == kRootInode && name == kStatsXattr && metrics_) return metrics_->Render();
+  return Status::NoAttribute(name + " on '" + node.path + "'");
+}
+
+Result<std::string> Filesystem::ListXattr(InodeId ino) {
+  DSFS_ASSIGN_OR_RETURN(InodeInfo node, GetInode(ino));
+  if (ino == kRootInode && metrics_) return std::string(kStatsXattr) + '\0';
+  return std::string();
+}
+
 Result<struct statvfs> Filesystem::StatFs() {
   // An object store has no capacity; report a large, fixed one (as s3fs
   // does) so tools that check free space do not refuse to work.

@@ -80,6 +80,12 @@ class Filesystem {
 
   Result<struct statvfs> StatFs();
 
+  // Extended attributes. The mount root has one, kStatsXattr: the mount's
+  // counters in the Prometheus text format (`dsfsctl stats`, tests).
+  static constexpr const char* kStatsXattr = "user.dsfs.stats";
+  Result<std::string> GetXattr(InodeId ino, const std::string& name);
+  Result<std::string> ListXattr(InodeId ino);
+
   // Every namespace change is refused while the mount is read-only.
   Status CheckWritable() const;
 

@@ -24,7 +24,7 @@ void ReplyError(fuse_req_t req, const char* op, const Status& status) {
   const int err = ToErrno(status);
   auto& self = Self(req);
   if (self.metrics()) self.metrics()->GetCounter("dsfs_fuse_errors_total").Add();
-  if (err == ENOENT || err == EROFS) {
+  if (err == ENOENT || err == EROFS || err == ENODATA) {
     spdlog::debug("{}: {}", op, status.ToString());
   } else {
     spdlog::warn("{}: {} (errno {})", op, status.ToString(), err);
@@ -176,6 +176,26 @@ void OnStatFs(fuse_req_t req, fuse_ino_t) {
   });
 }
 
+// Replies an xattr value: its size when size == 0, ERANGE if too small.
+void ReplyXattr(fuse_req_t req, const char* op, const Result<std::string>& r, size_t size) {
+  if (!r.ok()) return ReplyError(req, op, r.status());
+  if (size == 0) {
+    fuse_reply_xattr(req, r->size());
+  } else if (r->size() > size) {
+    fuse_reply_err(req, ERANGE);
+  } else {
+    fuse_reply_buf(req, r->data(), r->size());
+  }
+}
+
+void OnGetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  Guard(req, "getxattr", [&] { ReplyXattr(req, "getxattr", Self(req).fs().GetXattr(ino, name), size); });
+}
+
+void OnListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  Guard(req, "listxattr", [&] { ReplyXattr(req, "listxattr", Self(req).fs().ListXattr(ino), size); });
+}
+
 // Every namespace change or write: refused until the write path lands.
 void RefuseWrite(fuse_req_t req, const char* op) {
   ReplyError(req, op, Self(req).fs().CheckWritable());
@@ -217,6 +237,8 @@ fuse_lowlevel_ops MakeOps() {
   ops.read = OnRead;
   ops.release = OnRelease;
   ops.statfs = OnStatFs;
+  ops.getxattr = OnGetXattr;
+  ops.listxattr = OnListXattr;
   ops.setattr = OnSetAttr;
   ops.mknod = OnMknod;
   ops.mkdir = OnMkdir;

@@ -19,6 +19,11 @@ TEST(Status, MapsEveryKindToErrno) {
   EXPECT_EQ(ToErrno(Status::Unavailable("x")), EIO);
   EXPECT_EQ(ToErrno(Status::Corruption("x")), EIO);
   EXPECT_EQ(ToErrno(Status::NameTooLong("x")), ENAMETOOLONG);
+  EXPECT_EQ(ToErrno(Status::NoAttribute("x")), ENODATA);
+  EXPECT_EQ(ToErrno(Status::NotSupported("x")), ENOTSUP);
+  EXPECT_EQ(ToErrno(Status::IsDirectory("x")), EISDIR);
+  EXPECT_EQ(ToErrno(Status::NotDirectory("x")), ENOTDIR);
+  EXPECT_EQ(ToErrno(Status::InvalidArgument("x")), EINVAL);
 }
 
 TEST(Status, RetryableOnlyForThrottledAndTransient) {

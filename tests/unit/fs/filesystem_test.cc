@@ -268,6 +268,19 @@ TEST_F(FilesystemTest, ChangedObjectGivesStaleAndKeepCacheFollowsEtag) {
   fs_->Release(h3->handle);
 }
 
+TEST_F(FilesystemTest, StatsXattrOnTheRootOnly) {
+  store_.PutObject("f", "x");
+  ASSERT_TRUE(Walk("f").ok());
+  auto stats = fs_->GetXattr(kRootInode, Filesystem::kStatsXattr);
+  ASSERT_TRUE(stats.ok());
+  EXPECT_NE(stats->find("dsfs_fs_resolve_requests_total 1"), std::string::npos);
+  EXPECT_EQ(fs_->GetXattr(kRootInode, "user.other").status().code(), StatusCode::kNoAttribute);
+  EXPECT_EQ(fs_->GetXattr(Walk("f")->ino, Filesystem::kStatsXattr).status().code(),
+            StatusCode::kNoAttribute);
+  EXPECT_EQ(*fs_->ListXattr(kRootInode), std::string("user.dsfs.stats") + '\0');
+  EXPECT_EQ(*fs_->ListXattr(Walk("f")->ino), "");
+}
+
 TEST_F(FilesystemTest, ForgetDropsInodes) {
   store_.PutObject("f", "x");
   auto e1 = Walk("f");
