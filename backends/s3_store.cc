@@ -147,7 +147,7 @@ struct S3Store::Call {
   std::vector<std::pair<std::string, std::string>> query;
   std::vector<std::pair<std::string, std::string>> headers;  // Range, If-Match
   bool head = false;
-  bool wall_clock_timeout = false;  // HEAD and LIST: CURLOPT_TIMEOUT_MS
+  bool wall_clock_timeout = false;  // CURLOPT_TIMEOUT_MS = request_timeout
   size_t max_body = kMaxErrorBody;
   // GET sink
   char* buf = nullptr;
@@ -165,6 +165,10 @@ struct S3Store::Reply {
   bool overflow = false;
   bool ignored_range = false;
   bool body_too_large = false;
+  // First-byte deadline: set when any response line arrives.
+  bool responded = false;
+  bool first_byte_timeout = false;
+  std::chrono::steady_clock::time_point first_byte_deadline;
   const Call* call = nullptr;
   CURL* curl = nullptr;
 
@@ -174,6 +178,7 @@ struct S3Store::Reply {
     body.clear();
     sink_bytes = 0;
     overflow = ignored_range = body_too_large = false;
+    responded = first_byte_timeout = false;
   }
 };
 
@@ -186,6 +191,7 @@ size_t S3Store::OnHeader(char* data, size_t size, size_t nitems, void* userp) {
   auto* reply = static_cast<Reply*>(userp);
   const size_t n = size * nitems;
   std::string_view line(data, n);
+  reply->responded = true;
   if (line.substr(0, 5) == "HTTP/") {
     reply->headers.clear();  // a new response (after 100 Continue)
     return n;
@@ -195,6 +201,13 @@ size_t S3Store::OnHeader(char* data, size_t size, size_t nitems, void* userp) {
   reply->headers[Lower(TrimWs(line.substr(0, colon)))] =
       std::string(TrimWs(line.substr(colon + 1)));
   return n;
+}
+
+int S3Store::OnProgress(void* userp, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* reply = static_cast<Reply*>(userp);
+  if (reply->responded || std::chrono::steady_clock::now() < reply->first_byte_deadline) return 0;
+  reply->first_byte_timeout = true;
+  return 1;  // aborts the transfer: CURLE_ABORTED_BY_CALLBACK
 }
 
 size_t S3Store::OnBody(char* data, size_t size, size_t nmemb, void* userp) {
@@ -414,6 +427,18 @@ S3Store::Attempt S3Store::PerformOnce(const Call& call, Reply* reply) {
   curl_easy_setopt(h, CURLOPT_HEADERDATA, reply);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, OnBody);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, reply);
+  // A request whose answer has not started within first_byte_timeout is
+  // cut and retried: one stalled GET must not hold a reader for the whole
+  // low-speed window. (curl calls the progress function about once a
+  // second while idle, so the cut comes within ~1 s of the deadline.)
+  reply->first_byte_deadline = std::chrono::steady_clock::now() + config_.first_byte_timeout;
+  if (config_.first_byte_timeout.count() > 0) {
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, OnProgress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, reply);
+  } else {
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 1L);
+  }
 
   if (requests_ != nullptr) requests_->Add();
   const CURLcode rc = curl_easy_perform(h);
@@ -432,6 +457,12 @@ S3Store::Attempt S3Store::PerformOnce(const Call& call, Reply* reply) {
     } else {
       result.status = MapHttpError(call, *reply, &result.retry);
     }
+    return result;
+  }
+  if (rc == CURLE_ABORTED_BY_CALLBACK && reply->first_byte_timeout) {
+    result.status = Status::Transient(what + ": no response within " +
+                                      std::to_string(config_.first_byte_timeout.count()) + " ms");
+    result.retry = true;
     return result;
   }
   if (rc == CURLE_WRITE_ERROR && reply->overflow) {
@@ -682,6 +713,7 @@ Result<size_t> S3Store::Get(const GetRequest& request, char* buf, size_t buf_len
   call.path = PathFor(request.key);
   call.buf = buf;
   call.buf_len = buf_len;
+  call.wall_clock_timeout = true;
   call.range = request.range;
   call.if_match = request.if_match;
   if (request.range) {

@@ -92,6 +92,7 @@ class S3Store : public ObjectStore {
   // libcurl callbacks; userp is a Reply*.
   static size_t OnHeader(char* data, size_t size, size_t nitems, void* userp);
   static size_t OnBody(char* data, size_t size, size_t nmemb, void* userp);
+  static int OnProgress(void* userp, curl_off_t, curl_off_t, curl_off_t, curl_off_t);
 
   // One HTTP exchange with retries; *reply holds the last attempt's reply.
   Status Execute(const Call& call, Reply* reply);

@@ -36,9 +36,14 @@ struct S3Config {
   // low_speed_time: catches stalled bodies without capping large GETs.
   milliseconds low_speed_time{10000};
   long low_speed_limit = 1024;
-  // request_timeout=: hard deadline for one HEAD/LIST (GETs of a block are
-  // bounded by the low-speed rule, not a wall clock, so slow links work).
+  // request_timeout=: hard deadline of one request attempt (HEAD, LIST, and
+  // the GET of one block: 4 MiB in 30 s is 140 KB/s, far below any link
+  // dsfs is meant for).
   milliseconds request_timeout{30000};
+  // first_byte_timeout=: an attempt whose answer has not started by then is
+  // cut and retried (0 = off). OBS answers in tens of ms; 2 s only fires on
+  // a stalled request, and bounds what one stall costs a reader.
+  milliseconds first_byte_timeout{2000};
   // retries=: attempts after the first, for retryable errors only.
   int max_retries = 4;
   // Exponential backoff with full jitter: base * 2^attempt, capped.

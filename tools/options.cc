@@ -107,6 +107,8 @@ const std::vector<OptionSpec>& OptionTable() {
      [](const std::string& v, Config* c) { return SetDuration(v, &c->s3.connect_timeout); }},
     {"request_timeout", true, "30s", "deadline of one HEAD/LIST request",
      [](const std::string& v, Config* c) { return SetDuration(v, &c->s3.request_timeout); }},
+    {"first_byte_timeout", true, "2s", "retry a request whose answer has not started by then (0 = off)",
+     [](const std::string& v, Config* c) { return SetDuration(v, &c->s3.first_byte_timeout); }},
     {"retries", true, "4", "retries of a throttled/failed request",
      [](const std::string& v, Config* c) { return SetNumber(v, &c->s3.max_retries); }},
     {"cache_dir", true, "none", "persistent block cache directory (e.g. /data/dsfs-cache)",

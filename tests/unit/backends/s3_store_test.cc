@@ -486,6 +486,56 @@ TEST_F(S3StoreTest, SilentServerHitsRequestTimeout) {
   EXPECT_EQ(Metric("dsfs_s3_requests_total"), 2u);
 }
 
+TEST_F(S3StoreTest, FirstByteStallIsCutAndRetried) {
+  // The first attempt is never answered; the request deadline is far away
+  // (60 s), so only the first-byte deadline can end it. The retry succeeds.
+  server_.Push(ScriptedHttpServer::Hang());
+  server_.Push(ScriptedHttpServer::Reply(206, "0123456789",
+                                         {{"Content-Range", "bytes 0-9/10"}}));
+  S3Config cfg = Config();
+  cfg.request_timeout = std::chrono::milliseconds(60000);
+  cfg.low_speed_time = std::chrono::milliseconds(60000);
+  cfg.first_byte_timeout = std::chrono::milliseconds(300);
+  cfg.max_retries = 1;
+  char buf[10];
+  auto n = Store(cfg)->Get({"k", ByteRange{0, 10}, ""}, buf, sizeof(buf));
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(std::string(buf, 10), "0123456789");
+  EXPECT_EQ(Metric("dsfs_s3_requests_total"), 2u);
+  EXPECT_EQ(Metric("dsfs_s3_retries_total"), 1u);
+}
+
+TEST_F(S3StoreTest, FirstByteStallFailsWithItsOwnReasonWhenNoRetryIsLeft) {
+  server_.Push(ScriptedHttpServer::Hang());
+  S3Config cfg = Config();
+  cfg.request_timeout = std::chrono::milliseconds(60000);
+  cfg.low_speed_time = std::chrono::milliseconds(60000);
+  cfg.first_byte_timeout = std::chrono::milliseconds(300);
+  cfg.max_retries = 0;
+  auto info = Store(cfg)->Head("k");
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.status().code(), StatusCode::kTransient);
+  EXPECT_NE(info.status().message().find("no response within 300 ms"), std::string::npos)
+      << info.status().message();
+}
+
+TEST_F(S3StoreTest, GetHasAWallClockDeadline) {
+  // Headers and a trickle that satisfies the low-speed rule would go on
+  // for ever; the request deadline ends the attempt.
+  server_.Push(
+      {"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-9/10\r\n"
+       "Content-Length: 10\r\n\r\nab",
+       ScriptedHttpServer::Action::kRespond});
+  S3Config cfg = Config();
+  cfg.max_retries = 0;
+  cfg.low_speed_time = std::chrono::milliseconds(60000);
+  cfg.request_timeout = std::chrono::milliseconds(500);
+  char buf[10];
+  auto n = Store(cfg)->Get({"k", ByteRange{0, 10}, ""}, buf, sizeof(buf));
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), StatusCode::kTransient);
+}
+
 TEST_F(S3StoreTest, StalledBodyHitsLowSpeedLimit) {
   // Headers, 2 bytes, then silence: the low-speed rule (1 s) ends it.
   server_.Push(
