@@ -175,7 +175,7 @@ Result<EntryReply> Filesystem::Lookup(InodeId parent, const std::string& name) {
   const std::string path = JoinPath(dir.path, name);
   DSFS_ASSIGN_OR_RETURN(NodeMeta meta, Resolve(path));
   EntryReply reply;
-  reply.ino = inodes_.Acquire(path, meta.kind);
+  reply.ino = inodes_.Acquire(path, meta);
   reply.attr = ToStat(reply.ino, meta, config_);
   return reply;
 }
@@ -185,6 +185,9 @@ void Filesystem::Forget(InodeId ino, uint64_t nlookup) { inodes_.Forget(ino, nlo
 Result<struct stat> Filesystem::GetAttr(InodeId ino) {
   DSFS_ASSIGN_OR_RETURN(InodeInfo node, GetInode(ino));
   DSFS_ASSIGN_OR_RETURN(NodeMeta meta, Resolve(node.path));
+  // A node of an older version keeps reporting that version (size above
+  // all), so the kernel never reads its open handles past their object.
+  if (!node.etag.empty() && meta.etag != node.etag) return ToStat(ino, node.meta, config_);
   return ToStat(ino, meta, config_);
 }
 
@@ -246,6 +249,11 @@ Result<OpenReply> Filesystem::Open(InodeId ino, int flags) {
   DSFS_ASSIGN_OR_RETURN(InodeInfo node, GetInode(ino));
   DSFS_ASSIGN_OR_RETURN(NodeMeta meta, Resolve(node.path));
   if (meta.kind == NodeKind::kDir) return Status::IsDirectory(node.path);
+  if (!node.etag.empty() && node.etag != meta.etag) {
+    // This node stands for an older version; the kernel retries the open
+    // after a fresh lookup, which yields the new version's node.
+    return Status::PreconditionFailed("'" + node.path + "' changed since it was looked up");
+  }
   FileHandle fh;
   fh.ino = ino;
   fh.object = ObjectId{KeyOf(node.path), meta.etag, meta.size};

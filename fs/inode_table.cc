@@ -25,14 +25,21 @@ InodeId InodeTable::PeekId(const std::string& path) const {
   return it != by_path_.end() ? it->second : HashPath(path);
 }
 
-InodeId InodeTable::Acquire(const std::string& path, NodeKind kind) {
+InodeId InodeTable::Acquire(const std::string& path, const NodeMeta& meta) {
+  const NodeKind kind = meta.kind;
+  const std::string& etag = meta.etag;
   std::lock_guard lock(mu_);
   auto it = by_path_.find(path);
   if (it != by_path_.end()) {
     InodeInfo& node = nodes_[it->second];
-    node.kind = kind;
-    ++node.lookups;
-    return node.id;
+    if (node.id == kRootInode || (node.kind == kind && node.etag == etag)) {
+      if (node.id != kRootInode) node.meta = meta;
+      ++node.lookups;
+      return node.id;
+    }
+    // Another version (or type) now: the old node stays for its open
+    // handles, the path moves to a new node.
+    by_path_.erase(it);
   }
   InodeId id = HashPath(path);
   if (nodes_.count(id)) id = next_fallback_id_++;  // collision with a live node
@@ -40,6 +47,8 @@ InodeId InodeTable::Acquire(const std::string& path, NodeKind kind) {
   node.id = id;
   node.path = path;
   node.kind = kind;
+  node.etag = etag;
+  node.meta = meta;
   node.lookups = 1;
   nodes_[id] = std::move(node);
   by_path_[path] = id;
@@ -55,7 +64,8 @@ void InodeTable::Forget(InodeId id, uint64_t n) {
     it->second.lookups -= n;
     return;
   }
-  by_path_.erase(it->second.path);
+  auto p = by_path_.find(it->second.path);
+  if (p != by_path_.end() && p->second == id) by_path_.erase(p);
   nodes_.erase(it);
 }
 

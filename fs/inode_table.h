@@ -6,6 +6,11 @@
 // the same path gets the same id across lookups and in readdir's d_ino
 // without keeping entries alive. A hash collision with a live node falls
 // back to a fresh id. The root is always id 1.
+//
+// One node is one object version: when a path's ETag changes, the path
+// gets a new node and the old one lives on for the handles still open on
+// it (until the kernel forgets it). The kernel keeps page cache per node,
+// so an old handle can never see the new version's cached pages.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +30,8 @@ struct InodeInfo {
   InodeId id = 0;
   std::string path;  // relative to the mount root; "" for the root
   NodeKind kind = NodeKind::kFile;
+  std::string etag;  // the object version this node stands for ("" for dirs)
+  NodeMeta meta;     // that version's attributes, as last looked up
   uint64_t lookups = 0;
   // ETag whose bytes the kernel page cache may hold for this node; an open
   // with the same ETag keeps the page cache.
@@ -37,8 +44,9 @@ class InodeTable {
 
   // Id the path would get (for d_ino); does not create a node.
   InodeId PeekId(const std::string& path) const;
-  // Finds or creates the node for path and adds one lookup.
-  InodeId Acquire(const std::string& path, NodeKind kind);
+  // Finds or creates the node for (path, etag) and adds one lookup. A
+  // different ETag than the current node's makes a new node.
+  InodeId Acquire(const std::string& path, const NodeMeta& meta);
   // Drops n lookups; removes the node at zero (never the root).
   void Forget(InodeId id, uint64_t n);
   std::optional<InodeInfo> Get(InodeId id) const;

@@ -7,13 +7,20 @@
 namespace dsfs {
 namespace {
 
+NodeMeta File(const std::string& etag) {
+  NodeMeta m;
+  m.kind = NodeKind::kFile;
+  m.etag = etag;
+  return m;
+}
+
 TEST(InodeTable, StableIdsAndLookupCounts) {
   InodeTable t;
   InodeId peek = t.PeekId("a/b");
-  InodeId id = t.Acquire("a/b", NodeKind::kFile);
+  InodeId id = t.Acquire("a/b", File("e"));
   EXPECT_EQ(id, peek);  // readdir's d_ino matches lookup's st_ino
   EXPECT_NE(id, kRootInode);
-  EXPECT_EQ(t.Acquire("a/b", NodeKind::kFile), id);
+  EXPECT_EQ(t.Acquire("a/b", File("e")), id);
   EXPECT_EQ(t.Get(id)->lookups, 2u);
   t.Forget(id, 1);
   EXPECT_TRUE(t.Get(id).has_value());
@@ -24,9 +31,28 @@ TEST(InodeTable, StableIdsAndLookupCounts) {
   EXPECT_TRUE(t.Get(kRootInode).has_value());
 }
 
+TEST(InodeTable, NewEtagIsANewNodeAndTheOldOneLivesOn) {
+  InodeTable t;
+  InodeId v1 = t.Acquire("f", File("e1"));
+  EXPECT_EQ(t.Acquire("f", File("e1")), v1);
+  InodeId v2 = t.Acquire("f", File("e2"));
+  EXPECT_NE(v2, v1);
+  EXPECT_EQ(t.PeekId("f"), v2);
+  ASSERT_TRUE(t.Get(v1).has_value());  // still there for open handles
+  EXPECT_EQ(t.Get(v1)->etag, "e1");
+  t.Forget(v1, 2);
+  EXPECT_FALSE(t.Get(v1).has_value());
+  EXPECT_EQ(t.PeekId("f"), v2);  // forgetting the old node keeps the path's new one
+  EXPECT_EQ(t.Acquire("f", File("e2")), v2);
+  // A type change is a new node too.
+  NodeMeta dir;
+  dir.kind = NodeKind::kDir;
+  EXPECT_NE(t.Acquire("f", dir), v2);
+}
+
 TEST(InodeTable, KernelCacheEtag) {
   InodeTable t;
-  InodeId id = t.Acquire("f", NodeKind::kFile);
+  InodeId id = t.Acquire("f", File("e"));
   EXPECT_EQ(t.SwapKernelCacheEtag(id, "e1"), "");
   EXPECT_EQ(t.SwapKernelCacheEtag(id, "e2"), "e1");
 }
