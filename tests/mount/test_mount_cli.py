@@ -85,6 +85,8 @@ class CliTest(harness.MountTestCase):
                                 timeout=timeout)
 
     def assertMountFails(self, res, *needles, mnt=None):
+        if mnt and harness.is_mounted(mnt):
+            self._mounts.append(mnt)  # unexpected success: still unmount
         self.assertEqual(res.returncode, 1, res)
         errs = [ln for ln in res.stderr.splitlines()
                 if ln.startswith("dsfs: error:")]
@@ -214,6 +216,8 @@ class CliTest(harness.MountTestCase):
                                    ak="NOSUCHKEY")
         r = harness.run_dsfs(["mount", "-t", "fuse.dsfs", self.BUCKET, mnt,
                               "-o", ",".join(self.opts(passwd_file=bad))])
+        if harness.is_mounted(mnt):
+            self._mounts.append(mnt)
         self.assertNotEqual(r.returncode, 0, r)
         self.assertIn("dsfs: error:", r.stderr)
         self.assertIn("access denied", r.stderr.lower())
@@ -330,6 +334,8 @@ class CliTest(harness.MountTestCase):
                 self.opts(url=f"http://127.0.0.1:{hole.port}")), timeout=120)
         finally:
             hole.close()
+        if harness.is_mounted(mnt):
+            self._mounts.append(mnt)
         self.assertEqual(r.returncode, 1, r)
         self.assertRegex(r.stderr.lower(), r"timed out|cannot connect")
         print(f"never-answering endpoint: failed after {r.elapsed:.1f}s")
