@@ -7,6 +7,7 @@ Sizes (MiB) can be lowered on a slow machine:
   DSFS_TEST_CACHE_BIG_MB     object killed mid-fill and used for the cap (256)
   DSFS_TEST_CACHE_MID_MB     object for remount/corruption/random reads (64)
   DSFS_TEST_CACHE_READER_MB  each of the 16 concurrent objects (32)
+(test_05 needs BIG + MID > 200 MiB: the cap test reads both.)
 """
 
 import errno
