@@ -103,6 +103,11 @@ Result<NodeMeta> Filesystem::ResolveUncached(const std::string& path,
                                              const Listing::Child* hint) {
   const std::string key = KeyOf(path);
   if (hint && hint->kind == NodeKind::kDir) {
+    // A directory by the listing: a "path/" marker may carry its mode.
+    Count("dsfs_fs_resolve_requests_total");
+    auto marker = store_.Head(key + "/");
+    if (marker.ok()) return MetaFromHead(*marker, /*marker=*/true, config_);
+    if (marker.status().code() != StatusCode::kNotFound) return marker.status();
     return ImplicitDirMeta(config_);
   }
   Count("dsfs_fs_resolve_requests_total");
@@ -216,7 +221,15 @@ Result<uint64_t> Filesystem::OpenDir(InodeId ino) {
                             S_IFDIR});
   for (const auto& [name, child] : listing->children) {
     const std::string path = JoinPath(node.path, name);
-    handle.entries.push_back({name, inodes_.PeekId(path), TypeBits(child.kind)});
+    // A listing cannot tell a symlink from a file (that is in the object's
+    // metadata): unless a stat says so, a file's type is "unknown" and the
+    // caller stats it.
+    mode_t type = TypeBits(child.kind);
+    if (child.kind != NodeKind::kDir) {
+      auto cached = meta_.GetStat(path);
+      type = cached.state == MetadataCache::Lookup::kFound ? TypeBits(cached.meta.kind) : 0;
+    }
+    handle.entries.push_back({name, inodes_.PeekId(path), type});
   }
   uint64_t id = next_handle_++;
   std::lock_guard lock(handles_mu_);

@@ -42,7 +42,7 @@ struct EntryReply {
 struct DirEntry {
   std::string name;
   InodeId ino = 0;
-  mode_t type = 0;  // S_IFDIR, S_IFREG, S_IFLNK
+  mode_t type = 0;  // S_IFDIR, S_IFREG, S_IFLNK, or 0 (unknown: stat it)
 };
 
 struct OpenReply {

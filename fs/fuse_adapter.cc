@@ -311,6 +311,7 @@ Result<std::unique_ptr<FuseSession>> FuseSession::Mount(Filesystem& fs, const Fu
 
   static const fuse_lowlevel_ops kOps = MakeOps();
   self->session_ = fuse_session_new(&args, &kOps, sizeof(kOps), self.get());
+  fuse_opt_free_args(&args);
   if (!self->session_) return Status::InvalidArgument("cannot create FUSE session");
   if (fuse_set_signal_handlers(self->session_) != 0) {
     return Status::IoError("cannot install signal handlers");

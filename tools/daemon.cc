@@ -258,9 +258,10 @@ Status DescribeProbeFailure(const Status& status, const Config& config) {
     case StatusCode::kNotFound:
       return status;  // "bucket 'x' does not exist"
     case StatusCode::kUnavailable:
+      return Status::Unavailable("cannot connect to " + ep + ": " + status.message());
     case StatusCode::kTransient:
     case StatusCode::kThrottled:
-      return Status::Unavailable("cannot connect to " + ep + ": " + status.message());
+      return Status::Unavailable(ep + " did not answer the bucket check: " + status.message());
     default:
       return Status(status.code(), ep + ": " + status.message());
   }

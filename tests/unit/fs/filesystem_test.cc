@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <map>
 
 #include "backends/memory_store.h"
 #include "common/clock.h"
@@ -131,6 +132,38 @@ TEST_F(FilesystemTest, ImplicitAndMarkerDirectories) {
   EXPECT_EQ(d->attr.st_uid, 7u);
   EXPECT_TRUE(List(d->ino).size() == 2);  // only "." and ".."
   EXPECT_EQ(List(kRootInode), (std::vector<std::string>{".", "..", "a", "d"}));
+}
+
+TEST_F(FilesystemTest, MarkerMetadataAppliesWhenTheListingFoundTheDirectory) {
+  store_.PutObject("dm/", "", {{"mode", std::to_string(S_IFDIR | 0750)}, {"gid", "9"}});
+  store_.PutObject("dm/f", "x");
+  store_.PutObject("implicit/f", "x");
+  List(kRootInode);  // the lookups below are answered with the listing as a hint
+  auto dm = Walk("dm");
+  ASSERT_TRUE(dm.ok());
+  EXPECT_EQ(dm->attr.st_mode, static_cast<mode_t>(S_IFDIR | 0750));
+  EXPECT_EQ(dm->attr.st_gid, 9u);
+  auto implicit = Walk("implicit");
+  ASSERT_TRUE(implicit.ok());
+  EXPECT_EQ(implicit->attr.st_mode, static_cast<mode_t>(S_IFDIR | 0755));
+}
+
+TEST_F(FilesystemTest, ReadDirTypeIsUnknownForFilesUntilStatted) {
+  store_.PutObject("link", "f", {{"mode", std::to_string(S_IFLNK | 0777)}});
+  store_.PutObject("d/x", "x");
+  auto types = [&] {
+    std::map<std::string, mode_t> out;
+    auto h = fs_->OpenDir(kRootInode);
+    auto entries = fs_->ReadDir(*h, 0, 100);
+    for (auto& e : *entries) out[e.name] = e.type;
+    fs_->ReleaseDir(*h);
+    return out;
+  };
+  auto before = types();
+  EXPECT_EQ(before["link"], 0u);  // a listing cannot know it is a symlink
+  EXPECT_EQ(before["d"], static_cast<mode_t>(S_IFDIR));
+  ASSERT_TRUE(Walk("link").ok());
+  EXPECT_EQ(types()["link"], static_cast<mode_t>(S_IFLNK));
 }
 
 TEST_F(FilesystemTest, S3fsMetadataHeaders) {

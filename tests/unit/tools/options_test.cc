@@ -144,6 +144,9 @@ TEST(Daemon, ProbeFailureMessages) {
   EXPECT_NE(down.message().find("cannot connect to http://127.0.0.1:1"), std::string::npos);
   auto slow = DescribeProbeFailure(Status::Transient("Operation timed out"), c);
   EXPECT_NE(slow.message().find("timed out"), std::string::npos);
+  auto failing = DescribeProbeFailure(Status::Transient("LIST '': 500 InternalError"), c);
+  EXPECT_EQ(failing.message().find("cannot connect"), std::string::npos);
+  EXPECT_NE(failing.message().find("did not answer"), std::string::npos);
 }
 
 }  // namespace
