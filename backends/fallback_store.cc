@@ -269,7 +269,11 @@ Result<ObjectInfo> FallbackStore::Head(const std::string& key) {
       if (r.status().code() == StatusCode::kNotFound) Forget(key);
       return r;
     }
-    if (!OnPrimaryFailure(r.status())) return r;
+    // OBS failed (after its own retries): this request is served by the
+    // share whether or not the circuit opens; the threshold only decides
+    // whether later requests skip OBS.
+    const bool open = OnPrimaryFailure(r.status());
+    return ShareOr(HeadSecondary(key), r.status(), open);
   }
   return HeadSecondary(key);
 }
@@ -302,7 +306,8 @@ Result<size_t> FallbackStore::Get(const GetRequest& request, char* buf, size_t b
       if (r.status().code() == StatusCode::kNotFound) Forget(request.key);
       return r;
     }
-    if (!OnPrimaryFailure(r.status())) return r;
+    const bool open = OnPrimaryFailure(r.status());
+    return ShareOr(GetSecondary(request, buf, buf_len), r.status(), open);
   }
   return GetSecondary(request, buf, buf_len);
 }
@@ -339,7 +344,9 @@ Result<ListPage> FallbackStore::List(const ListRequest& request) {
       OnPrimaryAnswer();
       return r;
     }
-    if (!OnPrimaryFailure(r.status())) return r;
+    const bool open = OnPrimaryFailure(r.status());
+    sub.continuation = token.origin == 'p' ? token.last : "";
+    return ShareOr(ListSecondary(std::move(sub)), r.status(), open);
   }
   // Continue a primary listing on the share after its last item
   // (the secondary's tokens mean "start after").

@@ -10,10 +10,12 @@
 //    the primary (success, NotFound, AccessDenied, PreconditionFailed, ...)
 //    resets the count; those errors never open the circuit and are
 //    returned as they are.
-//  - The request whose failure opens the circuit (or that fails and finds
-//    it already open) is retried on the secondary in the same call, so the
-//    caller sees the share's answer, not the error; a read in progress
-//    continues from the share at the same offset.
+//  - Every request that fails on the primary with a "down" error (after the
+//    primary's own retries) is retried on the secondary in the same call,
+//    whether or not it opens the circuit, so the caller sees the share's
+//    answer, not the error; a read in progress continues from the share at
+//    the same offset. Below the threshold, if the share fails too, the
+//    caller gets the primary's error.
 //  - OPEN: Head / List / Get go to the secondary. A background thread probes
 //    the primary every `probe_interval` (default: List of `probe_prefix`
 //    with max_keys=1) and CLOSES the circuit when the primary answers: any
@@ -163,6 +165,15 @@ class FallbackStore : public ObjectStore {
   void OpenLocked(const std::string& reason);
   Status RunProbe();
   void ProbeLoop();
+
+  // The share's answer to a request OBS failed. While the circuit is still
+  // closed, a share error gives way to OBS's own error (the share may lag
+  // behind the bucket); once open, the share's errors are the answer.
+  template <typename T>
+  static Result<T> ShareOr(Result<T> share, const Status& primary_error, bool circuit_open) {
+    if (share.ok() || circuit_open) return share;
+    return primary_error;
+  }
 
   void Remember(const std::string& key, uint64_t size, const std::string& etag);
   void Forget(const std::string& key);

@@ -15,7 +15,6 @@ Environment (besides harness.py's):
   DSFS_TEST_FULL=1       4 x 1 GiB shards, as the issue states
   DSFS_TEST_KEEP_LOGS    a directory: each mount's log is copied there
   DSFS_TEST_FB_DBGLEVEL  the mounts' dbglevel (default info)
-  DSFS_TEST_KNOWN_BUGS_FAIL=1  run the @known_bug tests as plain tests
 """
 
 import errno
@@ -38,16 +37,6 @@ RETRIES = 4             # retries=: attempts after the first
 RETRY_CAP = 3.0         # s: the largest backoff between two attempts
 PROBE_INTERVAL = 2.0    # s: fallback_probe_interval= used by these tests
 SLACK = 10.0            # s: loaded 2-core machine
-
-
-def known_bug(test):
-    """A test that fails because of a dsfs bug reported but not fixed yet:
-    run as an expected failure (an unexpected pass fails the suite, so the
-    marker is removed with the fix). DSFS_TEST_KNOWN_BUGS_FAIL=1 runs it as
-    a plain test."""
-    if os.environ.get("DSFS_TEST_KNOWN_BUGS_FAIL") == "1":
-        return test
-    return unittest.expectedFailure(test)
 
 
 def shard_bytes():
@@ -361,7 +350,6 @@ class FallbackTest(harness.MountTestCase):
         self.assertEqual((h.hexdigest(), done),
                          (self.shard_sha[3], self.shard_size))
 
-    @known_bug
     def test_4c_obs_failing_500_served_from_share(self):
         """OBS is up but fails every GET (500 InternalError, after dsfs's
         retries): 'failing' like 'unreachable' must mean reads are served
