@@ -460,7 +460,7 @@ S3Store::Attempt S3Store::PerformOnce(const Call& call, Reply* reply) {
     return result;
   }
   if (rc == CURLE_ABORTED_BY_CALLBACK && reply->first_byte_timeout) {
-    result.status = Status::Transient(what + ": no response within " +
+    result.status = Status::Transient(what + ": timed out: no response within " +
                                       std::to_string(config_.first_byte_timeout.count()) + " ms");
     result.retry = true;
     return result;

@@ -515,7 +515,7 @@ TEST_F(S3StoreTest, FirstByteStallFailsWithItsOwnReasonWhenNoRetryIsLeft) {
   auto info = Store(cfg)->Head("k");
   ASSERT_FALSE(info.ok());
   EXPECT_EQ(info.status().code(), StatusCode::kTransient);
-  EXPECT_NE(info.status().message().find("no response within 300 ms"), std::string::npos)
+  EXPECT_NE(info.status().message().find("timed out: no response within 300 ms"), std::string::npos)
       << info.status().message();
 }
 
