@@ -20,6 +20,8 @@ BlockFetcher::BlockFetcher(ObjectStore& store, BlockCache* cache, const ReadAhea
                                              "Block fetches that joined a GET already in flight");
     cache_errors_metric_ = &metrics->GetCounter("dsfs_cache_errors_total",
                                                 "Block cache Get/Put errors (treated as misses)");
+    cache_write_dropped_metric_ = &metrics->GetCounter(
+        "dsfs_cache_write_dropped_total", "Fetched blocks not written to the cache (queue full)");
   }
   int threads = std::max(options.max_inflight, 1);
   workers_.reserve(threads);
@@ -50,6 +52,7 @@ BlockFetcher::~BlockFetcher() {
     write_stopping_ = true;
   }
   write_cv_.notify_all();
+  write_space_cv_.notify_all();
   writer_.join();
 }
 
@@ -128,10 +131,19 @@ void BlockFetcher::WorkerLoop() {
     bool from_store = false;
     Result<BlockData> result = Load(key, entry->check_cache, &from_store);
     if (result.ok()) {
-      if (from_store) QueueCacheWrite(key, *result);
-      // Fulfil before leaving the map, so a Fetch that joins in between
-      // gets these bytes instead of a second GET.
+      BlockData data = *result;
+      // Fulfil before queueing the cache write (which may wait) and before
+      // leaving the map, so a Fetch that joins in between gets these bytes
+      // instead of a second GET.
       entry->promise.set_value(std::move(result));
+      if (from_store) {
+        bool demand;
+        {
+          std::lock_guard lock(mu_);
+          demand = entry->expedited;
+        }
+        QueueCacheWrite(key, std::move(data), /*may_wait=*/!demand);
+      }
       std::lock_guard lock(mu_);
       inflight_.erase(key);
     } else {
@@ -204,12 +216,21 @@ Result<BlockData> BlockFetcher::GetFromStore(const BlockKey& key) {
   return BlockData(std::move(data));
 }
 
-void BlockFetcher::QueueCacheWrite(const BlockKey& key, BlockData data) {
+void BlockFetcher::QueueCacheWrite(const BlockKey& key, BlockData data, bool may_wait) {
   if (!cache_) return;
   {
-    std::lock_guard lock(write_mu_);
+    std::unique_lock lock(write_mu_);
+    // Read-ahead waits (bounded) for room: it slows to the cache disk's
+    // speed instead of leaving blocks out of the cache. A block a reader
+    // waited for never waits here (its reader already has the bytes).
+    if (may_wait && write_queue_.size() >= write_queue_max_) {
+      write_space_cv_.wait_for(lock, kCacheWriteMaxWait, [&] {
+        return write_stopping_ || write_queue_.size() < write_queue_max_;
+      });
+    }
     if (write_stopping_ || write_queue_.size() >= write_queue_max_) {
       ++put_dropped_;
+      Bump(cache_write_dropped_metric_);
       return;
     }
     write_queue_.emplace_back(key, std::move(data));
@@ -228,6 +249,7 @@ void BlockFetcher::WriterLoop() {
     }
     auto [key, data] = std::move(write_queue_.front());
     write_queue_.pop_front();
+    write_space_cv_.notify_all();
     write_busy_ = true;
     lock.unlock();
     Status st = cache_->Put(key, std::move(data));

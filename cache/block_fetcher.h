@@ -21,6 +21,7 @@
 // under either.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -69,8 +70,9 @@ struct ReadAheadOptions {
   // as sequential: the kernel issues read-ahead requests in parallel and
   // FUSE threads serve them out of order.
   uint64_t seq_tolerance = uint64_t{8} << 20;
-  // Blocks queued for asynchronous cache writes; beyond it a Put is dropped
-  // (the read never waits for the cache).
+  // Blocks queued for asynchronous cache writes. When it is full, read-ahead
+  // waits (bounded) for room and a block a reader waited for is not cached
+  // (dsfs_cache_write_dropped_total): a read never waits for the cache.
   size_t cache_write_queue = 16;
   // Objects whose read-ahead state is kept without an open handle (reads
   // without Opened); the least recently used beyond this are forgotten.
@@ -149,7 +151,9 @@ class BlockFetcher {
   // *from_store when the bytes came from the store.
   Result<BlockData> Load(const BlockKey& key, bool check_cache, bool* from_store);
   Result<BlockData> GetFromStore(const BlockKey& key);
-  void QueueCacheWrite(const BlockKey& key, BlockData data);
+  // may_wait: read-ahead waits up to kCacheWriteMaxWait for queue room.
+  void QueueCacheWrite(const BlockKey& key, BlockData data, bool may_wait);
+  static constexpr std::chrono::milliseconds kCacheWriteMaxWait{2000};
   void Bump(Counter* c) {
     if (c) c->Add();
   }
@@ -162,6 +166,7 @@ class BlockFetcher {
   Counter* misses_metric_ = nullptr;
   Counter* collapsed_metric_ = nullptr;
   Counter* cache_errors_metric_ = nullptr;
+  Counter* cache_write_dropped_metric_ = nullptr;
 
   mutable std::mutex mu_;
   std::condition_variable work_cv_;      // queued work or stop
@@ -174,6 +179,7 @@ class BlockFetcher {
   mutable std::mutex write_mu_;
   std::condition_variable write_cv_;                        // queued write or stop
   std::condition_variable write_idle_cv_;                   // queue drained
+  std::condition_variable write_space_cv_;                  // a queued write was taken
   std::deque<std::pair<BlockKey, BlockData>> write_queue_;  // guarded by write_mu_
   bool write_busy_ = false;                                 // guarded by write_mu_
   bool write_stopping_ = false;                             // guarded by write_mu_

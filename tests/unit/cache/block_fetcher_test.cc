@@ -195,6 +195,38 @@ TEST(BlockFetcher, SlowCachePutNeverDelaysAFetch) {
   EXPECT_EQ(cache.size(), 3u);
 }
 
+TEST(BlockFetcher, ReadAheadWaitsForCacheWriteRoomInsteadOfDropping) {
+  MemoryStore store;
+  std::string data = Pattern(8 * 1024);
+  ObjectId id = AddObject(store, "a", data);
+  FakeCache cache;
+  Gate put_gate;
+  cache.BlockPuts(&put_gate);
+  ReadAheadOptions o = SmallBlocks();
+  o.cache_write_queue = 2;
+  o.max_inflight = 2;
+  {
+    BlockFetcher f(store, &cache, o);
+    std::vector<BlockFetcher::Future> futures;
+    for (uint64_t i = 0; i < 8; ++i) {
+      futures.push_back(f.Fetch(BlockKey{id, i}, FetchPriority::kPrefetch));
+    }
+    // The writer is stuck and the queue full; the read-ahead workers wait
+    // for room, but the blocks they fetched are already readable.
+    ASSERT_TRUE(put_gate.AwaitWaiters(1));
+    for (uint64_t i = 0; i < 3; ++i) {
+      Result<BlockData> r = Wait(futures[i]);
+      ASSERT_TRUE(r.ok());
+      EXPECT_EQ(**r, data.substr(i * 1024, 1024));
+    }
+    put_gate.Open();
+    for (auto& fut : futures) ASSERT_TRUE(Wait(fut).ok());
+    f.FlushCacheWrites();
+    EXPECT_EQ(f.stats().put_dropped, 0u);  // every block reached the cache
+  }
+  EXPECT_EQ(cache.size(), 8u);
+}
+
 TEST(BlockFetcher, StoreErrorPropagatesWithItsCodeAndALaterFetchRetries) {
   MemoryStore store;
   std::string data = Pattern(2048);
