@@ -132,11 +132,18 @@ void BlockFetcher::WorkerLoop() {
     Result<BlockData> result = Load(key, entry->check_cache, &from_store);
     if (result.ok()) {
       BlockData data = *result;
+      const bool write = from_store && cache_ != nullptr;
+      if (write) {
+        // Announced before the waiters wake: FlushCacheWrites() must wait
+        // for this write even before it is queued.
+        std::lock_guard lock(write_mu_);
+        ++write_incoming_;
+      }
       // Fulfil before queueing the cache write (which may wait) and before
       // leaving the map, so a Fetch that joins in between gets these bytes
       // instead of a second GET.
       entry->promise.set_value(std::move(result));
-      if (from_store) {
+      if (write) {
         bool demand;
         {
           std::lock_guard lock(mu_);
@@ -217,9 +224,12 @@ Result<BlockData> BlockFetcher::GetFromStore(const BlockKey& key) {
 }
 
 void BlockFetcher::QueueCacheWrite(const BlockKey& key, BlockData data, bool may_wait) {
-  if (!cache_) return;
   {
     std::unique_lock lock(write_mu_);
+    --write_incoming_;  // announced by the worker; now queued or dropped
+    if (write_queue_.empty() && !write_busy_ && write_incoming_ == 0) {
+      write_idle_cv_.notify_all();  // in case this write is dropped below
+    }
     // Read-ahead waits (bounded) for room: it slows to the cache disk's
     // speed instead of leaving blocks out of the cache. A block a reader
     // waited for never waits here (its reader already has the bytes).
@@ -261,13 +271,14 @@ void BlockFetcher::WriterLoop() {
       ++put_errors_;
       Bump(cache_errors_metric_);
     }
-    if (write_queue_.empty()) write_idle_cv_.notify_all();
+    if (write_queue_.empty() && write_incoming_ == 0) write_idle_cv_.notify_all();
   }
 }
 
 void BlockFetcher::FlushCacheWrites() {
   std::unique_lock lock(write_mu_);
-  write_idle_cv_.wait(lock, [&] { return write_queue_.empty() && !write_busy_; });
+  write_idle_cv_.wait(
+      lock, [&] { return write_queue_.empty() && !write_busy_ && write_incoming_ == 0; });
 }
 
 FetcherStats BlockFetcher::stats() const {

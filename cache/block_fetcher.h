@@ -182,6 +182,7 @@ class BlockFetcher {
   std::condition_variable write_space_cv_;                  // a queued write was taken
   std::deque<std::pair<BlockKey, BlockData>> write_queue_;  // guarded by write_mu_
   bool write_busy_ = false;                                 // guarded by write_mu_
+  int write_incoming_ = 0;  // guarded by write_mu_: fetched, about to be queued
   bool write_stopping_ = false;                             // guarded by write_mu_
   uint64_t put_errors_ = 0;                                 // guarded by write_mu_
   uint64_t put_dropped_ = 0;                                // guarded by write_mu_
