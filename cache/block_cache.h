@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cache/object_reader.h"
+#include "common/buffer.h"
 #include "common/status.h"
 
 namespace dsfs {
@@ -26,7 +27,7 @@ struct BlockKey {
 
 // Immutable block bytes, shared between the cache, in-flight fetches and
 // readers without copying.
-using BlockData = std::shared_ptr<const std::string>;
+using BlockData = std::shared_ptr<const Buffer>;
 
 class BlockCache {
  public:

@@ -10,6 +10,7 @@ BlockFetcher::BlockFetcher(ObjectStore& store, BlockCache* cache, const ReadAhea
     : store_(store),
       cache_(cache),
       block_size_(std::max<uint64_t>(options.block_size, 1)),
+      buffers_(options.buffers),
       write_queue_max_(options.cache_write_queue) {
   if (metrics) {
     hits_metric_ =
@@ -202,8 +203,7 @@ Result<BlockData> BlockFetcher::GetFromStore(const BlockKey& key) {
     return Status::InvalidArgument("block " + std::to_string(key.index) + " is past the end of '" +
                                    key.object.key + "'");
   }
-  auto data = std::make_shared<std::string>();
-  data->resize(len);
+  std::shared_ptr<Buffer> data = buffers_ ? buffers_->Allocate(len) : Buffer::Allocate(len);
   GetRequest req{.key = key.object.key,
                  .range = ByteRange{key.index * block_size_, len},
                  .if_match = key.object.etag};
@@ -277,8 +277,8 @@ void BlockFetcher::WriterLoop() {
 
 void BlockFetcher::FlushCacheWrites() {
   std::unique_lock lock(write_mu_);
-  write_idle_cv_.wait(
-      lock, [&] { return write_queue_.empty() && !write_busy_ && write_incoming_ == 0; });
+  write_idle_cv_.wait(lock,
+                      [&] { return write_queue_.empty() && !write_busy_ && write_incoming_ == 0; });
 }
 
 FetcherStats BlockFetcher::stats() const {

@@ -74,6 +74,9 @@ struct ReadAheadOptions {
   // waits (bounded) for room and a block a reader waited for is not cached
   // (dsfs_cache_write_dropped_total): a read never waits for the cache.
   size_t cache_write_queue = 16;
+  // Where the buffers of fetched blocks come from (null: plain allocations).
+  // Must outlive the reader.
+  BufferPool* buffers = nullptr;
   // Objects whose read-ahead state is kept without an open handle (reads
   // without Opened); the least recently used beyond this are forgotten.
   size_t max_tracked_objects = 4096;
@@ -161,6 +164,7 @@ class BlockFetcher {
   ObjectStore& store_;
   BlockCache* const cache_;
   const uint64_t block_size_;
+  BufferPool* const buffers_;  // may be null
   const size_t write_queue_max_;
   Counter* hits_metric_ = nullptr;
   Counter* misses_metric_ = nullptr;

@@ -5,7 +5,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 
@@ -33,6 +35,28 @@ uint64_t GetU64(const char* p) {
 
 std::string ErrnoText(int err) { return std::strerror(err); }
 
+uint64_t RoundUp(uint64_t n, uint64_t to) { return (n + to - 1) / to * to; }
+
+bool IsAligned(uint64_t n) { return n % kDirectIoAlignment == 0; }
+bool IsAligned(const void* p) { return IsAligned(reinterpret_cast<uintptr_t>(p)); }
+
+// Whether a version 2 header is padded: when the data can be read with O_DIRECT.
+bool PaddedHeader(uint64_t data_length) { return data_length > 0 && IsAligned(data_length); }
+
+// Header length for a block: the exact fields, padded so the data is aligned
+// when the data's length is.
+uint64_t HeaderLength(const BlockKey& key, uint64_t data_length) {
+  uint64_t exact = kBlockHeaderFixedSize + key.object.key.size() + key.object.etag.size() + 8;
+  return PaddedHeader(data_length) ? RoundUp(exact, kDirectIoAlignment) : exact;
+}
+
+// Turns O_DIRECT off on fd (for an unaligned remainder, or a filesystem that
+// accepts the flag at open but not the I/O).
+bool ClearDirect(int fd) {
+  int flags = ::fcntl(fd, F_GETFL);
+  return flags >= 0 && ::fcntl(fd, F_SETFL, flags & ~O_DIRECT) == 0;
+}
+
 // Closes a file descriptor when it goes out of scope.
 class Fd {
  public:
@@ -55,10 +79,14 @@ class Fd {
 };
 
 // Reads exactly len bytes at offset; false with errno on error, false with
-// errno == 0 on end of file.
-bool PreadFull(int fd, char* buf, size_t len, uint64_t offset) {
-  while (len > 0) {
-    ssize_t n = ::pread(fd, buf, len, static_cast<off_t>(offset));
+// errno == 0 on end of file. io_len >= len is how much each pread asks for
+// (an O_DIRECT descriptor needs whole aligned units: the file's end makes
+// the read short, and only len bytes must arrive).
+bool PreadFull(int fd, char* buf, size_t len, uint64_t offset, size_t io_len = 0) {
+  if (io_len < len) io_len = len;
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = ::pread(fd, buf + done, io_len - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return false;
@@ -67,51 +95,80 @@ bool PreadFull(int fd, char* buf, size_t len, uint64_t offset) {
       errno = 0;
       return false;
     }
-    buf += n;
-    len -= static_cast<size_t>(n);
-    offset += static_cast<uint64_t>(n);
+    done += static_cast<size_t>(n);
   }
   return true;
 }
 
-Result<int> OpenForRead(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME);
-  if (fd < 0 && errno == EPERM) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+// Opens for reading, with O_DIRECT if asked and the filesystem takes it
+// (*direct says whether it did).
+Result<int> OpenForRead(const std::string& path, bool* direct = nullptr) {
+  int flags = O_RDONLY | O_CLOEXEC | O_NOATIME | (direct && *direct ? O_DIRECT : 0);
+  int fd = ::open(path.c_str(), flags);
+  if (fd < 0 && errno == EINVAL && (flags & O_DIRECT)) {
+    flags &= ~O_DIRECT;
+    fd = ::open(path.c_str(), flags);
+  }
+  if (fd < 0 && errno == EPERM) {
+    flags &= ~O_NOATIME;
+    fd = ::open(path.c_str(), flags);
+  }
   if (fd < 0) {
     if (errno == ENOENT || errno == ENOTDIR) return Status::NotFound(path);
     return Status::IoError("open " + path + ": " + ErrnoText(errno));
   }
+  if (direct) *direct = (flags & O_DIRECT) != 0;
   return fd;
 }
 
 // Reads and verifies the header of an open file whose size is file_size.
+// Reads the first kMaxBlockHeaderSize bytes at most, into an aligned buffer,
+// so it works on an O_DIRECT descriptor too.
 Result<BlockFileInfo> ReadHeader(int fd, const std::string& path, uint64_t file_size) {
   if (file_size < kBlockHeaderFixedSize + 8) {
     return Status::Corruption(path + ": short file (" + std::to_string(file_size) + " bytes)");
   }
-  char fixed[kBlockHeaderFixedSize];
-  if (!PreadFull(fd, fixed, sizeof(fixed), 0)) {
+  const uint64_t want = std::min<uint64_t>(file_size, kMaxBlockHeaderSize);
+  std::shared_ptr<Buffer> head = Buffer::Allocate(RoundUp(want, kDirectIoAlignment));
+  if (!PreadFull(fd, head->data(), want, 0, head->size())) {
     if (errno == 0) return Status::Corruption(path + ": short file");
     return Status::IoError("read " + path + ": " + ErrnoText(errno));
   }
-  uint32_t header_len = GetU32(fixed + 12);
-  if (header_len < kBlockHeaderFixedSize + 8 || header_len > kMaxBlockHeaderSize ||
-      header_len > file_size) {
-    return Status::Corruption(path + ": bad header length " + std::to_string(header_len));
-  }
-  std::string header(header_len, '\0');
-  std::memcpy(header.data(), fixed, sizeof(fixed));
-  if (!PreadFull(fd, header.data() + sizeof(fixed), header_len - sizeof(fixed), sizeof(fixed))) {
-    if (errno == 0) return Status::Corruption(path + ": short file");
-    return Status::IoError("read " + path + ": " + ErrnoText(errno));
-  }
-  auto info = DecodeBlockHeader(header);
+  auto info = DecodeBlockHeader(std::string_view(head->data(), want));
   if (!info.ok()) return info.status().WithContext(path);
   if (info->file_size() != file_size) {
     return Status::Corruption(path + ": file is " + std::to_string(file_size) +
                               " bytes, header says " + std::to_string(info->file_size()));
   }
   return info;
+}
+
+// Writes all of iov at offset 0; 0 or the errno.
+int PwriteAll(int fd, const iovec (&iov)[2]) {
+  size_t total = iov[0].iov_len + iov[1].iov_len;
+  size_t done = 0;
+  while (done < total) {
+    // Skip the iovecs already written.
+    iovec cur[2];
+    int n_iov = 0;
+    size_t skip = done;
+    for (const auto& v : iov) {
+      if (skip >= v.iov_len) {
+        skip -= v.iov_len;
+        continue;
+      }
+      cur[n_iov++] = {static_cast<char*>(v.iov_base) + skip, v.iov_len - skip};
+      skip = 0;
+    }
+    ssize_t n = ::pwritev(fd, cur, n_iov, static_cast<off_t>(done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (n == 0) return EIO;
+    done += static_cast<size_t>(n);
+  }
+  return 0;
 }
 
 }  // namespace
@@ -133,7 +190,7 @@ std::string EncodeBlockHeader(const BlockKey& key, std::string_view data) {
   h.reserve(kBlockHeaderFixedSize + key.object.key.size() + key.object.etag.size() + 8);
   h.append(kMagic, sizeof(kMagic));
   PutU32(&h, kBlockFormatVersion);
-  uint64_t header_len = kBlockHeaderFixedSize + key.object.key.size() + key.object.etag.size() + 8;
+  uint64_t header_len = HeaderLength(key, data.size());
   PutU32(&h, static_cast<uint32_t>(header_len));
   PutU64(&h, key.object.size);
   PutU64(&h, key.index);
@@ -143,6 +200,7 @@ std::string EncodeBlockHeader(const BlockKey& key, std::string_view data) {
   PutU32(&h, static_cast<uint32_t>(key.object.etag.size()));
   h += key.object.key;
   h += key.object.etag;
+  h.resize(header_len - 8, '\0');
   PutU64(&h, Xxh3_64(h));
   return h;
 }
@@ -152,7 +210,7 @@ Result<BlockFileInfo> DecodeBlockHeader(std::string_view bytes) {
   const char* p = bytes.data();
   if (std::memcmp(p, kMagic, sizeof(kMagic)) != 0) return Status::Corruption("bad magic");
   uint32_t version = GetU32(p + 8);
-  if (version != kBlockFormatVersion) {
+  if (version != kBlockFormatVersion && version != 1) {
     return Status::Corruption("unknown block format version " + std::to_string(version));
   }
   uint64_t header_len = GetU32(p + 12);
@@ -162,9 +220,11 @@ Result<BlockFileInfo> DecodeBlockHeader(std::string_view bytes) {
   }
   uint64_t key_len = GetU32(p + 48);
   uint64_t etag_len = GetU32(p + 52);
-  if (kBlockHeaderFixedSize + key_len + etag_len + 8 != header_len) {
-    return Status::Corruption("header lengths do not add up");
-  }
+  const uint64_t exact = kBlockHeaderFixedSize + key_len + etag_len + 8;
+  const uint64_t data_len = GetU64(p + 32);
+  const uint64_t want =
+      version == 1 || !PaddedHeader(data_len) ? exact : RoundUp(exact, kDirectIoAlignment);
+  if (header_len != want) return Status::Corruption("header lengths do not add up");
   if (Xxh3_64(p, header_len - 8) != GetU64(p + header_len - 8)) {
     return Status::Corruption("header checksum mismatch");
   }
@@ -180,48 +240,44 @@ Result<BlockFileInfo> DecodeBlockHeader(std::string_view bytes) {
 }
 
 uint64_t BlockFileSize(const BlockKey& key, uint64_t data_length) {
-  return kBlockHeaderFixedSize + key.object.key.size() + key.object.etag.size() + 8 + data_length;
+  return HeaderLength(key, data_length) + data_length;
 }
 
 Status WriteBlockFile(const std::string& tmp_path, const BlockKey& key, std::string_view data) {
-  std::string header = EncodeBlockHeader(key, data);
-  int raw = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  // The header goes in an aligned buffer too, so both parts qualify for O_DIRECT.
+  std::shared_ptr<Buffer> header = Buffer::Copy(EncodeBlockHeader(key, data));
+  bool direct = IsAligned(header->size()) && IsAligned(data.size()) && IsAligned(data.data());
+  const int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
+  int raw = ::open(tmp_path.c_str(), flags | (direct ? O_DIRECT : 0), 0600);
+  if (raw < 0 && direct && errno == EINVAL) {
+    // No O_DIRECT on this filesystem (the file may exist already: it is ours).
+    direct = false;
+    ::unlink(tmp_path.c_str());
+    raw = ::open(tmp_path.c_str(), flags, 0600);
+  }
   if (raw < 0) return Status::IoError("create " + tmp_path + ": " + ErrnoText(errno));
   Fd fd(raw);
   auto fail = [&](const std::string& what, int err) {
     ::unlink(tmp_path.c_str());
     return Status::IoError(what + " " + tmp_path + ": " + ErrnoText(err));
   };
-  iovec iov[2] = {{header.data(), header.size()}, {const_cast<char*>(data.data()), data.size()}};
-  size_t total = header.size() + data.size();
-  size_t done = 0;
-  while (done < total) {
-    // Skip the iovecs already written.
-    iovec cur[2];
-    int n_iov = 0;
-    size_t skip = done;
-    for (const auto& v : iov) {
-      if (skip >= v.iov_len) {
-        skip -= v.iov_len;
-        continue;
-      }
-      cur[n_iov++] = {static_cast<char*>(v.iov_base) + skip, v.iov_len - skip};
-      skip = 0;
-    }
-    ssize_t n = ::writev(fd.get(), cur, n_iov);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail("write", errno);
-    }
-    if (n == 0) return fail("write", EIO);
-    done += static_cast<size_t>(n);
+  const iovec iov[2] = {{header->data(), header->size()},
+                        {const_cast<char*>(data.data()), data.size()}};
+  int err = PwriteAll(fd.get(), iov);
+  if (err == EINVAL && direct) {
+    // The filesystem took the flag but not this I/O: write through the page cache.
+    if (!ClearDirect(fd.get()) || ::ftruncate(fd.get(), 0) != 0) return fail("write", err);
+    err = PwriteAll(fd.get(), iov);
   }
+  if (err != 0) return fail("write", err);
   if (fd.Close() != 0) return fail("close", errno);
   return Status::Ok();
 }
 
-Result<BlockData> ReadBlockFile(const std::string& path, const BlockKey& expected) {
-  DSFS_ASSIGN_OR_RETURN(int raw, OpenForRead(path));
+Result<BlockData> ReadBlockFile(const std::string& path, const BlockKey& expected,
+                                BufferPool* pool) {
+  bool direct = true;
+  DSFS_ASSIGN_OR_RETURN(int raw, OpenForRead(path, &direct));
   Fd fd(raw);
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return Status::IoError("stat " + path + ": " + ErrnoText(errno));
@@ -232,8 +288,17 @@ Result<BlockData> ReadBlockFile(const std::string& path, const BlockKey& expecte
                               info.key.object.key + "' etag " + info.key.object.etag +
                               ", not the one asked for");
   }
-  auto data = std::make_shared<std::string>(info.data_length, '\0');
-  if (!PreadFull(fd.get(), data->data(), info.data_length, info.header_length)) {
+  std::shared_ptr<Buffer> data =
+      pool ? pool->Allocate(info.data_length) : Buffer::Allocate(info.data_length);
+  // An unpadded (short last, or version 1) block is read through the page cache.
+  if (direct && !(IsAligned(info.header_length) && IsAligned(info.data_length))) {
+    direct = !ClearDirect(fd.get());
+  }
+  bool ok = PreadFull(fd.get(), data->data(), info.data_length, info.header_length);
+  if (!ok && direct && errno == EINVAL && ClearDirect(fd.get())) {
+    ok = PreadFull(fd.get(), data->data(), info.data_length, info.header_length);
+  }
+  if (!ok) {
     if (errno == 0) return Status::Corruption(path + ": short file");
     return Status::IoError("read " + path + ": " + ErrnoText(errno));
   }

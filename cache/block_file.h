@@ -14,8 +14,16 @@
 //   52     4     ETag length E
 //   56     K     object key
 //   56+K   E     ETag
+//   56+K+E P     zero padding (version 2, see below)
 //   H-8    8     XXH3-64 of header bytes [0, H-8)
 //   H      D     data
+//
+// Version 2 pads the header to a multiple of kDirectIoAlignment when D is
+// one too, so the data starts on an aligned offset and whole blocks are
+// written and read with O_DIRECT: no copy through the page cache, and the
+// cache file does not sit in RAM twice (the FUSE page cache already holds
+// what was read). Other blocks (an object's short last block) are unpadded
+// and use buffered I/O. Version 1 files (never padded) are still read.
 //
 // Every read checks all of it: magic, version, header checksum, that the
 // header names the block we asked for (key, ETag, size, index), that the
@@ -33,7 +41,8 @@
 
 namespace dsfs {
 
-inline constexpr uint32_t kBlockFormatVersion = 1;
+inline constexpr uint32_t kBlockFormatVersion = 2;
+inline constexpr size_t kDirectIoAlignment = 4096;
 inline constexpr size_t kBlockHeaderFixedSize = 56;
 // S3 keys are at most 1024 bytes; ETags are short. Bounding the header
 // keeps a corrupt length field from making us allocate gigabytes.
@@ -62,7 +71,7 @@ struct BlockFileInfo {
   uint64_t file_size() const { return header_length + data_length; }
 };
 
-// Header bytes for data stored as key.
+// Header bytes for data stored as key (padded as described above).
 std::string EncodeBlockHeader(const BlockKey& key, std::string_view data);
 
 // Parses and verifies a header (magic, version, lengths, header checksum).
@@ -70,7 +79,8 @@ std::string EncodeBlockHeader(const BlockKey& key, std::string_view data);
 Result<BlockFileInfo> DecodeBlockHeader(std::string_view bytes);
 
 // Writes header + data to a new file at path (O_EXCL, mode 0600; the
-// caller renames it into place). On failure the file is removed and the
+// caller renames it into place), with O_DIRECT when the layout, data's
+// alignment and the filesystem allow it. On failure the file is removed and the
 // status is IoError (ENOSPC, EIO, ...). No fsync: a torn file after power
 // loss fails its checksum on read and is dropped, which is what the header
 // is for.
@@ -79,10 +89,13 @@ Status WriteBlockFile(const std::string& path, const BlockKey& key, std::string_
 // Size of the file WriteBlockFile writes for this block.
 uint64_t BlockFileSize(const BlockKey& key, uint64_t data_length);
 
-// Reads and verifies the block file at path, which must hold `expected`.
+// Reads and verifies the block file at path, which must hold `expected`
+// (the data with O_DIRECT when the file's layout and the filesystem allow it).
 // NotFound if there is no file; Corruption if anything does not match;
 // IoError if reading fails.
-Result<BlockData> ReadBlockFile(const std::string& path, const BlockKey& expected);
+// The data buffer comes from pool when one is given.
+Result<BlockData> ReadBlockFile(const std::string& path, const BlockKey& expected,
+                                BufferPool* pool = nullptr);
 
 // Reads and verifies only the header (for rebuilding the index), and
 // checks the file's size matches it. NotFound / Corruption / IoError.

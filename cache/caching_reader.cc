@@ -1,7 +1,6 @@
 #include "cache/caching_reader.h"
 
 #include <algorithm>
-#include <cstring>
 #include <optional>
 #include <vector>
 
@@ -13,8 +12,8 @@ CachingReader::CachingReader(ObjectStore& store, BlockCache* cache, const ReadAh
       fetcher_(store, cache, options, metrics),
       prefetcher_(fetcher_, budget_, options, metrics) {}
 
-Result<size_t> CachingReader::Read(const ObjectId& id, uint64_t offset, size_t len, char* buf) {
-  if (len == 0 || offset >= id.size) return size_t{0};
+Result<SliceList> CachingReader::ReadSlices(const ObjectId& id, uint64_t offset, size_t len) {
+  if (len == 0 || offset >= id.size) return SliceList{};
   const uint64_t n = std::min<uint64_t>(len, id.size - offset);
   const uint64_t bs = fetcher_.block_size();
   const uint64_t first = offset / bs;
@@ -43,6 +42,8 @@ Result<size_t> CachingReader::Read(const ObjectId& id, uint64_t offset, size_t l
   }
   prefetcher_.OnRead(id, offset, n);
 
+  SliceList out;
+  out.reserve(parts.size());
   for (Part& p : parts) {
     if (!p.data) {
       Result<BlockData> r = p.future->get();
@@ -61,9 +62,9 @@ Result<size_t> CachingReader::Read(const ObjectId& id, uint64_t offset, size_t l
       return Status::Corruption("block " + std::to_string(p.key.index) + " of '" + id.key +
                                 "' is shorter than the object");
     }
-    std::memcpy(buf + (from - offset), p.data->data() + (from - block_start), to - from);
+    out.push_back(ReadSlice{p.data, p.data->data() + (from - block_start), to - from});
   }
-  return static_cast<size_t>(n);
+  return out;
 }
 
 }  // namespace dsfs

@@ -1,7 +1,8 @@
 // CachingReader: the ObjectReader of the read path with a block cache and
-// read-ahead. Read() splits a request into blocks and takes each from the
+// read-ahead. ReadSlices() splits a request into blocks and takes each from the
 // read-ahead buffer, the BlockCache, or the BlockFetcher (one ranged GET per
-// block, collapsed across concurrent readers), then copies the bytes out.
+// block, collapsed across concurrent readers) and returns slices of the
+// blocks themselves (no copy).
 // Reads never fail for a cache fault; store errors pass through with their
 // code (PreconditionFailed -> the filesystem's ESTALE).
 //
@@ -31,7 +32,7 @@ class CachingReader : public ObjectReader {
   ~CachingReader() override = default;
 
   // Returns exactly min(len, id.size - offset) bytes (0 at or past the end).
-  Result<size_t> Read(const ObjectId& id, uint64_t offset, size_t len, char* buf) override;
+  Result<SliceList> ReadSlices(const ObjectId& id, uint64_t offset, size_t len) override;
   void Opened(const ObjectId& id) override { prefetcher_.Opened(id); }
   void Released(const ObjectId& id) override { prefetcher_.Released(id); }
 

@@ -542,7 +542,7 @@ void DiskBlockCache::ReportCorrupt(const BlockId& id, const Status& st) {
 
 Result<std::optional<BlockData>> DiskBlockCache::Get(const BlockKey& key) {
   BlockId id = ComputeBlockId(key);
-  auto data = ReadBlockFile(PathOf(id), key);
+  auto data = ReadBlockFile(PathOf(id), key, options_.buffers);
   if (data.ok()) {
     hits_.Add();
     std::lock_guard lock(mu_);

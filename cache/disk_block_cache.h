@@ -76,6 +76,9 @@ struct DiskCacheOptions {
   // How long a Put waits for the index to load after Open before giving up
   // (Unavailable; callers skip caching that block).
   std::chrono::milliseconds ready_wait{30000};
+  // Where the buffers of blocks read back come from (null: plain allocations).
+  // Must outlive the cache.
+  BufferPool* buffers = nullptr;
 };
 
 class DiskBlockCache : public BlockCache {

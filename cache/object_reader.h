@@ -8,8 +8,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "backends/object_store.h"
+#include "common/buffer.h"
 #include "common/status.h"
 
 namespace dsfs {
@@ -23,13 +25,29 @@ struct ObjectId {
   bool operator==(const ObjectId&) const = default;
 };
 
+// Part of a read's reply: size bytes at data, inside a buffer that owner
+// keeps alive. A read returns slices of the cached blocks themselves, so the
+// FUSE reply is written from them without a copy.
+struct ReadSlice {
+  std::shared_ptr<const Buffer> owner;
+  const char* data = nullptr;
+  size_t size = 0;
+};
+using SliceList = std::vector<ReadSlice>;
+
+size_t TotalSize(const SliceList& slices);
+// Copies the slices, in order, to buf; returns the bytes copied.
+size_t CopySlices(const SliceList& slices, char* buf);
+
 class ObjectReader {
  public:
   virtual ~ObjectReader() = default;
-  // Reads up to len bytes at offset into buf. Returns fewer than len only
-  // at end of object (0 at or past the end). Fails with PreconditionFailed
-  // if the object no longer has id.etag.
-  virtual Result<size_t> Read(const ObjectId& id, uint64_t offset, size_t len, char* buf) = 0;
+  // Reads up to len bytes at offset. The slices hold fewer than len bytes
+  // only at end of object (none at or past the end). Fails with
+  // PreconditionFailed if the object no longer has id.etag.
+  virtual Result<SliceList> ReadSlices(const ObjectId& id, uint64_t offset, size_t len) = 0;
+  // The same, copied into buf.
+  Result<size_t> Read(const ObjectId& id, uint64_t offset, size_t len, char* buf);
   // A handle opened / released the object (read-ahead hints).
   virtual void Opened(const ObjectId& /*id*/) {}
   virtual void Released(const ObjectId& /*id*/) {}
@@ -39,7 +57,7 @@ class ObjectReader {
 class DirectReader : public ObjectReader {
  public:
   explicit DirectReader(ObjectStore& store) : store_(store) {}
-  Result<size_t> Read(const ObjectId& id, uint64_t offset, size_t len, char* buf) override;
+  Result<SliceList> ReadSlices(const ObjectId& id, uint64_t offset, size_t len) override;
 
  private:
   ObjectStore& store_;

@@ -280,6 +280,11 @@ Result<OpenReply> Filesystem::Open(InodeId ino, int flags) {
 }
 
 Result<size_t> Filesystem::Read(uint64_t handle, uint64_t offset, size_t len, char* buf) {
+  DSFS_ASSIGN_OR_RETURN(SliceList slices, ReadSlices(handle, offset, len));
+  return CopySlices(slices, buf);
+}
+
+Result<SliceList> Filesystem::ReadSlices(uint64_t handle, uint64_t offset, size_t len) {
   FileHandle fh;
   {
     std::lock_guard lock(handles_mu_);
@@ -287,7 +292,7 @@ Result<size_t> Filesystem::Read(uint64_t handle, uint64_t offset, size_t len, ch
     if (it == files_.end()) return Status::InvalidArgument("bad file handle");
     fh = it->second;
   }
-  auto n = reader_.Read(fh.object, offset, len, buf);
+  auto n = reader_.ReadSlices(fh.object, offset, len);
   if (!n.ok() && n.status().code() == StatusCode::kPreconditionFailed) {
     // The object changed under this handle: the next open sees the new one.
     if (auto node = inodes_.Get(fh.ino)) {

@@ -3,13 +3,14 @@
 
 #include <fuse_lowlevel.h>
 #include <spdlog/spdlog.h>
+#include <sys/uio.h>
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <cstring>
+#include <fstream>
 #include <new>
+#include <sstream>
 #include <vector>
 
 namespace dsfs {
@@ -156,10 +157,13 @@ void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void OnRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
   Guard(req, "read", [&] {
-    std::unique_ptr<char[]> buf(new char[size]);
-    auto r = Self(req).fs().Read(fi->fh, static_cast<uint64_t>(off), size, buf.get());
+    // Replied straight from the blocks' buffers: the kernel's copy is the only one.
+    auto r = Self(req).fs().ReadSlices(fi->fh, static_cast<uint64_t>(off), size);
     if (!r.ok()) return ReplyError(req, "read", r.status());
-    fuse_reply_buf(req, buf.get(), *r);
+    std::vector<iovec> iov;
+    iov.reserve(r->size());
+    for (const ReadSlice& s : *r) iov.push_back(iovec{const_cast<char*>(s.data), s.size});
+    fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
   });
 }
 
@@ -189,11 +193,13 @@ void ReplyXattr(fuse_req_t req, const char* op, const Result<std::string>& r, si
 }
 
 void OnGetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
-  Guard(req, "getxattr", [&] { ReplyXattr(req, "getxattr", Self(req).fs().GetXattr(ino, name), size); });
+  Guard(req, "getxattr",
+        [&] { ReplyXattr(req, "getxattr", Self(req).fs().GetXattr(ino, name), size); });
 }
 
 void OnListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
-  Guard(req, "listxattr", [&] { ReplyXattr(req, "listxattr", Self(req).fs().ListXattr(ino), size); });
+  Guard(req, "listxattr",
+        [&] { ReplyXattr(req, "listxattr", Self(req).fs().ListXattr(ino), size); });
 }
 
 // Every namespace change or write: refused until the write path lands.
@@ -323,7 +329,8 @@ Result<std::unique_ptr<FuseSession>> FuseSession::Mount(Filesystem& fs, const Fu
                            "set in /etc/fuse.conf?)");
   }
   self->mounted_ = true;
-  if (options.kernel_readahead_kb) SetKernelReadahead(options.mountpoint, options.kernel_readahead_kb);
+  if (options.kernel_readahead_kb)
+    SetKernelReadahead(options.mountpoint, options.kernel_readahead_kb);
   return self;
 }
 

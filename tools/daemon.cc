@@ -7,8 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <climits>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -115,10 +115,10 @@ Result<std::unique_ptr<ObjectStore>> BuildStore(const Config& config, Credential
                                                 Metrics* metrics) {
   Status probe_status;
   {
-    DSFS_ASSIGN_OR_RETURN(auto probe,
-                          S3Store::Create(ProbeConfig(config.s3), creds, config.fs.bucket, nullptr));
-    ListRequest req{.prefix = config.fs.prefix, .delimiter = "/", .continuation = "",
-                    .max_keys = 1};
+    DSFS_ASSIGN_OR_RETURN(
+        auto probe, S3Store::Create(ProbeConfig(config.s3), creds, config.fs.bucket, nullptr));
+    ListRequest req{
+        .prefix = config.fs.prefix, .delimiter = "/", .continuation = "", .max_keys = 1};
     probe_status = probe->List(req).status();
   }
   const bool down = FallbackStore::IsPrimaryDownError(probe_status);
@@ -156,7 +156,8 @@ ReadAheadOptions ReadAheadFrom(const CacheConfig& c) {
 // The disk tier under cache_dir=, or none. A cache that cannot be used
 // (foreign owner, read-only disk, unknown format, bad cache_size) fails the
 // mount with its message; a corrupt index is rebuilt by the cache itself.
-Result<std::unique_ptr<BlockCache>> OpenBlockCache(const CacheConfig& c, Metrics* metrics) {
+Result<std::unique_ptr<BlockCache>> OpenBlockCache(const CacheConfig& c, BufferPool* buffers,
+                                                   Metrics* metrics) {
   if (c.dir.empty()) return std::unique_ptr<BlockCache>();
   auto cap = ResolveCacheSize(c.size, c.dir);
   if (!cap.ok()) return cap.status().WithContext("cache_size");
@@ -167,6 +168,7 @@ Result<std::unique_ptr<BlockCache>> OpenBlockCache(const CacheConfig& c, Metrics
   o.dir = c.dir;
   o.capacity_bytes = *cap;
   o.block_size = c.block_size;
+  o.buffers = buffers;
   auto disk = DiskBlockCache::Open(o, metrics);
   if (!disk.ok()) return disk.status().WithContext("cache_dir '" + c.dir + "'");
   spdlog::info("block cache {} capped at {} MiB", c.dir, *cap >> 20);
@@ -190,13 +192,17 @@ int Serve(const Config& config, Credentials creds, StartupReporter& reporter) {
     reporter.Fail(store.status());
     return 1;
   }
-  auto cache = OpenBlockCache(config.cache, &metrics);
+  // Freed block buffers are kept for reuse: one per GET thread.
+  BufferPool buffers(config.cache.block_size, static_cast<size_t>(config.cache.max_inflight));
+  auto cache = OpenBlockCache(config.cache, &buffers, &metrics);
   if (!cache.ok()) {
     reporter.Fail(cache.status());
     return 1;
   }
   SteadyClock clock;
-  CachingReader reader(**store, cache->get(), ReadAheadFrom(config.cache), &metrics);
+  ReadAheadOptions read_ahead = ReadAheadFrom(config.cache);
+  read_ahead.buffers = &buffers;
+  CachingReader reader(**store, cache->get(), read_ahead, &metrics);
   Filesystem fs(config.fs, **store, reader, clock, &metrics);
   FuseOptions fo;
   fo.mountpoint = config.daemon.mountpoint;

@@ -85,7 +85,7 @@ TEST(BlockFetcher, ConcurrentMissesOfOneBlockShareOneGet) {
   ASSERT_TRUE(gate.AwaitWaiters(1));
   ASSERT_TRUE(Eventually([&] { return f.stats().collapsed == kWaiters - 1; }));
   gate.Open();
-  const std::string* first = nullptr;
+  const Buffer* first = nullptr;
   for (auto& r : results) {
     Result<BlockData> b = r.get();
     ASSERT_TRUE(b.ok());

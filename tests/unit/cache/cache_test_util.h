@@ -41,13 +41,13 @@ inline BlockKey Key(const std::string& key, uint64_t index, const std::string& e
 
 // Deterministic bytes for a block, different for each (key, index).
 inline BlockData Bytes(size_t n, uint64_t seed) {
-  auto s = std::make_shared<std::string>(n, '\0');
+  std::shared_ptr<Buffer> s = Buffer::Allocate(n);
   uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
   for (size_t i = 0; i < n; ++i) {
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
-    (*s)[i] = static_cast<char>(x & 0xff);
+    s->data()[i] = static_cast<char>(x & 0xff);
   }
   return s;
 }

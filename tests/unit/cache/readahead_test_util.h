@@ -103,7 +103,7 @@ class FakeCache : public BlockCache {
 
   void Insert(const BlockKey& key, std::string bytes) {
     std::lock_guard lock(mu_);
-    blocks_[Tuple(key)] = std::make_shared<const std::string>(std::move(bytes));
+    blocks_[Tuple(key)] = Buffer::Copy(bytes);
   }
   bool Has(const BlockKey& key) const {
     std::lock_guard lock(mu_);
