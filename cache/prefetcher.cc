@@ -255,14 +255,19 @@ void Prefetcher::OnRead(const ObjectId& id, uint64_t offset, uint64_t len) {
       }
       st.next_offset = st.has_history ? std::max(st.next_offset, offset + len) : offset + len;
       st.last_block = st.has_history ? std::max(st.last_block, last) : last;
-      // Blocks the reader has passed (read or skipped) are dropped, except
-      // those within seq_tolerance behind it: the kernel's read-ahead,
-      // served by many FUSE threads, delivers requests that much out of
-      // order, and a block dropped too early is fetched twice.
+      // Blocks the reader has passed are dropped, except those within
+      // seq_tolerance behind it: the kernel's read-ahead, served by many
+      // FUSE threads, delivers requests that much out of order, and a block
+      // dropped too early is fetched twice. A passed block nobody has read
+      // yet is most likely such a late request's: it stays 4x as far.
       const uint64_t keep = 1 + options_.seq_tolerance / block_size_;
       auto it = buffer_.lower_bound(BlockKey{id, 0});
       while (it != buffer_.end() && it->first.object == id && it->first.index + keep < first) {
-        DropLocked(it++);
+        if (it->second.consumed || it->first.index + 4 * keep < first) {
+          DropLocked(it++);
+        } else {
+          ++it;
+        }
       }
     } else {
       st.window = 0;

@@ -176,18 +176,28 @@ TEST(Prefetcher, ReadAheadIssuesEachBlockOnceAndTakeFindsIt) {
 TEST(Prefetcher, BlocksASequentialReaderPassedAreDropped) {
   Rig rig;
   ObjectId id = AddObject(rig.store, "f", Pattern(64 * kBlock));
-  for (uint64_t b : {0, 1, 2, 4}) rig.prefetcher.OnRead(id, b * kBlock, kBlock);  // skips 3
+  // As CachingReader does: take the block, then record the read.
+  auto read = [&](uint64_t b) {
+    (void)rig.prefetcher.Take(BlockKey{id, b});
+    rig.prefetcher.OnRead(id, b * kBlock, kBlock);
+  };
+  for (uint64_t b : {0, 1, 2, 4}) read(b);  // skips 3
   EXPECT_EQ(Window(rig, id), 8 * kBlock);
   ASSERT_TRUE(Eventually([&] { return rig.store.counters().get == 12; }));  // blocks 1..12
   rig.prefetcher.Reclaim();
   // seq_tolerance is one block: the reader's block and the two before it
   // are kept for requests that arrive out of order; 1 is dropped.
   EXPECT_EQ(rig.budget.used(), 11 * kBlock);  // 2..12
-  rig.prefetcher.OnRead(id, 5 * kBlock, kBlock);
-  rig.prefetcher.OnRead(id, 6 * kBlock, kBlock);
-  // Block 3 was never read, and it is beyond the tolerance now: dropped.
+  for (uint64_t b = 5; b <= 11; ++b) read(b);
+  // The window is 16 blocks. Read blocks more than 2 behind are dropped:
+  // 9..27 are buffered. Block 3 was never read: a late request may still
+  // want it, so it stays until it is 4x the tolerance (8 blocks) behind.
+  EXPECT_EQ(Window(rig, id), 16 * kBlock);
+  EXPECT_EQ(rig.prefetcher.buffered_blocks(), 20u);  // 3 and 9..27
+  read(12);
+  EXPECT_EQ(rig.prefetcher.buffered_blocks(), 19u);  // 10..28: 3 is dropped
   EXPECT_FALSE(rig.prefetcher.Take(BlockKey{id, 3}).has_value());
-  EXPECT_TRUE(rig.prefetcher.Take(BlockKey{id, 4}).has_value());  // within the tolerance
+  EXPECT_FALSE(rig.prefetcher.Take(BlockKey{id, 4}).has_value());
 }
 
 TEST(Prefetcher, BudgetBoundsReadAheadAndReadsFreeIt) {
