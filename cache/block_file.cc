@@ -40,7 +40,7 @@ uint64_t RoundUp(uint64_t n, uint64_t to) { return (n + to - 1) / to * to; }
 bool IsAligned(uint64_t n) { return n % kDirectIoAlignment == 0; }
 bool IsAligned(const void* p) { return IsAligned(reinterpret_cast<uintptr_t>(p)); }
 
-// Whether a version 2 header is padded: when the data can be read with O_DIRECT.
+// Whether a version 2 header is padded: when the data can be written with O_DIRECT.
 bool PaddedHeader(uint64_t data_length) { return data_length > 0 && IsAligned(data_length); }
 
 // Header length for a block: the exact fields, padded so the data is aligned
@@ -79,14 +79,10 @@ class Fd {
 };
 
 // Reads exactly len bytes at offset; false with errno on error, false with
-// errno == 0 on end of file. io_len >= len is how much each pread asks for
-// (an O_DIRECT descriptor needs whole aligned units: the file's end makes
-// the read short, and only len bytes must arrive).
-bool PreadFull(int fd, char* buf, size_t len, uint64_t offset, size_t io_len = 0) {
-  if (io_len < len) io_len = len;
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = ::pread(fd, buf + done, io_len - done, static_cast<off_t>(offset + done));
+// errno == 0 on end of file.
+bool PreadFull(int fd, char* buf, size_t len, uint64_t offset) {
+  while (len > 0) {
+    ssize_t n = ::pread(fd, buf, len, static_cast<off_t>(offset));
     if (n < 0) {
       if (errno == EINTR) continue;
       return false;
@@ -95,46 +91,35 @@ bool PreadFull(int fd, char* buf, size_t len, uint64_t offset, size_t io_len = 0
       errno = 0;
       return false;
     }
-    done += static_cast<size_t>(n);
+    buf += n;
+    len -= static_cast<size_t>(n);
+    offset += static_cast<uint64_t>(n);
   }
   return true;
 }
 
-// Opens for reading, with O_DIRECT if asked and the filesystem takes it
-// (*direct says whether it did).
-Result<int> OpenForRead(const std::string& path, bool* direct = nullptr) {
-  int flags = O_RDONLY | O_CLOEXEC | O_NOATIME | (direct && *direct ? O_DIRECT : 0);
-  int fd = ::open(path.c_str(), flags);
-  if (fd < 0 && errno == EINVAL && (flags & O_DIRECT)) {
-    flags &= ~O_DIRECT;
-    fd = ::open(path.c_str(), flags);
-  }
-  if (fd < 0 && errno == EPERM) {
-    flags &= ~O_NOATIME;
-    fd = ::open(path.c_str(), flags);
-  }
+Result<int> OpenForRead(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME);
+  if (fd < 0 && errno == EPERM) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT || errno == ENOTDIR) return Status::NotFound(path);
     return Status::IoError("open " + path + ": " + ErrnoText(errno));
   }
-  if (direct) *direct = (flags & O_DIRECT) != 0;
   return fd;
 }
 
-// Reads and verifies the header of an open file whose size is file_size.
-// Reads the first kMaxBlockHeaderSize bytes at most, into an aligned buffer,
-// so it works on an O_DIRECT descriptor too.
+// Reads and verifies the header of an open file whose size is file_size
+// (one read of the first kMaxBlockHeaderSize bytes at most).
 Result<BlockFileInfo> ReadHeader(int fd, const std::string& path, uint64_t file_size) {
   if (file_size < kBlockHeaderFixedSize + 8) {
     return Status::Corruption(path + ": short file (" + std::to_string(file_size) + " bytes)");
   }
-  const uint64_t want = std::min<uint64_t>(file_size, kMaxBlockHeaderSize);
-  std::shared_ptr<Buffer> head = Buffer::Allocate(RoundUp(want, kDirectIoAlignment));
-  if (!PreadFull(fd, head->data(), want, 0, head->size())) {
+  std::string head(std::min<uint64_t>(file_size, kMaxBlockHeaderSize), '\0');
+  if (!PreadFull(fd, head.data(), head.size(), 0)) {
     if (errno == 0) return Status::Corruption(path + ": short file");
     return Status::IoError("read " + path + ": " + ErrnoText(errno));
   }
-  auto info = DecodeBlockHeader(std::string_view(head->data(), want));
+  auto info = DecodeBlockHeader(head);
   if (!info.ok()) return info.status().WithContext(path);
   if (info->file_size() != file_size) {
     return Status::Corruption(path + ": file is " + std::to_string(file_size) +
@@ -276,8 +261,7 @@ Status WriteBlockFile(const std::string& tmp_path, const BlockKey& key, std::str
 
 Result<BlockData> ReadBlockFile(const std::string& path, const BlockKey& expected,
                                 BufferPool* pool) {
-  bool direct = true;
-  DSFS_ASSIGN_OR_RETURN(int raw, OpenForRead(path, &direct));
+  DSFS_ASSIGN_OR_RETURN(int raw, OpenForRead(path));
   Fd fd(raw);
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return Status::IoError("stat " + path + ": " + ErrnoText(errno));
@@ -290,18 +274,13 @@ Result<BlockData> ReadBlockFile(const std::string& path, const BlockKey& expecte
   }
   std::shared_ptr<Buffer> data =
       pool ? pool->Allocate(info.data_length) : Buffer::Allocate(info.data_length);
-  // An unpadded (short last, or version 1) block is read through the page cache.
-  if (direct && !(IsAligned(info.header_length) && IsAligned(info.data_length))) {
-    direct = !ClearDirect(fd.get());
-  }
-  bool ok = PreadFull(fd.get(), data->data(), info.data_length, info.header_length);
-  if (!ok && direct && errno == EINVAL && ClearDirect(fd.get())) {
-    ok = PreadFull(fd.get(), data->data(), info.data_length, info.header_length);
-  }
-  if (!ok) {
+  if (!PreadFull(fd.get(), data->data(), info.data_length, info.header_length)) {
     if (errno == 0) return Status::Corruption(path + ": short file");
     return Status::IoError("read " + path + ": " + ErrnoText(errno));
   }
+  // The bytes now go to the FUSE page cache; the cache file's pages would
+  // only hold them in RAM a second time.
+  (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED);
   if (Xxh3_64(*data) != info.data_checksum) {
     return Status::Corruption(path + ": data checksum mismatch");
   }

@@ -20,10 +20,12 @@
 //
 // Version 2 pads the header to a multiple of kDirectIoAlignment when D is
 // one too, so the data starts on an aligned offset and whole blocks are
-// written and read with O_DIRECT: no copy through the page cache, and the
-// cache file does not sit in RAM twice (the FUSE page cache already holds
-// what was read). Other blocks (an object's short last block) are unpadded
-// and use buffered I/O. Version 1 files (never padded) are still read.
+// written with O_DIRECT: no copy into the page cache, no dirty pages to
+// write back. Other blocks (an object's short last block) are unpadded and
+// written buffered. Reads are buffered (the kernel's read-ahead made them
+// ~25% faster than O_DIRECT here) and drop the file's pages afterwards: the
+// FUSE page cache holds the bytes, the cache file need not hold them in RAM
+// too. Version 1 files (never padded) are still read.
 //
 // Every read checks all of it: magic, version, header checksum, that the
 // header names the block we asked for (key, ETag, size, index), that the
@@ -89,8 +91,7 @@ Status WriteBlockFile(const std::string& path, const BlockKey& key, std::string_
 // Size of the file WriteBlockFile writes for this block.
 uint64_t BlockFileSize(const BlockKey& key, uint64_t data_length);
 
-// Reads and verifies the block file at path, which must hold `expected`
-// (the data with O_DIRECT when the file's layout and the filesystem allow it).
+// Reads and verifies the block file at path, which must hold `expected`.
 // NotFound if there is no file; Corruption if anything does not match;
 // IoError if reading fails.
 // The data buffer comes from pool when one is given.

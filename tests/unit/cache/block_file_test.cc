@@ -1,7 +1,10 @@
 #include "cache/block_file.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <sstream>
@@ -115,6 +118,45 @@ TEST_F(BlockFileTest, AlignedBlockHasAlignedDataAndRoundTrips) {
   auto info = ReadBlockFileHeader(path_);
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->header_length, BlockFileSize(key_, 0));
+}
+
+// Pages of path in the page cache (mincore).
+size_t ResidentPages(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return SIZE_MAX;
+  struct stat st;
+  ::fstat(fd, &st);
+  size_t len = static_cast<size_t>(st.st_size);
+  void* m = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (m == MAP_FAILED) return SIZE_MAX;
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> vec((len + page - 1) / page);
+  size_t n = SIZE_MAX;
+  if (::mincore(m, len, vec.data()) == 0) {
+    n = 0;
+    for (unsigned char v : vec) n += v & 1;
+  }
+  ::munmap(m, len);
+  return n;
+}
+
+// What was read goes to the FUSE page cache; the cache file's own pages are
+// dropped after a read so the bytes do not sit in RAM twice.
+TEST_F(BlockFileTest, ReadLeavesNoPagesOfTheFileCached) {
+  std::string p = dir_.Sub("pages.blk");
+  BlockData data = Bytes(256 << 10, 5);
+  ASSERT_TRUE(WriteBlockFile(p, key_, *data).ok());
+  ASSERT_TRUE(ReadBlockFile(p, key_).ok());
+  EXPECT_EQ(ResidentPages(p), 0u);
+  // An unpadded block is written through the page cache: once written back
+  // (dirty pages are never dropped), a read drops its pages too.
+  int fd = ::open(path_.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::fdatasync(fd), 0);
+  ::close(fd);
+  ASSERT_TRUE(ReadBlockFile(path_, key_).ok());
+  EXPECT_EQ(ResidentPages(path_), 0u);
 }
 
 // Files written by version 1 (never padded, also for aligned data) still read.
