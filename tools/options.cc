@@ -2,10 +2,9 @@
 
 #include <unistd.h>
 
-#include <ctime>
-
 #include <CLI/CLI.hpp>
 #include <charconv>
+#include <ctime>
 #include <functional>
 #include <sstream>
 
@@ -47,9 +46,12 @@ Status SetSize(const std::string& v, uint64_t* out) {
 }
 
 Status SetBool(const std::string& v, bool* out) {
-  if (v.empty() || v == "1" || v == "true" || v == "yes") *out = true;
-  else if (v == "0" || v == "false" || v == "no") *out = false;
-  else return Status::InvalidArgument("not a boolean: '" + v + "'");
+  if (v.empty() || v == "1" || v == "true" || v == "yes")
+    *out = true;
+  else if (v == "0" || v == "false" || v == "no")
+    *out = false;
+  else
+    return Status::InvalidArgument("not a boolean: '" + v + "'");
   return Status::Ok();
 }
 
@@ -121,9 +123,9 @@ const std::vector<OptionSpec>& OptionTable() {
      [](const std::string& v, Config* c) { return SetSize(v, &c->cache.prefetch_mem); }},
     {"prefetch_whole", true, "*.safetensors", "glob of names fetched whole on open ('' = none)",
      [](const std::string& v, Config* c) { c->cache.prefetch_whole = v; return Status::Ok(); }},
-    {"max_inflight", true, "16", "ranged GETs in flight across all files",
+    {"max_inflight", true, "32", "ranged GETs in flight across all files",
      [](const std::string& v, Config* c) { return SetNumber(v, &c->cache.max_inflight); }},
-    {"readahead_max", true, "64M", "largest read-ahead window of one reader",
+    {"readahead_max", true, "128M", "largest read-ahead window of one reader",
      [](const std::string& v, Config* c) { return SetSize(v, &c->cache.readahead_max); }},
     {"fallback", true, "none", "directory (SFS/NFS share) mirroring bucket:/prefix, served while OBS fails",
      [](const std::string& v, Config* c) { c->fallback.dir = v; return Status::Ok(); }},
@@ -148,8 +150,8 @@ bool IsIgnoredOption(const std::string& name) {
       "defaults", "auto", "noauto", "user", "nouser", "users", "owner", "group", "_netdev",
       "nofail", "loop", "comment",
       // FUSE options dsfs decides itself
-      "nonempty", "big_writes", "max_write", "max_read", "default_permissions", "fsname",
-      "subtype", "kernel_cache", "auto_cache",
+      "nonempty", "big_writes", "max_write", "max_read", "default_permissions", "fsname", "subtype",
+      "kernel_cache", "auto_cache",
       // s3fs/obsfs options without a meaning in dsfs
       "use_cache", "del_cache", "enable_noobj_cache", "max_stat_cache_size", "multipart_size",
       "parallel_count", "multireq_max", "complement_stat", "notsup_compat_dir", "compat_dir",
@@ -242,7 +244,8 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
   app.add_flag("-V,--version", cl.show_version);
   app.add_flag("-f", cl.config.daemon.foreground);
   app.add_flag("-d", cl.config.daemon.fuse_debug);
-  app.add_flag("-s", [](int64_t) {}, "single-threaded (accepted for compatibility)");
+  app.add_flag(
+      "-s", [](int64_t) {}, "single-threaded (accepted for compatibility)");
   app.add_option("-o", opts)->allow_extra_args(false)->take_all();
   app.add_option("source", source);
   app.add_option("mountpoint", cl.config.daemon.mountpoint);
@@ -257,7 +260,8 @@ Result<CommandLine> ParseCommandLine(int argc, const char* const* argv) {
   }
   if (cl.show_version) return cl;
   if (source.empty() || cl.config.daemon.mountpoint.empty()) {
-    return Status::InvalidArgument("usage: dsfs BUCKET[:/PREFIX] MOUNTPOINT [-o options] (see --help)");
+    return Status::InvalidArgument(
+        "usage: dsfs BUCKET[:/PREFIX] MOUNTPOINT [-o options] (see --help)");
   }
   DSFS_RETURN_IF_ERROR(ParseSource(source, &cl.config.fs));
   for (const auto& o : opts) {
