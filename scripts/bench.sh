@@ -11,7 +11,7 @@
 #
 # Usage: scripts/bench.sh [--runs N] [--quick] [--plot] [--clients "dsfs s3fs rclone"]
 #                         [--latency-ms MS] [--bw-per-conn RATE] [--proxy-args "..."]
-#                         [--workdir DIR] [--keep]
+#                         [--workdir DIR] [--keep] [--cpu]
 # Env: DSFS_BIN, DSFS_S3RVER, BENCH_SIZE_MB (1024), BENCH_SHARD_MB (256),
 #      BENCH_SHARDS (4), BENCH_RAND_COUNT (20000), BENCH_DSFS_OPTS,
 #      BENCH_S3FS_OPTS, BENCH_RCLONE_ARGS (extra options per client),
@@ -26,6 +26,7 @@ RUNS=3
 QUICK=0
 PLOT=0
 KEEP=0
+CPU=0
 CLIENTS="dsfs s3fs rclone"
 LATENCY_MS=20
 BW_PER_CONN=64M
@@ -39,6 +40,7 @@ while (($#)); do
     --quick) QUICK=1 ;;
     --plot) PLOT=1 ;;
     --keep) KEEP=1 ;;
+    --cpu) CPU=1 ;;
     --clients) CLIENTS=$2; shift ;;
     --latency-ms) LATENCY_MS=$2; shift ;;
     --bw-per-conn) BW_PER_CONN=$2; shift ;;
@@ -107,6 +109,13 @@ median() {  # median of the numeric args; FAILED if none
   (($#)) || { echo FAILED; return; }
   printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
+if ((CPU)); then  # CPU seconds per process during each cold read, see docs/BENCH.md
+  # shellcheck source-path=SCRIPTDIR source=bench_lib/cpu_account.sh disable=SC1091
+  source "$LIB/cpu_account.sh"
+else
+  cpu_begin() { :; }
+  cpu_end() { :; }
+fi
 s3curl() {
   curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user "$KEY:$SECRET" \
     -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
@@ -162,7 +171,8 @@ chmod 600 "$WORK/passwd"
 origin_runs=() disk_runs=()
 for ((r = 1; r <= RUNS; r++)); do
   drop_caches
-  v=$("$LIB/ranged_get.sh" "$URL" "$BUCKET" big "$SIZE" 16) && origin_runs+=("$v")
+  cpu_begin
+  v=$("$LIB/ranged_get.sh" "$URL" "$BUCKET" big "$SIZE" 16) && { cpu_end ceiling "$SIZE"; origin_runs+=("$v"); }
   drop_caches
   a=$(now)
   dd if="$WORK/data/big" of=/dev/null bs=1M iflag=direct status=none && disk_runs+=("$(mbps "$SIZE" "$a" "$(now)")")
@@ -271,7 +281,8 @@ run_client() {
     shard_paths=()
     for s in "${SHARDS[@]}"; do shard_paths+=("$mnt/$s"); done
     drop_caches
-    v=$(read_seq "$mnt/big") && cold+=("$v")
+    cpu_begin
+    v=$(read_seq "$mnt/big") && { cpu_end "$c" "$SIZE"; cold+=("$v"); }
     drop_caches
     v=$(read_seq "${shard_paths[@]}") && shards+=("$v")
     unmount_client "$mnt"
@@ -344,6 +355,8 @@ TABLE="$OUT/bench-$STAMP.txt"
     printf '%s: cold/origin %s  warm/disk %s\n' "$c" "$(ratio "${RES[$c,cold]}" "$ORIGIN")" "$(ratio "${RES[$c,warm]}" "$DISK")"
   done
 } | tee "$TABLE"
+# shellcheck disable=SC2086  # CLIENTS is a list
+((CPU)) && { echo; cpu_table "$RUNS" ceiling $CLIENTS; } | tee -a "$TABLE"
 
 if ((PLOT)); then
   DAT="$OUT/bench-$STAMP.dat"
