@@ -362,7 +362,7 @@ if ((PLOT)); then
   DAT="$OUT/bench-$STAMP.dat"
   num() { [[ $1 =~ ^[0-9.]+$ ]] && echo "$1" || echo -; }
   {
-    echo "name cold 4shards warm hot"
+    echo "# name cold 4shards warm hot"
     for c in $CLIENTS; do
       echo "$c $(num "${RES[$c,cold]:-}") $(num "${RES[$c,shards]:-}") $(num "${RES[$c,warm]:-}") $(num "${RES[$c,hot]:-}")"
     done
@@ -379,10 +379,10 @@ set datafile missing "-"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
-set key top left
+set key top right
 set grid ytics
 set logscale y
-set yrange [10:*]
+set yrange [10:30000]
 plot "$DAT" using 2:xtic(1) title "cold", '' using 3 title "4 shards cold", '' using 4 title "warm (remount)", '' using 5 title "hot"
 EOF
   [[ -f $PNG ]] && log "plot: $PNG"
