@@ -79,6 +79,35 @@ TEST(CachingReader, ReturnsExactlyTheRequestedBytes) {
   }
 }
 
+// A read is answered with slices of the blocks themselves: a read that
+// crosses a boundary gets one slice per block, and two reads of one block
+// point into the same buffer (nothing is copied on the way to FUSE).
+TEST(CachingReader, SlicesPointIntoTheSharedBlocks) {
+  MemoryStore store;
+  std::string data = Pattern(4 * kBlock);
+  ObjectId id = AddObject(store, "a/obj", data);
+  CachingReader reader(store, nullptr, Options());
+  Result<SliceList> a = reader.ReadSlices(id, kBlock - 100, 300);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_EQ(a->size(), 2u);
+  EXPECT_EQ(TotalSize(*a), 300u);
+  EXPECT_EQ(std::string((*a)[0].data, (*a)[0].size), data.substr(kBlock - 100, 100));
+  EXPECT_EQ(std::string((*a)[1].data, (*a)[1].size), data.substr(kBlock, 200));
+  for (const ReadSlice& s : *a) {
+    ASSERT_TRUE(s.owner);
+    EXPECT_GE(s.data, s.owner->data());
+    EXPECT_LE(s.data + s.size, s.owner->data() + s.owner->size());
+  }
+  Result<SliceList> b = reader.ReadSlices(id, kBlock + 500, 10);
+  ASSERT_TRUE(b.ok());
+  ASSERT_EQ(b->size(), 1u);
+  EXPECT_EQ((*b)[0].owner.get(), (*a)[1].owner.get());  // the same block, not a copy
+  EXPECT_EQ((*b)[0].data, (*a)[1].owner->data() + 500);
+  Result<SliceList> end = reader.ReadSlices(id, 4 * kBlock, 10);
+  ASSERT_TRUE(end.ok());
+  EXPECT_TRUE(end->empty());
+}
+
 TEST(CachingReader, EmptyObjectReadsZeroBytesWithoutAGet) {
   MemoryStore store;
   ObjectId id = AddObject(store, "empty.safetensors", "");
