@@ -147,7 +147,6 @@ struct S3Store::Call {
   std::vector<std::pair<std::string, std::string>> query;
   std::vector<std::pair<std::string, std::string>> headers;  // Range, If-Match
   bool head = false;
-  bool wall_clock_timeout = false;  // CURLOPT_TIMEOUT_MS = request_timeout
   size_t max_body = kMaxErrorBody;
   // GET sink
   char* buf = nullptr;
@@ -412,9 +411,8 @@ S3Store::Attempt S3Store::PerformOnce(const Call& call, Reply* reply) {
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, config_.low_speed_limit);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
                    std::max(1L, static_cast<long>((config_.low_speed_time.count() + 999) / 1000)));
-  if (call.wall_clock_timeout) {
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(config_.request_timeout.count()));
-  }
+  // Every attempt has a wall-clock deadline (request_timeout=).
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(config_.request_timeout.count()));
   if (call.head) {
     curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
   } else {
@@ -645,7 +643,6 @@ Result<ObjectInfo> S3Store::Head(const std::string& key) {
   call.key = key;
   call.path = PathFor(key);
   call.head = true;
-  call.wall_clock_timeout = true;
   Reply reply;
   DSFS_RETURN_IF_ERROR(Execute(call, &reply));
 
@@ -684,7 +681,6 @@ Result<ListPage> S3Store::List(const ListRequest& request) {
   call.method = "GET";
   call.key = request.prefix;
   call.path = config_.path_style ? "/" + bucket_ : "/";
-  call.wall_clock_timeout = true;
   call.max_body = kMaxListBody;
   call.query = {{"list-type", "2"}, {"encoding-type", "url"}};
   if (!request.prefix.empty()) call.query.emplace_back("prefix", request.prefix);
@@ -713,7 +709,6 @@ Result<size_t> S3Store::Get(const GetRequest& request, char* buf, size_t buf_len
   call.path = PathFor(request.key);
   call.buf = buf;
   call.buf_len = buf_len;
-  call.wall_clock_timeout = true;
   call.range = request.range;
   call.if_match = request.if_match;
   if (request.range) {

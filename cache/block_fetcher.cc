@@ -115,6 +115,7 @@ void BlockFetcher::WorkerLoop() {
   for (;;) {
     BlockKey key;
     std::shared_ptr<InFlight> entry;
+    bool demand = false;  // a reader waits for it (fixed once started)
     {
       std::unique_lock lock(mu_);
       work_cv_.wait(
@@ -128,6 +129,7 @@ void BlockFetcher::WorkerLoop() {
       if (it == inflight_.end() || it->second->started) continue;
       entry = it->second;
       entry->started = true;
+      demand = entry->expedited;
     }
     bool from_store = false;
     Result<BlockData> result = Load(key, entry->check_cache, &from_store);
@@ -144,14 +146,7 @@ void BlockFetcher::WorkerLoop() {
       // leaving the map, so a Fetch that joins in between gets these bytes
       // instead of a second GET.
       entry->promise.set_value(std::move(result));
-      if (write) {
-        bool demand;
-        {
-          std::lock_guard lock(mu_);
-          demand = entry->expedited;
-        }
-        QueueCacheWrite(key, std::move(data), /*may_wait=*/!demand);
-      }
+      if (write) QueueCacheWrite(key, std::move(data), /*may_wait=*/!demand);
       std::lock_guard lock(mu_);
       inflight_.erase(key);
     } else {
@@ -203,7 +198,7 @@ Result<BlockData> BlockFetcher::GetFromStore(const BlockKey& key) {
     return Status::InvalidArgument("block " + std::to_string(key.index) + " is past the end of '" +
                                    key.object.key + "'");
   }
-  std::shared_ptr<Buffer> data = buffers_ ? buffers_->Allocate(len) : Buffer::Allocate(len);
+  std::shared_ptr<Buffer> data = AllocateBuffer(buffers_, len);
   GetRequest req{.key = key.object.key,
                  .range = ByteRange{key.index * block_size_, len},
                  .if_match = key.object.etag};

@@ -99,9 +99,12 @@ struct FetcherStats {
 
 namespace readahead_internal {
 struct BlockKeyLess {
+  // Consistent with BlockKey::operator== (size included); blocks of one
+  // object version sort by index.
   bool operator()(const BlockKey& a, const BlockKey& b) const {
-    if (a.object.key != b.object.key) return a.object.key < b.object.key;
-    if (a.object.etag != b.object.etag) return a.object.etag < b.object.etag;
+    if (int c = a.object.key.compare(b.object.key); c != 0) return c < 0;
+    if (int c = a.object.etag.compare(b.object.etag); c != 0) return c < 0;
+    if (a.object.size != b.object.size) return a.object.size < b.object.size;
     return a.index < b.index;
   }
 };

@@ -35,26 +35,21 @@ uint64_t GetU64(const char* p) {
 
 std::string ErrnoText(int err) { return std::strerror(err); }
 
-uint64_t RoundUp(uint64_t n, uint64_t to) { return (n + to - 1) / to * to; }
-
 bool IsAligned(uint64_t n) { return n % kDirectIoAlignment == 0; }
 bool IsAligned(const void* p) { return IsAligned(reinterpret_cast<uintptr_t>(p)); }
 
 // Whether a version 2 header is padded: when the data can be written with O_DIRECT.
 bool PaddedHeader(uint64_t data_length) { return data_length > 0 && IsAligned(data_length); }
 
-// Header length for a block: the exact fields, padded so the data is aligned
-// when the data's length is.
-uint64_t HeaderLength(const BlockKey& key, uint64_t data_length) {
-  uint64_t exact = kBlockHeaderFixedSize + key.object.key.size() + key.object.etag.size() + 8;
-  return PaddedHeader(data_length) ? RoundUp(exact, kDirectIoAlignment) : exact;
+// Header length: the fields and the trailing checksum, padded (version 2)
+// so the data is aligned when the data's length is.
+uint64_t HeaderLength(uint64_t key_length, uint64_t etag_length, uint64_t data_length,
+                      bool padded_format = true) {
+  uint64_t exact = kBlockHeaderFixedSize + key_length + etag_length + 8;
+  return padded_format && PaddedHeader(data_length) ? Buffer::RoundUp(exact) : exact;
 }
-
-// Turns O_DIRECT off on fd (for an unaligned remainder, or a filesystem that
-// accepts the flag at open but not the I/O).
-bool ClearDirect(int fd) {
-  int flags = ::fcntl(fd, F_GETFL);
-  return flags >= 0 && ::fcntl(fd, F_SETFL, flags & ~O_DIRECT) == 0;
+uint64_t HeaderLength(const BlockKey& key, uint64_t data_length) {
+  return HeaderLength(key.object.key.size(), key.object.etag.size(), data_length);
 }
 
 // Closes a file descriptor when it goes out of scope.
@@ -108,18 +103,27 @@ Result<int> OpenForRead(const std::string& path) {
   return fd;
 }
 
-// Reads and verifies the header of an open file whose size is file_size
-// (one read of the first kMaxBlockHeaderSize bytes at most).
+// Reads and verifies the header of an open file whose size is file_size:
+// one read of the first page, a second only for a header longer than that.
 Result<BlockFileInfo> ReadHeader(int fd, const std::string& path, uint64_t file_size) {
   if (file_size < kBlockHeaderFixedSize + 8) {
     return Status::Corruption(path + ": short file (" + std::to_string(file_size) + " bytes)");
   }
-  std::string head(std::min<uint64_t>(file_size, kMaxBlockHeaderSize), '\0');
-  if (!PreadFull(fd, head.data(), head.size(), 0)) {
+  char head[kMaxBlockHeaderSize];
+  size_t have = std::min<uint64_t>(file_size, kDirectIoAlignment);
+  bool ok = PreadFull(fd, head, have, 0);
+  if (ok) {
+    const uint64_t header_len = GetU32(head + 12);
+    if (header_len > have && header_len <= std::min<uint64_t>(file_size, sizeof(head))) {
+      ok = PreadFull(fd, head + have, header_len - have, have);
+      have = header_len;
+    }
+  }
+  if (!ok) {
     if (errno == 0) return Status::Corruption(path + ": short file");
     return Status::IoError("read " + path + ": " + ErrnoText(errno));
   }
-  auto info = DecodeBlockHeader(head);
+  auto info = DecodeBlockHeader(std::string_view(head, have));
   if (!info.ok()) return info.status().WithContext(path);
   if (info->file_size() != file_size) {
     return Status::Corruption(path + ": file is " + std::to_string(file_size) +
@@ -156,6 +160,33 @@ int PwriteAll(int fd, const iovec (&iov)[2]) {
   return 0;
 }
 
+// A failed step of writing a file: errno and what was being done.
+struct WriteError {
+  int err = 0;
+  const char* what = "";
+};
+
+// Creates path (O_EXCL, 0600) and writes iov to it; on failure removes it.
+WriteError WriteNewFile(const std::string& path, const iovec (&iov)[2], bool direct) {
+  int raw =
+      ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | (direct ? O_DIRECT : 0), 0600);
+  if (raw < 0) {
+    WriteError e{errno, "create"};
+    // A filesystem that refuses O_DIRECT may have created the file: it is ours.
+    if (direct && e.err == EINVAL) ::unlink(path.c_str());
+    return e;
+  }
+  Fd fd(raw);
+  WriteError e;
+  if (int err = PwriteAll(fd.get(), iov); err != 0) {
+    e = {err, "write"};
+  } else if (fd.Close() != 0) {
+    e = {errno, "close"};
+  }
+  if (e.err != 0) ::unlink(path.c_str());
+  return e;
+}
+
 }  // namespace
 
 BlockId ComputeBlockId(const BlockKey& key) {
@@ -171,11 +202,11 @@ BlockId ComputeBlockId(const BlockKey& key) {
 }
 
 std::string EncodeBlockHeader(const BlockKey& key, std::string_view data) {
+  const uint64_t header_len = HeaderLength(key, data.size());
   std::string h;
-  h.reserve(kBlockHeaderFixedSize + key.object.key.size() + key.object.etag.size() + 8);
+  h.reserve(header_len);
   h.append(kMagic, sizeof(kMagic));
   PutU32(&h, kBlockFormatVersion);
-  uint64_t header_len = HeaderLength(key, data.size());
   PutU32(&h, static_cast<uint32_t>(header_len));
   PutU64(&h, key.object.size);
   PutU64(&h, key.index);
@@ -205,11 +236,9 @@ Result<BlockFileInfo> DecodeBlockHeader(std::string_view bytes) {
   }
   uint64_t key_len = GetU32(p + 48);
   uint64_t etag_len = GetU32(p + 52);
-  const uint64_t exact = kBlockHeaderFixedSize + key_len + etag_len + 8;
-  const uint64_t data_len = GetU64(p + 32);
-  const uint64_t want =
-      version == 1 || !PaddedHeader(data_len) ? exact : RoundUp(exact, kDirectIoAlignment);
-  if (header_len != want) return Status::Corruption("header lengths do not add up");
+  if (header_len != HeaderLength(key_len, etag_len, GetU64(p + 32), version != 1)) {
+    return Status::Corruption("header lengths do not add up");
+  }
   if (Xxh3_64(p, header_len - 8) != GetU64(p + header_len - 8)) {
     return Status::Corruption("header checksum mismatch");
   }
@@ -231,31 +260,16 @@ uint64_t BlockFileSize(const BlockKey& key, uint64_t data_length) {
 Status WriteBlockFile(const std::string& tmp_path, const BlockKey& key, std::string_view data) {
   // The header goes in an aligned buffer too, so both parts qualify for O_DIRECT.
   std::shared_ptr<Buffer> header = Buffer::Copy(EncodeBlockHeader(key, data));
-  bool direct = IsAligned(header->size()) && IsAligned(data.size()) && IsAligned(data.data());
-  const int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
-  int raw = ::open(tmp_path.c_str(), flags | (direct ? O_DIRECT : 0), 0600);
-  if (raw < 0 && direct && errno == EINVAL) {
-    // No O_DIRECT on this filesystem (the file may exist already: it is ours).
-    direct = false;
-    ::unlink(tmp_path.c_str());
-    raw = ::open(tmp_path.c_str(), flags, 0600);
-  }
-  if (raw < 0) return Status::IoError("create " + tmp_path + ": " + ErrnoText(errno));
-  Fd fd(raw);
-  auto fail = [&](const std::string& what, int err) {
-    ::unlink(tmp_path.c_str());
-    return Status::IoError(what + " " + tmp_path + ": " + ErrnoText(err));
-  };
   const iovec iov[2] = {{header->data(), header->size()},
                         {const_cast<char*>(data.data()), data.size()}};
-  int err = PwriteAll(fd.get(), iov);
-  if (err == EINVAL && direct) {
-    // The filesystem took the flag but not this I/O: write through the page cache.
-    if (!ClearDirect(fd.get()) || ::ftruncate(fd.get(), 0) != 0) return fail("write", err);
-    err = PwriteAll(fd.get(), iov);
+  const bool direct = PaddedHeader(data.size()) && IsAligned(data.data());
+  WriteError e = WriteNewFile(tmp_path, iov, direct);
+  if (direct && e.err == EINVAL) {
+    // The filesystem refuses O_DIRECT (at open or for this I/O): through the page cache.
+    e = WriteNewFile(tmp_path, iov, false);
   }
-  if (err != 0) return fail("write", err);
-  if (fd.Close() != 0) return fail("close", errno);
+  if (e.err != 0)
+    return Status::IoError(std::string(e.what) + " " + tmp_path + ": " + ErrnoText(e.err));
   return Status::Ok();
 }
 
@@ -272,8 +286,7 @@ Result<BlockData> ReadBlockFile(const std::string& path, const BlockKey& expecte
                               info.key.object.key + "' etag " + info.key.object.etag +
                               ", not the one asked for");
   }
-  std::shared_ptr<Buffer> data =
-      pool ? pool->Allocate(info.data_length) : Buffer::Allocate(info.data_length);
+  std::shared_ptr<Buffer> data = AllocateBuffer(pool, info.data_length);
   if (!PreadFull(fd.get(), data->data(), info.data_length, info.header_length)) {
     if (errno == 0) return Status::Corruption(path + ": short file");
     return Status::IoError("read " + path + ": " + ErrnoText(errno));

@@ -44,7 +44,7 @@
 namespace dsfs {
 
 inline constexpr uint32_t kBlockFormatVersion = 2;
-inline constexpr size_t kDirectIoAlignment = 4096;
+inline constexpr size_t kDirectIoAlignment = Buffer::kAlignment;
 inline constexpr size_t kBlockHeaderFixedSize = 56;
 // S3 keys are at most 1024 bytes; ETags are short. Bounding the header
 // keeps a corrupt length field from making us allocate gigabytes.

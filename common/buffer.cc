@@ -11,8 +11,7 @@ namespace {
 
 char* AlignedAlloc(size_t n) {
   // aligned_alloc needs a size that is a multiple of the alignment.
-  size_t rounded = (n + Buffer::kAlignment - 1) / Buffer::kAlignment * Buffer::kAlignment;
-  if (rounded == 0) rounded = Buffer::kAlignment;
+  const size_t rounded = n == 0 ? Buffer::kAlignment : Buffer::RoundUp(n);
   char* p = static_cast<char*>(std::aligned_alloc(Buffer::kAlignment, rounded));
   if (p == nullptr) throw std::bad_alloc();
   return p;

@@ -24,6 +24,10 @@ class BufferPool;
 class Buffer {
  public:
   static constexpr size_t kAlignment = 4096;
+  // n rounded up to a multiple of kAlignment.
+  static constexpr size_t RoundUp(size_t n) {
+    return (n + kAlignment - 1) / kAlignment * kAlignment;
+  }
 
   // n bytes, contents unspecified. Throws std::bad_alloc like new.
   static std::shared_ptr<Buffer> Allocate(size_t n);
@@ -69,5 +73,10 @@ class BufferPool {
  private:
   std::shared_ptr<Buffer::PoolState> state_;
 };
+
+// n bytes from pool, or a plain Buffer when pool is null.
+inline std::shared_ptr<Buffer> AllocateBuffer(BufferPool* pool, size_t n) {
+  return pool ? pool->Allocate(n) : Buffer::Allocate(n);
+}
 
 }  // namespace dsfs

@@ -107,7 +107,7 @@ const std::vector<OptionSpec>& OptionTable() {
      [](const std::string& v, Config* c) { return SetDuration(v, &c->fs.negative_ttl); }},
     {"connect_timeout", true, "3s", "TCP/TLS connect timeout",
      [](const std::string& v, Config* c) { return SetDuration(v, &c->s3.connect_timeout); }},
-    {"request_timeout", true, "30s", "deadline of one HEAD/LIST request",
+    {"request_timeout", true, "30s", "deadline of one request attempt (HEAD, LIST, a block GET)",
      [](const std::string& v, Config* c) { return SetDuration(v, &c->s3.request_timeout); }},
     {"first_byte_timeout", true, "2s", "retry a request whose answer has not started by then (0 = off)",
      [](const std::string& v, Config* c) { return SetDuration(v, &c->s3.first_byte_timeout); }},
