@@ -89,6 +89,25 @@ class CacheTest(harness.MountTestCase):
         self.assertEqual(os.stat(p).st_size, size, key)
         self.assertEqual(harness.sha256_file(p), sha, f"{key}: bytes differ")
 
+    def wait_blocks_on_disk(self, cdir, size):
+        """Cache writes are asynchronous: waits (bounded) until every block
+        of an object of `size` bytes has its file in cdir. Returns the
+        number of blocks."""
+        nblocks = -(-size // BLOCK)
+        harness.wait_until(lambda: len(cu.block_files(cdir)) >= nblocks, 60,
+                           0.1, f"{nblocks} block files in {cdir}")
+        return nblocks
+
+    def fill_cache(self, key, *extra):
+        """A new cache dir holding every block of key: mounted, key read
+        once (exact), all blocks on disk, unmounted."""
+        cdir = self.new_cache_dir()
+        mnt, _ = self.mount_cache(cdir, "cache_size=1G", *extra)
+        self.assert_file_exact(mnt, key)
+        self.wait_blocks_on_disk(cdir, self.objs[key][1])
+        self.unmount_now(mnt)
+        return cdir
+
     # ------------------------------------------------------------ 1
 
     def test_01_remount_reads_from_disk_cache(self):
@@ -103,11 +122,7 @@ class CacheTest(harness.MountTestCase):
         self.assert_file_exact(mnt, key)
         cold = cu.stats(mnt)
         self.assertGreaterEqual(cold["dsfs_s3_bytes_read_total"], size)
-        # Cache writes are asynchronous: wait (bounded) until every block
-        # of the file is on disk before unmounting.
-        nblocks = -(-size // BLOCK)
-        harness.wait_until(lambda: len(cu.block_files(cdir)) >= nblocks, 60,
-                           0.1, f"{nblocks} block files in {cdir}")
+        nblocks = self.wait_blocks_on_disk(cdir, size)
         self.unmount_now(mnt)
         self.assertTrue(cu.drop_page_cache(), "could not drop page cache")
         proxy.reset()
@@ -135,7 +150,7 @@ class CacheTest(harness.MountTestCase):
         mnt, _ = self.mount_cache(None, server=proxy)
         proxy.reset()
         self.assert_file_exact(mnt, key)
-        s = cu.wait_settled(mnt, ["dsfs_s3_requests_total"])
+        cu.wait_settled(mnt, ["dsfs_s3_requests_total"])
         gets = proxy.stats()["requests"]["get"]
         c = cu.stats(mnt)
         print(f"cold sequential read of {nblocks} blocks: {gets} GETs, "
@@ -246,14 +261,7 @@ class CacheTest(harness.MountTestCase):
         """A flipped byte in a block file's data: still exact bytes, the
         block counted as corrupt and logged, never served."""
         key = "other.bin"
-        size = self.objs[key][1]
-        cdir = self.new_cache_dir()
-        mnt, _ = self.mount_cache(cdir, "cache_size=1G", "prefetch_whole=")
-        self.assert_file_exact(mnt, key)
-        nblocks = -(-size // BLOCK)
-        harness.wait_until(lambda: len(cu.block_files(cdir)) >= nblocks, 60,
-                           0.1, "all blocks on disk")
-        self.unmount_now(mnt)
+        cdir = self.fill_cache(key, "prefetch_whole=")
         files = cu.block_files(cdir)
         victims = sorted(files, key=os.path.getsize)[-3:]
         for v in victims:
@@ -272,9 +280,7 @@ class CacheTest(harness.MountTestCase):
         self.assertRegex(text, r"(?i)warn.*corrupt")
         # The refetched blocks replaced the bad files: a third mount reads
         # everything from the disk again.
-        harness.wait_until(
-            lambda: len(cu.block_files(cdir)) >= nblocks, 60, 0.1,
-            "refetched blocks on disk")
+        self.wait_blocks_on_disk(cdir, self.objs[key][1])
 
     # ------------------------------------------------------------ 4
 
@@ -569,14 +575,7 @@ class CacheTest(harness.MountTestCase):
 
     def test_10e_garbage_index_still_mounts(self):
         key = "other.bin"
-        size = self.objs[key][1]
-        cdir = self.new_cache_dir()
-        mnt, _ = self.mount_cache(cdir, "cache_size=1G", "prefetch_whole=")
-        self.assert_file_exact(mnt, key)
-        nblocks = -(-size // BLOCK)
-        harness.wait_until(lambda: len(cu.block_files(cdir)) >= nblocks, 60,
-                           0.1, "all blocks on disk")
-        self.unmount_now(mnt)
+        cdir = self.fill_cache(key, "prefetch_whole=")
         idx = os.path.join(cdir, "index")
         names = os.listdir(idx)
         self.assertTrue(names)
@@ -619,13 +618,7 @@ class CacheTest(harness.MountTestCase):
     def test_12_mmap_of_cached_safetensors(self):
         key = "model.safetensors"
         path, size, sha = self.objs[key]
-        cdir = self.new_cache_dir()
-        mnt, _ = self.mount_cache(cdir, "cache_size=1G")
-        self.assert_file_exact(mnt, key)
-        nblocks = -(-size // BLOCK)
-        harness.wait_until(lambda: len(cu.block_files(cdir)) >= nblocks, 60,
-                           0.1, "all blocks on disk")
-        self.unmount_now(mnt)
+        cdir = self.fill_cache(key)
         mnt, _ = self.mount_cache(cdir, "cache_size=1G")
         with open(os.path.join(mnt, key), "rb") as f, open(path, "rb") as s:
             m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)

@@ -271,6 +271,26 @@ TEST(BlockFetcher, ShortBodyIsTransient) {
   EXPECT_EQ(r.status().code(), StatusCode::kTransient);
 }
 
+// Records the keys of GETs in the order they start. The GET of "busy" waits
+// at gate, holding the fetcher's only GET thread while work queues up.
+struct GetOrder {
+  explicit GetOrder(MemoryStore& store) {
+    store.SetHook([this](StoreOp op, const std::string& key) {
+      if (op != StoreOp::kGet) return;
+      if (key == "busy") gate.Wait();
+      std::lock_guard lock(mu);
+      keys.push_back(key);
+    });
+  }
+  std::vector<std::string> Keys() {
+    std::lock_guard lock(mu);
+    return keys;
+  }
+  Gate gate;
+  std::mutex mu;
+  std::vector<std::string> keys;  // guarded by mu
+};
+
 // With one GET thread held busy, queued work runs demand first.
 TEST(BlockFetcher, DemandFetchesOvertakeQueuedPrefetches) {
   MemoryStore store;
@@ -278,27 +298,18 @@ TEST(BlockFetcher, DemandFetchesOvertakeQueuedPrefetches) {
   ObjectId p1 = AddObject(store, "p1", Pattern(1024));
   ObjectId p2 = AddObject(store, "p2", Pattern(1024));
   ObjectId d = AddObject(store, "d", Pattern(1024));
-  Gate gate;
-  std::mutex order_mu;
-  std::vector<std::string> order;
-  store.SetHook([&](StoreOp op, const std::string& key) {
-    if (op != StoreOp::kGet) return;
-    if (key == "busy") gate.Wait();
-    std::lock_guard lock(order_mu);
-    order.push_back(key);
-  });
+  GetOrder order(store);
   BlockFetcher f(store, nullptr, SmallBlocks(1));
   auto fb = f.Fetch(BlockKey{busy, 0});
-  ASSERT_TRUE(gate.AwaitWaiters(1));
+  ASSERT_TRUE(order.gate.AwaitWaiters(1));
   auto f1 = f.Fetch(BlockKey{p1, 0}, FetchPriority::kPrefetch);
   auto f2 = f.Fetch(BlockKey{p2, 0}, FetchPriority::kPrefetch);
   auto fd = f.Fetch(BlockKey{d, 0}, FetchPriority::kDemand);
   // A demand read joining the queued p2 moves it ahead of p1.
   auto f2d = f.Fetch(BlockKey{p2, 0}, FetchPriority::kDemand);
-  gate.Open();
+  order.gate.Open();
   for (auto* fut : {&fb, &f1, &f2, &fd, &f2d}) ASSERT_TRUE(Wait(*fut).ok());
-  std::lock_guard lock(order_mu);
-  EXPECT_EQ(order, (std::vector<std::string>{"busy", "d", "p2", "p1"}));
+  EXPECT_EQ(order.Keys(), (std::vector<std::string>{"busy", "d", "p2", "p1"}));
   EXPECT_EQ(store.counters().get, 4);
 }
 
@@ -307,26 +318,17 @@ TEST(BlockFetcher, ExpediteMovesAQueuedPrefetchAhead) {
   ObjectId busy = AddObject(store, "busy", Pattern(1024));
   ObjectId p1 = AddObject(store, "p1", Pattern(1024));
   ObjectId p2 = AddObject(store, "p2", Pattern(1024));
-  Gate gate;
-  std::mutex order_mu;
-  std::vector<std::string> order;
-  store.SetHook([&](StoreOp op, const std::string& key) {
-    if (op != StoreOp::kGet) return;
-    if (key == "busy") gate.Wait();
-    std::lock_guard lock(order_mu);
-    order.push_back(key);
-  });
+  GetOrder order(store);
   BlockFetcher f(store, nullptr, SmallBlocks(1));
   auto fb = f.Fetch(BlockKey{busy, 0});
-  ASSERT_TRUE(gate.AwaitWaiters(1));
+  ASSERT_TRUE(order.gate.AwaitWaiters(1));
   auto f1 = f.Fetch(BlockKey{p1, 0}, FetchPriority::kPrefetch);
   auto f2 = f.Fetch(BlockKey{p2, 0}, FetchPriority::kPrefetch);
   f.Expedite(BlockKey{p2, 0});
   f.Expedite(BlockKey{busy, 0});  // already running: no effect
-  gate.Open();
+  order.gate.Open();
   for (auto* fut : {&fb, &f1, &f2}) ASSERT_TRUE(Wait(*fut).ok());
-  std::lock_guard lock(order_mu);
-  EXPECT_EQ(order, (std::vector<std::string>{"busy", "p2", "p1"}));
+  EXPECT_EQ(order.Keys(), (std::vector<std::string>{"busy", "p2", "p1"}));
 }
 
 TEST(BlockFetcher, DestructorWithGetsInFlightJoinsAndFailsQueuedFetches) {

@@ -225,14 +225,6 @@ TEST(DiskBlockCacheRecovery, ManyPendingHitsAreFlushedInTheBackground) {
   EXPECT_EQ(CounterValue(m, "dsfs_cache_index_writes_total"), writes + 1);
 }
 
-}  // namespace
-}  // namespace dsfs
-
-namespace dsfs {
-namespace {
-
-using namespace dsfs::testing;  // NOLINT
-
 // The index opens (CURRENT, MANIFEST and table footers are fine) but its
 // data blocks are garbage: the background load finds out, moves the index
 // aside and rebuilds it from the files.
@@ -262,14 +254,6 @@ TEST(DiskBlockCacheRecovery, IndexUnreadableAfterOpenIsRebuilt) {
   EXPECT_EQ(CounterValue(m, "dsfs_cache_orphan_files_total"), 2000u);
   for (uint64_t i = 0; i < 2000; i += 111) EXPECT_EQ(Lookup(*c, Key("f", i), Bytes(20, i)), 1);
 }
-
-}  // namespace
-}  // namespace dsfs
-
-namespace dsfs {
-namespace {
-
-using namespace dsfs::testing;  // NOLINT
 
 // Not a test: prints Open and reconcile times after an unclean shutdown.
 // Run with --gtest_also_run_disabled_tests --gtest_filter=*UncleanOpen*.
