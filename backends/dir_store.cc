@@ -426,7 +426,7 @@ Result<ListPage> DirStore::List(const ListRequest& request) {
   return builder.TakePage();
 }
 
-Result<size_t> DirStore::Get(const GetRequest& request, char* buf, size_t buf_len) {
+Result<GetResult> DirStore::Get(const GetRequest& request, char* buf, size_t buf_len) {
   DSFS_ASSIGN_OR_RETURN(OpenFile file, OpenRegular(request.key));
   const ObjectInfo info = InfoFromStat(request.key, file.st);
   if (!request.if_match.empty() && request.if_match != info.etag) {
@@ -471,7 +471,7 @@ Result<size_t> DirStore::Get(const GetRequest& request, char* buf, size_t buf_le
   if (done != len) {
     return Status::IoError("short read of '" + request.key + "' in " + root_);
   }
-  return static_cast<size_t>(len);
+  return GetResult{static_cast<size_t>(len), info.etag, DataSource::kShare};
 }
 
 }  // namespace dsfs

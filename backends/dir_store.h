@@ -82,7 +82,7 @@ class DirStore : public ObjectStore {
 
   Result<ObjectInfo> Head(const std::string& key) override;
   Result<ListPage> List(const ListRequest& request) override;
-  Result<size_t> Get(const GetRequest& request, char* buf, size_t buf_len) override;
+  Result<GetResult> Get(const GetRequest& request, char* buf, size_t buf_len) override;
   std::string Describe() const override { return "dir:" + root_; }
 
   // Whether paths are resolved with openat2 (else the openat walk).

@@ -278,7 +278,7 @@ Result<ObjectInfo> FallbackStore::Head(const std::string& key) {
   return HeadSecondary(key);
 }
 
-Result<size_t> FallbackStore::GetSecondary(const GetRequest& request, char* buf, size_t buf_len) {
+Result<GetResult> FallbackStore::GetSecondary(const GetRequest& request, char* buf, size_t buf_len) {
   secondary_requests_total_->Add();
   DSFS_ASSIGN_OR_RETURN(ObjectInfo info, secondary_->Head(request.key));
   const bool pinned_to_share = IsDirStoreEtag(request.if_match);
@@ -291,14 +291,14 @@ Result<size_t> FallbackStore::GetSecondary(const GetRequest& request, char* buf,
   return secondary_->Get(sub, buf, buf_len);
 }
 
-Result<size_t> FallbackStore::Get(const GetRequest& request, char* buf, size_t buf_len) {
+Result<GetResult> FallbackStore::Get(const GetRequest& request, char* buf, size_t buf_len) {
   // Pinned to a share version: finish on the share.
   if (IsDirStoreEtag(request.if_match)) return GetSecondary(request, buf, buf_len);
   if (!circuit_open()) {
     auto r = primary_->Get(request, buf, buf_len);
     if (r.ok()) {
       OnPrimaryAnswer();
-      if (!request.range) Remember(request.key, *r, request.if_match);
+      if (!request.range) Remember(request.key, r->bytes, r->etag);
       return r;
     }
     if (!IsPrimaryDownError(r.status())) {

@@ -126,7 +126,7 @@ class FallbackStore : public ObjectStore {
 
   Result<ObjectInfo> Head(const std::string& key) override;
   Result<ListPage> List(const ListRequest& request) override;
-  Result<size_t> Get(const GetRequest& request, char* buf, size_t buf_len) override;
+  Result<GetResult> Get(const GetRequest& request, char* buf, size_t buf_len) override;
   // "fallback(<primary>, <secondary>)"
   std::string Describe() const override;
 
@@ -183,7 +183,7 @@ class FallbackStore : public ObjectStore {
   Status CheckSecondary(const std::string& key, uint64_t share_size, const std::string& obs_etag);
 
   Result<ObjectInfo> HeadSecondary(const std::string& key);
-  Result<size_t> GetSecondary(const GetRequest& request, char* buf, size_t buf_len);
+  Result<GetResult> GetSecondary(const GetRequest& request, char* buf, size_t buf_len);
   Result<ListPage> ListSecondary(ListRequest request);
 
   std::unique_ptr<ObjectStore> owned_primary_;

@@ -114,7 +114,7 @@ Result<ListPage> MemoryStore::List(const ListRequest& request) {
   return page;
 }
 
-Result<size_t> MemoryStore::Get(const GetRequest& request, char* buf, size_t buf_len) {
+Result<GetResult> MemoryStore::Get(const GetRequest& request, char* buf, size_t buf_len) {
   RunHook(StoreOp::kGet, request.key);
   std::lock_guard lock(mu_);
   ++counters_.get;
@@ -137,7 +137,7 @@ Result<size_t> MemoryStore::Get(const GetRequest& request, char* buf, size_t buf
   if (len > buf_len) return Status::InvalidArgument("buffer too small for GET");
   std::memcpy(buf, obj.data.data() + off, len);
   counters_.get_bytes += len;
-  return static_cast<size_t>(len);
+  return GetResult{static_cast<size_t>(len), obj.info.etag, DataSource::kObjectStore};
 }
 
 }  // namespace dsfs

@@ -42,7 +42,7 @@ class MemoryStore : public ObjectStore {
 
   Result<ObjectInfo> Head(const std::string& key) override;
   Result<ListPage> List(const ListRequest& request) override;
-  Result<size_t> Get(const GetRequest& request, char* buf, size_t buf_len) override;
+  Result<GetResult> Get(const GetRequest& request, char* buf, size_t buf_len) override;
   std::string Describe() const override { return "memory"; }
 
  private:

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/cancel.h"
 #include "common/status.h"
 
 namespace dsfs {
@@ -56,6 +57,30 @@ struct GetRequest {
   // Non-empty: fail with PreconditionFailed unless the object still has
   // this ETag (If-Match), so a reader never mixes two versions.
   std::string if_match;
+  // Set and cancelled: the caller no longer wants the bytes; the store
+  // stops the transfer at its next check and fails with Cancelled.
+  CancelTokenPtr cancel;
+};
+
+// Which kind of store answered a Get.
+enum class DataSource {
+  kObjectStore,  // the bucket (OBS / S3; MemoryStore in tests)
+  kShare,        // the SFS share (DirStore)
+};
+inline const char* DataSourceName(DataSource source) {
+  return source == DataSource::kShare ? "share" : "object store";
+}
+
+// What a successful Get returned: how many bytes, which version and from
+// where. A store never reports a version it did not check: S3Store takes
+// the response's ETag (and refuses one that differs from If-Match),
+// DirStore the share file's own "sfs-" identity.
+struct GetResult {
+  size_t bytes = 0;
+  // The version the bytes belong to (quotes stripped). Empty only when the
+  // server sent no ETag: such bytes have no identity to be cached under.
+  std::string etag;
+  DataSource source = DataSource::kObjectStore;
 };
 
 class ObjectStore {
@@ -68,12 +93,13 @@ class ObjectStore {
   // One page of ListObjectsV2.
   virtual Result<ListPage> List(const ListRequest& request) = 0;
 
-  // Reads the requested bytes into buf (capacity buf_len). Returns the
-  // number of bytes written, which is exactly range.length for a ranged
-  // request (the whole object otherwise). A body shorter than promised is a
-  // Transient error, never a short success. Fails with InvalidArgument if
-  // buf_len is too small.
-  virtual Result<size_t> Get(const GetRequest& request, char* buf, size_t buf_len) = 0;
+  // Reads the requested bytes into buf (capacity buf_len). The result's
+  // byte count is exactly range.length for a ranged request (the whole
+  // object otherwise). A body shorter than promised, or a Content-Range
+  // other than the one asked for, is a Transient error, never a short
+  // success. A returned ETag other than a non-empty If-Match is
+  // PreconditionFailed. Fails with InvalidArgument if buf_len is too small.
+  virtual Result<GetResult> Get(const GetRequest& request, char* buf, size_t buf_len) = 0;
 
   // For logs: "s3://bucket@host", "dir:/mnt/share".
   virtual std::string Describe() const = 0;

@@ -561,6 +561,17 @@ Status S3Store::ValidateGet(const Call& call, const Reply& reply) const {
     auto it = reply.headers.find(name);
     return it == reply.headers.end() ? nullptr : &it->second;
   };
+  // The version the bytes belong to must be the one asked for: a server
+  // (or a proxy) that ignores If-Match must not hand a reader bytes of
+  // another version.
+  if (!call.if_match.empty()) {
+    const std::string* etag = header("etag");
+    const std::string got = etag != nullptr ? StripEtagQuotes(*etag) : std::string();
+    if (got != call.if_match) {
+      return Status::PreconditionFailed(what + ": asked for version " + call.if_match +
+                                        ", the reply is version '" + got + "'");
+    }
+  }
   if (call.range) {
     const ByteRange& r = *call.range;
     if (reply.status == 206) {
@@ -578,9 +589,10 @@ Status S3Store::ValidateGet(const Call& call, const Reply& reply) const {
                ParseNum(v.substr(0, dash), &start) &&
                ParseNum(v.substr(dash + 1, slash - dash - 1), &end);
       }
-      if (!good || start != r.offset) {
+      if (!good || start != r.offset || end != r.offset + r.length - 1) {
         return Status::Transient(what + ": Content-Range '" + (cr ? *cr : std::string()) +
-                                 "' does not start at " + std::to_string(r.offset));
+                                 "' is not bytes " + std::to_string(r.offset) + "-" +
+                                 std::to_string(r.offset + r.length - 1));
       }
     } else if (reply.status != 200) {  // 200 was vetted by the write callback
       return Status::Transient(what + ": unexpected status " + std::to_string(reply.status) +
@@ -699,7 +711,7 @@ Result<ListPage> S3Store::List(const ListRequest& request) {
   return page;
 }
 
-Result<size_t> S3Store::Get(const GetRequest& request, char* buf, size_t buf_len) {
+Result<GetResult> S3Store::Get(const GetRequest& request, char* buf, size_t buf_len) {
   if (request.key.empty()) return Status::InvalidArgument("GET: empty key");
   if (buf == nullptr) return Status::InvalidArgument("GET '" + request.key + "': null buffer");
   Call call;
@@ -730,7 +742,13 @@ Result<size_t> S3Store::Get(const GetRequest& request, char* buf, size_t buf_len
   Reply reply;
   DSFS_RETURN_IF_ERROR(Execute(call, &reply));
   if (bytes_read_ != nullptr) bytes_read_->Add(reply.sink_bytes);
-  return reply.sink_bytes;
+  GetResult result;
+  result.bytes = reply.sink_bytes;
+  if (auto e = reply.headers.find("etag"); e != reply.headers.end()) {
+    result.etag = StripEtagQuotes(e->second);
+  }
+  result.source = DataSource::kObjectStore;
+  return result;
 }
 
 }  // namespace dsfs

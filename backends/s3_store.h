@@ -75,7 +75,7 @@ class S3Store : public ObjectStore {
 
   Result<ObjectInfo> Head(const std::string& key) override;
   Result<ListPage> List(const ListRequest& request) override;
-  Result<size_t> Get(const GetRequest& request, char* buf, size_t buf_len) override;
+  Result<GetResult> Get(const GetRequest& request, char* buf, size_t buf_len) override;
   // "s3://bucket@host:port"
   std::string Describe() const override;
 

@@ -206,14 +206,21 @@ Result<BlockData> BlockFetcher::GetFromStore(const BlockKey& key) {
     std::lock_guard lock(mu_);
     ++stats_.store_gets;
   }
-  Result<size_t> n = store_.Get(req, data->data(), len);
-  if (!n.ok()) {
-    return n.status().WithContext("block " + std::to_string(key.index) + " of '" + key.object.key +
-                                  "'");
+  Result<GetResult> got = store_.Get(req, data->data(), len);
+  if (!got.ok()) {
+    return got.status().WithContext("block " + std::to_string(key.index) + " of '" +
+                                    key.object.key + "'");
   }
-  if (*n != len) {
+  if (got->bytes != len) {
     return Status::Transient("short block " + std::to_string(key.index) + " of '" + key.object.key +
                              "'");
+  }
+  // The store checked the version against If-Match; this guards a store
+  // that did not (a block is cached under key.object.etag).
+  if (got->etag != key.object.etag) {
+    return Status::PreconditionFailed("block " + std::to_string(key.index) + " of '" +
+                                      key.object.key + "': store returned version '" + got->etag +
+                                      "', not " + key.object.etag);
   }
   return BlockData(std::move(data));
 }

@@ -30,9 +30,9 @@ Result<SliceList> DirectReader::ReadSlices(const ObjectId& id, uint64_t offset, 
   uint64_t n = std::min<uint64_t>(len, id.size - offset);
   std::shared_ptr<Buffer> buf = Buffer::Allocate(n);
   GetRequest req{.key = id.key, .range = ByteRange{offset, n}, .if_match = id.etag};
-  DSFS_ASSIGN_OR_RETURN(size_t got, store_.Get(req, buf->data(), n));
+  DSFS_ASSIGN_OR_RETURN(GetResult got, store_.Get(req, buf->data(), n));
   SliceList out;
-  if (got > 0) out.push_back(ReadSlice{buf, buf->data(), got});
+  if (got.bytes > 0) out.push_back(ReadSlice{buf, buf->data(), got.bytes});
   return out;
 }
 

@@ -22,6 +22,7 @@ const char* StatusCodeName(StatusCode code) {
     case StatusCode::kIoError: return "IoError";
     case StatusCode::kNotSupported: return "NotSupported";
     case StatusCode::kNoAttribute: return "NoAttribute";
+    case StatusCode::kCancelled: return "Cancelled";
   }
   return "Unknown";
 }
@@ -49,6 +50,7 @@ int ToErrno(const Status& status) {
     case StatusCode::kNameTooLong: return ENAMETOOLONG;
     case StatusCode::kNotSupported: return ENOTSUP;
     case StatusCode::kNoAttribute: return ENODATA;
+    case StatusCode::kCancelled: return EINTR;
     case StatusCode::kThrottled:
     case StatusCode::kTransient:
     case StatusCode::kUnavailable:

@@ -29,6 +29,7 @@ enum class StatusCode {
   kIoError,             // local I/O failed                        -> EIO
   kNotSupported,        //                                         -> ENOTSUP
   kNoAttribute,         // no such extended attribute              -> ENODATA
+  kCancelled,           // the caller gave up (interrupt, close)   -> EINTR
 };
 
 // Name of a code, for logs and test failure messages.
@@ -59,6 +60,7 @@ class [[nodiscard]] Status {
   static Status IoError(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
   static Status NotSupported(std::string m) { return {StatusCode::kNotSupported, std::move(m)}; }
   static Status NoAttribute(std::string m) { return {StatusCode::kNoAttribute, std::move(m)}; }
+  static Status Cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }

@@ -204,8 +204,8 @@ Result<std::string> Filesystem::ReadLink(InodeId ino) {
   std::string target(meta.size, '\0');
   if (meta.size == 0) return target;
   GetRequest req{.key = KeyOf(node.path), .range = std::nullopt, .if_match = meta.etag};
-  DSFS_ASSIGN_OR_RETURN(size_t n, store_.Get(req, target.data(), target.size()));
-  target.resize(n);
+  DSFS_ASSIGN_OR_RETURN(GetResult got, store_.Get(req, target.data(), target.size()));
+  target.resize(got.bytes);
   return target;
 }
 

@@ -64,7 +64,7 @@ class FallbackStoreTest : public ::testing::Test {
     req.if_match = if_match;
     auto n = s.Get(req, buf.data(), buf.size());
     if (!n.ok()) return n.status();
-    buf.resize(*n);
+    buf.resize(n->bytes);
     return buf;
   }
 

@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <thread>
 
 #include "backends/sigv4.h"
@@ -137,7 +139,7 @@ TEST_F(S3StoreTest, Retries503ThenSucceeds) {
   char buf[10];
   auto n = Store()->Get({"k", std::nullopt, ""}, buf, sizeof(buf));
   ASSERT_TRUE(n.ok()) << n.status().ToString();
-  EXPECT_EQ(*n, 10u);
+  EXPECT_EQ(n->bytes, 10u);
   EXPECT_EQ(std::string(buf, 10), "0123456789");
   EXPECT_EQ(server_.request_count(), 2u);
   EXPECT_EQ(Metric("dsfs_s3_requests_total"), 2u);
@@ -226,6 +228,50 @@ TEST_F(S3StoreTest, IfMatchAnd412) {
   EXPECT_EQ(reqs[0].headers["if-match"], "\"abc123\"");
 }
 
+TEST_F(S3StoreTest, GetReportsTheVersionItReturned) {
+  server_.Push(ScriptedHttpServer::Reply(206, "abcd", {{"Content-Range", "bytes 0-3/10"},
+                                                        {"ETag", "\"v1\""}}));
+  char buf[8];
+  auto n = Store()->Get({"k", ByteRange{0, 4}, "v1"}, buf, sizeof(buf));
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(n->bytes, 4u);
+  EXPECT_EQ(n->etag, "v1");
+  EXPECT_EQ(n->source, DataSource::kObjectStore);
+}
+
+TEST_F(S3StoreTest, ReplyOfAnotherVersionIsPreconditionFailedNotRetried) {
+  // A server that ignores If-Match (s3rver does) answers with the new version.
+  server_.Push(ScriptedHttpServer::Reply(206, "abcd", {{"Content-Range", "bytes 0-3/10"},
+                                                        {"ETag", "\"v2\""}}));
+  char buf[8];
+  std::memset(buf, 0, sizeof(buf));
+  auto n = Store()->Get({"k", ByteRange{0, 4}, "v1"}, buf, sizeof(buf));
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), StatusCode::kPreconditionFailed) << n.status().ToString();
+  EXPECT_EQ(ToErrno(n.status()), ESTALE);
+  EXPECT_NE(n.status().message().find("'v2'"), std::string::npos) << n.status().message();
+  EXPECT_EQ(server_.request_count(), 1u);
+  // A reply without an ETag cannot prove its version either.
+  server_.Push(ScriptedHttpServer::Reply(206, "abcd", {{"Content-Range", "bytes 0-3/10"}}));
+  n = Store()->Get({"k", ByteRange{0, 4}, "v1"}, buf, sizeof(buf));
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), StatusCode::kPreconditionFailed);
+}
+
+TEST_F(S3StoreTest, ContentRangeWithAnotherEndIsRetriedThenTransient) {
+  for (int i = 0; i < 3; ++i) {
+    server_.Push(
+        ScriptedHttpServer::Reply(206, "abcdefghij", {{"Content-Range", "bytes 100-119/1000"}}));
+  }
+  char buf[16];
+  auto n = Store()->Get({"k", ByteRange{100, 10}, ""}, buf, sizeof(buf));
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), StatusCode::kTransient);
+  EXPECT_NE(n.status().message().find("is not bytes 100-109"), std::string::npos)
+      << n.status().message();
+  EXPECT_EQ(server_.request_count(), 3u);
+}
+
 TEST_F(S3StoreTest, BadRequestIsInvalidArgument) {
   server_.Push(ScriptedHttpServer::S3ErrorReply(400, "InvalidArgument", "bad"));
   char buf[8];
@@ -242,7 +288,7 @@ TEST_F(S3StoreTest, RangedGetSendsRangeAndChecksContentRange) {
   auto store = Store();
   auto n = store->Get({"big/shard", ByteRange{100, 10}, ""}, buf, sizeof(buf));
   ASSERT_TRUE(n.ok()) << n.status().ToString();
-  EXPECT_EQ(*n, 10u);
+  EXPECT_EQ(n->bytes, 10u);
   EXPECT_EQ(std::string(buf, 10), "abcdefghij");
   auto reqs = server_.requests();
   ASSERT_EQ(reqs.size(), 1u);
@@ -288,7 +334,9 @@ TEST_F(S3StoreTest, ShortBodyIsTransientNeverAShortSuccess) {
   auto n = Store()->Get({"k", ByteRange{0, 10}, ""}, buf, sizeof(buf));
   ASSERT_FALSE(n.ok());
   EXPECT_EQ(n.status().code(), StatusCode::kTransient);
-  EXPECT_NE(n.status().message().find("short body: 5 of 10"), std::string::npos)
+  // The reply says it holds 5 bytes of a 5-byte object: not the range asked for.
+  EXPECT_NE(n.status().message().find("Content-Range 'bytes 0-4/5' is not bytes 0-9"),
+            std::string::npos)
       << n.status().message();
   EXPECT_EQ(server_.request_count(), 3u);
 }
@@ -299,7 +347,7 @@ TEST_F(S3StoreTest, WholeObjectGetChecksContentLengthAndBuffer) {
   auto store = Store();
   auto n = store->Get({"k", std::nullopt, ""}, buf, sizeof(buf));
   ASSERT_TRUE(n.ok()) << n.status().ToString();
-  EXPECT_EQ(*n, 5u);
+  EXPECT_EQ(n->bytes, 5u);
   // Larger than the buffer: refused, not retried, nothing written past it.
   server_.Push(ScriptedHttpServer::Reply(200, std::string(100, 'z')));
   char small[9] = {0};

@@ -120,7 +120,7 @@ class S3StoreTlsTest : public ::testing::Test {
     c.retry_cap = std::chrono::milliseconds(5);
     return c;
   }
-  Result<size_t> GetK(const S3Config& config, Metrics* metrics, char* buf, size_t len) {
+  Result<GetResult> GetK(const S3Config& config, Metrics* metrics, char* buf, size_t len) {
     auto store = S3Store::Create(config, Credentials{"AK", "SK", ""}, "bkt", metrics);
     EXPECT_TRUE(store.ok());
     if (!store.ok()) return store.status();
@@ -148,7 +148,7 @@ TEST_F(S3StoreTlsTest, CaFileTrustsAPrivateCa) {
   char buf[64];
   auto n = GetK(c, nullptr, buf, sizeof(buf));
   ASSERT_TRUE(n.ok()) << n.status().ToString();
-  EXPECT_EQ(std::string(buf, *n), "tls body");
+  EXPECT_EQ(std::string(buf, n->bytes), "tls body");
 }
 
 TEST_F(S3StoreTlsTest, HostNameIsChecked) {
@@ -166,7 +166,7 @@ TEST_F(S3StoreTlsTest, VerificationCanBeTurnedOff) {
   char buf[64];
   auto n = GetK(c, nullptr, buf, sizeof(buf));
   ASSERT_TRUE(n.ok()) << n.status().ToString();
-  EXPECT_EQ(std::string(buf, *n), "tls body");
+  EXPECT_EQ(std::string(buf, n->bytes), "tls body");
 }
 
 }  // namespace

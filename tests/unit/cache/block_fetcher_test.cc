@@ -257,10 +257,11 @@ TEST(BlockFetcher, ShortBodyIsTransient) {
   // A store that claims success with fewer bytes than asked.
   class ShortStore : public MemoryStore {
    public:
-    Result<size_t> Get(const GetRequest& request, char* buf, size_t buf_len) override {
-      Result<size_t> n = MemoryStore::Get(request, buf, buf_len);
+    Result<GetResult> Get(const GetRequest& request, char* buf, size_t buf_len) override {
+      Result<GetResult> n = MemoryStore::Get(request, buf, buf_len);
       if (!n.ok()) return n;
-      return *n - 1;
+      n->bytes -= 1;
+      return n;
     }
   };
   ShortStore store;
@@ -269,6 +270,28 @@ TEST(BlockFetcher, ShortBodyIsTransient) {
   Result<BlockData> r = Wait(f.Fetch(BlockKey{id, 0}));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kTransient);
+}
+
+TEST(BlockFetcher, BytesOfAnotherVersionAreRefusedAndNeverCached) {
+  // A store that ignores If-Match and reports the version it really sent.
+  class IgnoresIfMatch : public MemoryStore {
+   public:
+    Result<GetResult> Get(const GetRequest& request, char* buf, size_t buf_len) override {
+      GetRequest sub = request;
+      sub.if_match.clear();
+      return MemoryStore::Get(sub, buf, buf_len);
+    }
+  };
+  IgnoresIfMatch store;
+  ObjectId id = AddObject(store, "a", Pattern(2048));
+  store.PutObject("a", Pattern(2048, 7));  // a new version of the same size
+  FakeCache cache;
+  BlockFetcher f(store, &cache, SmallBlocks());
+  Result<BlockData> r = Wait(f.Fetch(BlockKey{id, 0}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kPreconditionFailed) << r.status().ToString();
+  f.FlushCacheWrites();
+  EXPECT_FALSE(cache.Has(BlockKey{id, 0}));
 }
 
 // Records the keys of GETs in the order they start. The GET of "busy" waits
