@@ -26,7 +26,8 @@ void MetadataCache::PutStat(const std::string& path, const NodeMeta& meta) {
 void MetadataCache::PutNegative(const std::string& path) {
   std::lock_guard lock(mu_);
   MakeRoomLocked();
-  stats_[path] = StatEntry{true, {}, clock_.Now() + options_.negative_ttl};
+  // NodeMeta{}, not {}: GCC 12 -O3 -Werror=maybe-uninitialized rejects {}.
+  stats_[path] = StatEntry{true, NodeMeta{}, clock_.Now() + options_.negative_ttl};
 }
 
 void MetadataCache::Invalidate(const std::string& path) {

@@ -3,28 +3,45 @@
 #   scripts/test.sh               normal build in build/
 #   scripts/test.sh --sanitize    ASan+UBSan build in build-asan/
 #   scripts/test.sh --unit-only   skip the mount tier (no FUSE, no s3rver)
+#   scripts/test.sh --release     Release build in build-release/, unit tier only
+#                                 (so -O2/-O3-only warnings fail CI too)
 # Installs the dsfs binary it just built to /usr/local/bin/dsfs, because
 # `mount -t fuse.dsfs` (mount.fuse3) finds it on the default PATH only.
 # Exits non-zero on any failure; the output ends with ctest's summary.
-# DSFS_BUILD_DIR=DIR builds in DIR (DIR-asan with --sanitize) instead.
+# DSFS_BUILD_DIR=DIR builds in DIR (DIR-asan with --sanitize, DIR-release
+# with --release) instead. The include rules (scripts/check_layers.sh) are
+# checked before anything is built.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SANITIZE=0
 UNIT_ONLY=0
+RELEASE=0
 for a in "$@"; do
   case "$a" in
     --sanitize) SANITIZE=1 ;;
     --unit-only) UNIT_ONLY=1 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --release) RELEASE=1; UNIT_ONLY=1 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown argument $a" >&2; exit 2 ;;
   esac
 done
 
+if [ "$SANITIZE" = 1 ] && [ "$RELEASE" = 1 ]; then
+  echo "test.sh: --sanitize and --release are separate builds; run one at a time" >&2
+  exit 2
+fi
+
+bash "$REPO/scripts/check_layers.sh" --self-test
+bash "$REPO/scripts/check_layers.sh" "$REPO"
+
 bash "$REPO/scripts/setup.sh"
 
 CMAKE_ARGS=(-G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo)
-if [ "$SANITIZE" = 1 ]; then
+if [ "$RELEASE" = 1 ]; then
+  BUILD="${DSFS_BUILD_DIR:-$REPO/build}-release"
+  CMAKE_ARGS=(-G Ninja -DCMAKE_BUILD_TYPE=Release)
+elif [ "$SANITIZE" = 1 ]; then
   BUILD="${DSFS_BUILD_DIR:-$REPO/build}-asan"
   CMAKE_ARGS+=("-DDSFS_SANITIZE=address,undefined")
   # Leaks are checked everywhere, the daemon included (its reports go to
