@@ -2,9 +2,8 @@
 // A block is identified by (ObjectId{key, etag, size}, index); a changed
 // object has a new ETag, so a stale block can never be found.
 //
-// Implementations: MemoryBlockCache (bounded, in RAM), DiskBlockCache
-// (files under cache_dir, RocksDB index), TieredBlockCache (memory over
-// disk). All are thread-safe.
+// Implementation: DiskBlockCache (files under cache_dir, RocksDB index).
+// Implementations are thread-safe.
 #pragma once
 
 #include <cstdint>

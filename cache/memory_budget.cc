@@ -34,30 +34,10 @@ bool MemoryBudget::TryReserve(uint64_t bytes) {
   return true;
 }
 
-bool MemoryBudget::ReserveFor(uint64_t bytes, std::chrono::milliseconds max_wait) {
-  std::unique_lock lock(mu_);
-  if (bytes > capacity_) {
-    ++waits_;
-    return false;
-  }
-  if (bytes > capacity_ - used_) {
-    ++waits_;
-    if (!freed_.wait_for(lock, max_wait, [&] { return bytes <= capacity_ - used_; })) {
-      return false;
-    }
-  }
-  used_ += bytes;
-  high_water_ = std::max(high_water_, used_);
-  return true;
-}
-
 void MemoryBudget::Release(uint64_t bytes) {
-  {
-    std::lock_guard lock(mu_);
-    assert(bytes <= used_);
-    used_ -= std::min(bytes, used_);
-  }
-  freed_.notify_all();
+  std::lock_guard lock(mu_);
+  assert(bytes <= used_);
+  used_ -= std::min(bytes, used_);
 }
 
 uint64_t MemoryBudget::used() const {

@@ -1,6 +1,7 @@
 // MemoryBudget: one byte budget shared by every file's read-ahead.
 //
-// Policy (decided for issue 3):
+// Policy: read-ahead is optional and a read is not, so only read-ahead
+// pays for memory:
 // - Prefetch data (blocks in flight for read-ahead and blocks buffered
 //   ahead of a reader) is charged to the budget with TryReserve, which never
 //   waits: when the budget is full, read-ahead is deferred and resumes when
@@ -10,14 +11,10 @@
 //   number of FUSE worker threads times the blocks one read spans. So the
 //   budget can never block a read, and the high-water mark below is a hard
 //   bound on read-ahead memory.
-// - ReserveFor (bounded wait) exists for callers that prefer to wait a
-//   little for budget; it never waits longer than asked.
 //
 // Thread-safe; one mutex (mu_), a leaf lock: no callbacks run under it.
 #pragma once
 
-#include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 
@@ -39,24 +36,19 @@ class MemoryBudget {
 
   // Reserves bytes if used + bytes <= capacity; never waits.
   [[nodiscard]] bool TryReserve(uint64_t bytes);
-  // Waits up to max_wait for bytes to fit. False on timeout, and at once
-  // when bytes exceed the capacity (it could never fit).
-  [[nodiscard]] bool ReserveFor(uint64_t bytes, std::chrono::milliseconds max_wait);
-  // Returns bytes taken by TryReserve/ReserveFor.
+  // Returns bytes taken by TryReserve.
   void Release(uint64_t bytes);
 
   uint64_t capacity() const { return capacity_; }
   uint64_t used() const;
   // Highest `used` ever observed (never above capacity).
   uint64_t high_water() const;
-  // Reservations that did not fit at once (TryReserve failures and
-  // ReserveFor calls that had to wait).
+  // Reservations that did not fit (TryReserve failures).
   uint64_t waits() const;
 
  private:
   const uint64_t capacity_;
   mutable std::mutex mu_;
-  std::condition_variable freed_;  // signalled on Release
   uint64_t used_ = 0;              // guarded by mu_
   uint64_t high_water_ = 0;        // guarded by mu_
   uint64_t waits_ = 0;             // guarded by mu_

@@ -1,7 +1,6 @@
 // ObjectReader: how the filesystem reads bytes of one object version.
-// DirectReader GETs exactly what is asked; the caching reader (block cache +
-// prefetcher) implements the same interface, so fs/ does not change when
-// the data path does.
+// The caching reader (block cache + prefetcher) implements it; fs/ sees only
+// this interface, so it does not change when the data path does.
 #pragma once
 
 #include <cstddef>
@@ -51,16 +50,6 @@ class ObjectReader {
   // A handle opened / released the object (read-ahead hints).
   virtual void Opened(const ObjectId& /*id*/) {}
   virtual void Released(const ObjectId& /*id*/) {}
-};
-
-// Straight to the store: one ranged GET per read, If-Match the pinned ETag.
-class DirectReader : public ObjectReader {
- public:
-  explicit DirectReader(ObjectStore& store) : store_(store) {}
-  Result<SliceList> ReadSlices(const ObjectId& id, uint64_t offset, size_t len) override;
-
- private:
-  ObjectStore& store_;
 };
 
 }  // namespace dsfs

@@ -2,14 +2,10 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
-#include <future>
 #include <thread>
 
 namespace dsfs {
 namespace {
-
-using std::chrono::milliseconds;
 
 TEST(MemoryBudget, ReservesUpToCapacityAndTracksHighWater) {
   MemoryBudget b(100);
@@ -31,28 +27,6 @@ TEST(MemoryBudget, ZeroCapacityRefusesEverything) {
   EXPECT_FALSE(b.TryReserve(1));
   EXPECT_TRUE(b.TryReserve(0));
   EXPECT_EQ(b.high_water(), 0u);
-}
-
-TEST(MemoryBudget, ReserveForGivesUpAfterItsBound) {
-  MemoryBudget b(10);
-  ASSERT_TRUE(b.TryReserve(10));
-  EXPECT_FALSE(b.ReserveFor(5, milliseconds(5)));
-  // Larger than the whole budget: refused without waiting.
-  EXPECT_FALSE(b.ReserveFor(11, std::chrono::hours(1)));
-  EXPECT_EQ(b.used(), 10u);
-}
-
-TEST(MemoryBudget, ReserveForSucceedsWhenAnotherThreadReleases) {
-  MemoryBudget b(10);
-  ASSERT_TRUE(b.TryReserve(8));
-  auto waiter =
-      std::async(std::launch::async, [&] { return b.ReserveFor(5, milliseconds(60000)); });
-  // Released before or during the wait: either way it must fit.
-  b.Release(8);
-  ASSERT_EQ(waiter.wait_for(std::chrono::seconds(30)), std::future_status::ready);
-  EXPECT_TRUE(waiter.get());
-  EXPECT_EQ(b.used(), 5u);
-  EXPECT_LE(b.high_water(), 10u);
 }
 
 TEST(MemoryBudget, ConcurrentReserversNeverExceedCapacity) {

@@ -1,13 +1,14 @@
-// CachingReader over the real MemoryBlockCache (the other read-ahead tests
-// use a fake cache): blocks fetched once are served from RAM afterwards.
+// CachingReader over the real DiskBlockCache (the other read-ahead tests
+// use a fake cache): blocks fetched once are served from the cache afterwards.
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "backends/memory_store.h"
 #include "cache/caching_reader.h"
-#include "cache/memory_block_cache.h"
+#include "cache/disk_block_cache.h"
 #include "readahead_test_util.h"
+#include "tests/unit/cache/cache_test_util.h"
 
 namespace dsfs {
 namespace {
@@ -15,12 +16,14 @@ namespace {
 using readahead_test::AddObject;
 using readahead_test::Pattern;
 
-TEST(CachingReaderWithMemoryCache, SecondPassMakesNoGet) {
+TEST(CachingReaderWithDiskCache, SecondPassMakesNoGet) {
   constexpr uint64_t kBlock = 4096;
   MemoryStore store;
   std::string data = Pattern(50 * kBlock + 99);
   ObjectId id = AddObject(store, "m/w.safetensors", data);
-  MemoryBlockCache cache(1 << 20);
+  testing::TempDir dir;
+  auto cache = testing::MustOpen(testing::DiskOpts(dir.path(), 1 << 20, kBlock), nullptr);
+  ASSERT_NE(cache, nullptr);
   ReadAheadOptions o;
   o.block_size = kBlock;
   o.max_inflight = 4;
@@ -28,7 +31,7 @@ TEST(CachingReaderWithMemoryCache, SecondPassMakesNoGet) {
   o.window_max = 8 * kBlock;
   o.prefetch_mem = 32 * kBlock;
   o.cache_write_queue = 64;  // no Put dropped: the second pass must hit
-  CachingReader reader(store, &cache, o);
+  CachingReader reader(store, cache.get(), o);
   for (int pass = 0; pass < 2; ++pass) {
     reader.Opened(id);
     std::string out(data.size(), '\0');
@@ -41,7 +44,7 @@ TEST(CachingReaderWithMemoryCache, SecondPassMakesNoGet) {
     reader.fetcher().FlushCacheWrites();
     EXPECT_EQ(store.counters().get, 51) << "pass " << pass;
   }
-  EXPECT_EQ(cache.block_count(), 51u);
+  EXPECT_EQ(cache->block_count(), 51u);
 }
 
 }  // namespace
