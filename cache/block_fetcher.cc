@@ -34,6 +34,11 @@ BlockFetcher::~BlockFetcher() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
+    // Nothing waits for a GET any more: abort the running ones so joining
+    // the workers does not wait for whole transfers.
+    for (auto& [key, entry] : inflight_) {
+      if (entry->started) entry->cancel->store(true);
+    }
   }
   work_cv_.notify_all();
   for (auto& t : workers_) t.join();
@@ -76,6 +81,7 @@ BlockFetcher::Future BlockFetcher::Fetch(const BlockKey& key, FetchPriority prio
     Bump(collapsed_metric_);
     InFlight& e = *it->second;
     Future f = e.future;  // copied under mu_: the entry may go once unlocked
+    if (priority == FetchPriority::kDemand) e.demanded = true;
     if (priority == FetchPriority::kDemand && !e.started && !e.expedited) {
       e.expedited = true;
       demand_queue_.push_back(key);
@@ -93,6 +99,7 @@ BlockFetcher::Future BlockFetcher::Fetch(const BlockKey& key, FetchPriority prio
   entry->future = entry->promise.get_future().share();
   entry->check_cache = check_cache;
   entry->expedited = priority == FetchPriority::kDemand;
+  entry->demanded = entry->expedited;
   inflight_.emplace(key, entry);
   (priority == FetchPriority::kDemand ? demand_queue_ : prefetch_queue_).push_back(key);
   Future f = entry->future;
@@ -104,11 +111,46 @@ BlockFetcher::Future BlockFetcher::Fetch(const BlockKey& key, FetchPriority prio
 void BlockFetcher::Expedite(const BlockKey& key) {
   std::unique_lock lock(mu_);
   auto it = inflight_.find(key);
-  if (it == inflight_.end() || it->second->started || it->second->expedited) return;
+  if (it == inflight_.end()) return;
+  it->second->demanded = true;
+  if (it->second->started || it->second->expedited) return;
   it->second->expedited = true;
   demand_queue_.push_back(key);
   lock.unlock();
   work_cv_.notify_one();
+}
+
+CancelOutcome BlockFetcher::CancelPrefetch(const BlockKey& key, bool abort_running) {
+  std::shared_ptr<InFlight> entry;
+  {
+    std::lock_guard lock(mu_);
+    auto it = inflight_.find(key);
+    if (it == inflight_.end()) return CancelOutcome::kNotFound;
+    if (it->second->demanded) return CancelOutcome::kKept;
+    if (it->second->started) {
+      if (!abort_running) return CancelOutcome::kKept;
+      // Out of the map: a later Fetch of this block starts a new GET rather
+      // than joining one that is being aborted.
+      it->second->cancel->store(true);
+      inflight_.erase(it);
+      ++stats_.cancelled_running;
+      return CancelOutcome::kAborting;
+    }
+    // Queued: its queue slot goes stale (WorkerLoop skips keys not in the
+    // map), so the GET is never issued.
+    entry = std::move(it->second);
+    inflight_.erase(it);
+    ++stats_.cancelled_queued;
+  }
+  entry->promise.set_value(Status::Unavailable("read-ahead of block " + std::to_string(key.index) +
+                                               " of '" + key.object.key + "' cancelled"));
+  return CancelOutcome::kDequeued;
+}
+
+void BlockFetcher::EraseIfCurrentLocked(const BlockKey& key,
+                                        const std::shared_ptr<InFlight>& entry) {
+  auto it = inflight_.find(key);
+  if (it != inflight_.end() && it->second == entry) inflight_.erase(it);
 }
 
 void BlockFetcher::WorkerLoop() {
@@ -125,14 +167,15 @@ void BlockFetcher::WorkerLoop() {
       key = std::move(q.front());
       q.pop_front();
       auto it = inflight_.find(key);
-      // Stale queue slot: already started via the other queue.
+      // Stale queue slot: already started via the other queue, or
+      // cancelled while queued.
       if (it == inflight_.end() || it->second->started) continue;
       entry = it->second;
       entry->started = true;
       demand = entry->expedited;
     }
     bool from_store = false;
-    Result<BlockData> result = Load(key, entry->check_cache, &from_store);
+    Result<BlockData> result = Load(key, *entry, &from_store);
     if (result.ok()) {
       BlockData data = *result;
       const bool write = from_store && cache_ != nullptr;
@@ -148,13 +191,14 @@ void BlockFetcher::WorkerLoop() {
       entry->promise.set_value(std::move(result));
       if (write) QueueCacheWrite(key, std::move(data), /*may_wait=*/!demand);
       std::lock_guard lock(mu_);
-      inflight_.erase(key);
+      // A cancelled fetch already left the map; the key may be a new fetch.
+      EraseIfCurrentLocked(key, entry);
     } else {
       // Leave the map first: a caller that sees the error and retries must
       // start a new GET, not join this failed one.
       {
         std::lock_guard lock(mu_);
-        inflight_.erase(key);
+        EraseIfCurrentLocked(key, entry);
       }
       entry->promise.set_value(std::move(result));
     }
@@ -184,15 +228,22 @@ std::optional<BlockData> BlockFetcher::LookupCache(const BlockKey& key) {
   return std::nullopt;
 }
 
-Result<BlockData> BlockFetcher::Load(const BlockKey& key, bool check_cache, bool* from_store) {
-  if (check_cache) {
+Result<BlockData> BlockFetcher::Load(const BlockKey& key, const InFlight& entry, bool* from_store) {
+  if (entry.check_cache) {
     if (auto hit = LookupCache(key)) return *hit;
   }
+  if (entry.cancel->load()) {
+    // Cancelled while it looked in the cache: no GET.
+    return Status::Unavailable("read-ahead of block " + std::to_string(key.index) + " of '" +
+                               key.object.key + "' cancelled");
+  }
   *from_store = true;
-  return GetFromStore(key);
+  return GetFromStore(key, entry.cancel);
 }
 
-Result<BlockData> BlockFetcher::GetFromStore(const BlockKey& key) {
+Result<BlockData> BlockFetcher::GetFromStore(const BlockKey& key,
+                                             const std::shared_ptr<std::atomic<bool>>& cancel) {
+  (void)cancel;  // TODO(lead): GetRequest's cancellation token
   uint64_t len = BlockLength(key.object, key.index);
   if (len == 0) {
     return Status::InvalidArgument("block " + std::to_string(key.index) + " is past the end of '" +

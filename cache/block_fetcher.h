@@ -12,15 +12,24 @@
 // or fails a read (a full queue drops the Put and counts it). Cache Get and
 // Put errors are counted and treated as a miss.
 //
-// Shutdown: the destructor stops the pool, waits for GETs already running
-// (the store bounds them with its own timeouts), fails fetches still queued
-// with Unavailable, drains the cache write queue and joins the writer.
+// Cancellation: CancelPrefetch(key) takes a read-ahead fetch nobody waits
+// for back. Queued, it is never issued (its future fails at once); running,
+// its GET's cancellation token is set and it leaves the in-flight map, so a
+// later Fetch of the block starts afresh instead of joining a GET that is
+// being aborted. A fetch a demand reader waits for (Fetch(kDemand) joined
+// it, or Expedite) is never cancelled.
+//
+// Shutdown: the destructor stops the pool, sets the cancellation token of
+// every GET still running (the store aborts them; it also bounds them with
+// its own timeouts), fails fetches still queued with Unavailable, drains the
+// cache write queue and joins the writer.
 //
 // Locks: mu_ (in-flight map, queues, counters) and write_mu_ (cache write
 // queue) are never held together, and no store, cache or promise call runs
 // under either.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -37,6 +46,7 @@
 #include "backends/object_store.h"
 #include "cache/block_cache.h"
 #include "cache/memory_budget.h"
+#include "common/clock.h"
 #include "common/metrics.h"
 #include "common/status.h"
 
@@ -81,20 +91,40 @@ struct ReadAheadOptions {
   // Objects whose read-ahead state is kept without an open handle (reads
   // without Opened); the least recently used beyond this are forgotten.
   size_t max_tracked_objects = 4096;
+  // A stream none of whose handles has read for this long is idle: a
+  // reading stream short of budget may take back its queued and unread
+  // read-ahead. A loader moves on to its next shard within milliseconds and
+  // a reader blocked in a GET has already been answered from read-ahead up
+  // to it, so 1 s only catches handles that stopped reading (a loader that
+  // opened every shard first and reads them in another order).
+  std::chrono::milliseconds readahead_idle{1000};
+  // Time source for readahead_idle (null: the steady clock). Must outlive
+  // the reader.
+  const Clock* clock = nullptr;
 };
 
 enum class FetchPriority { kDemand, kPrefetch };
 
+// What BlockFetcher::CancelPrefetch did.
+enum class CancelOutcome {
+  kNotFound,  // not in flight (finished, or never fetched)
+  kKept,      // a demand reader waits for it, or it runs and may not be aborted
+  kDequeued,  // was queued: never issued; its future has failed
+  kAborting,  // was running: its token is set; its future completes soon
+};
+
 // Counters of one fetcher (tests and dsfsctl stats).
 struct FetcherStats {
-  uint64_t store_gets = 0;    // ranged GETs issued
-  uint64_t collapsed = 0;     // fetches that joined a GET in flight
-  uint64_t cache_hits = 0;    // blocks served by the BlockCache
-  uint64_t cache_misses = 0;  // lookups that found nothing
-  uint64_t cache_errors = 0;  // Get errors (treated as misses)
-  uint64_t put_errors = 0;    // Put errors (ignored)
-  uint64_t put_dropped = 0;   // Puts dropped because the queue was full
-  uint64_t puts = 0;          // Puts that succeeded
+  uint64_t store_gets = 0;         // ranged GETs issued
+  uint64_t collapsed = 0;          // fetches that joined a GET in flight
+  uint64_t cache_hits = 0;         // blocks served by the BlockCache
+  uint64_t cache_misses = 0;       // lookups that found nothing
+  uint64_t cache_errors = 0;       // Get errors (treated as misses)
+  uint64_t put_errors = 0;         // Put errors (ignored)
+  uint64_t put_dropped = 0;        // Puts dropped because the queue was full
+  uint64_t puts = 0;               // Puts that succeeded
+  uint64_t cancelled_queued = 0;   // read-ahead fetches cancelled before their GET
+  uint64_t cancelled_running = 0;  // read-ahead GETs whose token was set
 };
 
 namespace readahead_internal {
@@ -127,8 +157,13 @@ class BlockFetcher {
   // InvalidArgument. Joining a queued prefetch with kDemand moves it ahead.
   Future Fetch(const BlockKey& key, FetchPriority priority = FetchPriority::kDemand,
                bool check_cache = true);
-  // If key is queued (not started), serve it before prefetch fetches.
+  // A demand reader waits for key's fetch: it is never cancelled, and if
+  // it is queued (not started) it is served before prefetch fetches.
   void Expedite(const BlockKey& key);
+  // Takes back key's read-ahead fetch unless a demand reader waits for it
+  // (see the top of this file). abort_running=false leaves a running GET
+  // alone (kKept).
+  CancelOutcome CancelPrefetch(const BlockKey& key, bool abort_running = true);
   // Cache lookup on the caller's thread: a hit, or nullopt for a miss, a
   // missing cache or a cache error (counted).
   std::optional<BlockData> LookupCache(const BlockKey& key);
@@ -147,7 +182,10 @@ class BlockFetcher {
     Future future;
     bool started = false;
     bool check_cache = true;
-    bool expedited = false;
+    bool expedited = false;  // queued in demand_queue_ (or started from it)
+    bool demanded = false;   // a demand reader waits: never cancelled
+    // Set to abort the GET (CancelPrefetch, shutdown).
+    std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
   };
   using InFlightMap =
       std::map<BlockKey, std::shared_ptr<InFlight>, readahead_internal::BlockKeyLess>;
@@ -156,8 +194,11 @@ class BlockFetcher {
   void WriterLoop();
   // Cache lookup then GET; runs on a worker without locks. Sets
   // *from_store when the bytes came from the store.
-  Result<BlockData> Load(const BlockKey& key, bool check_cache, bool* from_store);
-  Result<BlockData> GetFromStore(const BlockKey& key);
+  Result<BlockData> Load(const BlockKey& key, const InFlight& entry, bool* from_store);
+  // Removes key from the map if it still maps to entry (requires mu_).
+  void EraseIfCurrentLocked(const BlockKey& key, const std::shared_ptr<InFlight>& entry);
+  Result<BlockData> GetFromStore(const BlockKey& key,
+                                 const std::shared_ptr<std::atomic<bool>>& cancel);
   // may_wait: read-ahead waits up to kCacheWriteMaxWait for queue room.
   void QueueCacheWrite(const BlockKey& key, BlockData data, bool may_wait);
   static constexpr std::chrono::milliseconds kCacheWriteMaxWait{2000};

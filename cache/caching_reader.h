@@ -1,13 +1,60 @@
 // CachingReader: the ObjectReader of the read path with a block cache and
-// read-ahead. ReadSlices() splits a request into blocks and takes each from the
-// read-ahead buffer, the BlockCache, or the BlockFetcher (one ranged GET per
-// block, collapsed across concurrent readers) and returns slices of the
+// read-ahead. ReadSlices() splits a request into blocks and takes each from
+// its read-ahead stream, the BlockCache, or the BlockFetcher (one ranged GET
+// per block, collapsed across concurrent readers) and returns slices of the
 // blocks themselves (no copy).
 // Reads never fail for a cache fault; store errors pass through with their
 // code (PreconditionFailed -> the filesystem's ESTALE).
 //
 // Owns the fetcher (GET pool, cache writer), the prefetcher and the memory
 // budget; the store, cache and metrics must outlive it.
+//
+// The life of one block
+// ---------------------
+// 1. FUSE read -> Filesystem -> ReadSlices(id, offset, len). For each block
+//    of the range, in this order:
+//    a. Prefetcher::Take: the block is in its stream's read-ahead (buffered
+//       or in flight). Take marks it read and tells the fetcher a reader
+//       waits for it (Expedite): from then on nothing cancels that fetch.
+//    b. BlockFetcher::LookupCache: the disk tier, on the reader's thread.
+//    c. BlockFetcher::Fetch(kDemand): joins a GET in flight for the block
+//       (one GET however many readers miss it) or queues one ahead of all
+//       read-ahead.
+//    Prefetcher::OnRead then records the read on the stream of the object
+//    version (key + ETag; every handle and process shares it), which grows
+//    or resets the window and issues read-ahead (Fetch(kPrefetch)).
+// 2. A fetch is an InFlight entry in the fetcher's map until its worker
+//    ends it: the worker looks in the cache (read-ahead only), else GETs the
+//    block's range with If-Match the ETag into a Buffer from the
+//    BufferPool, with the entry's cancellation token in the request.
+// 3. Memory: a block's bytes are one Buffer held by shared_ptr (BlockData).
+//    Holders: the fetch's future, the stream's buffered Block, each reply's
+//    slices, the cache write queue. The Buffer goes back to the pool when
+//    the last one lets go. Read-ahead blocks are charged to the
+//    MemoryBudget on their stream's account from issue until the stream
+//    drops them (passed by the reader, evicted, reclaimed by a reading
+//    stream, stream closed); a block dropped while its GET still runs stays
+//    charged until the GET ends (the Buffer exists until then). Demand
+//    blocks are not charged (bounded by FUSE threads x blocks per read);
+//    Offer() keeps one in the stream only if the budget has room.
+// 4. Reply: ReadSlices returns slices into the Buffers; the filesystem
+//    answers with fuse_reply_iov and drops the slices after the reply.
+// 5. Cache write: the worker fulfils the future first, then queues the
+//    block for the writer thread (bounded queue; read-ahead waits a little
+//    for room, a demand block is dropped when it is full), which Puts it
+//    into the BlockCache (block file + index).
+// 6. Eviction: in memory, when the stream drops the block; on disk, by the
+//    disk cache's own LRU under cache_size.
+// Who may cancel a fetch: its stream (close of the last handle, far seek,
+// shutdown; and, for fetches still queued, a reading stream reclaiming
+// budget from an idle one), and the fetcher's destructor (every running
+// GET's token). Nobody cancels a fetch a demand reader waits for; a read
+// that meets a failed or cancelled read-ahead refetches once on demand.
+// Locks (in this order; none is held during a store or cache call):
+// Prefetcher::mu_ guards every stream (pattern, blocks, charges) and the
+// starved queue -> BlockFetcher::mu_ guards the in-flight map and the GET
+// queues -> MemoryBudget::mu_ guards the byte count. BlockFetcher::write_mu_
+// guards the cache write queue and is never held with BlockFetcher::mu_.
 #pragma once
 
 #include <cstddef>
@@ -42,7 +89,8 @@ class CachingReader : public ObjectReader {
 
  private:
   // Declaration order is destruction order reversed: the prefetcher goes
-  // first (returns its budget), then the fetcher (joins its threads).
+  // first (cancels every stream's fetches, returns its budget), then the
+  // fetcher (aborts the GETs still running, joins its threads).
   MemoryBudget budget_;
   BlockFetcher fetcher_;
   Prefetcher prefetcher_;

@@ -26,7 +26,11 @@ bool MatchesPrefetchGlob(const std::string& glob, const std::string& key) {
 
 Prefetcher::Prefetcher(BlockFetcher& fetcher, MemoryBudget& budget, const ReadAheadOptions& options,
                        Metrics* metrics)
-    : fetcher_(fetcher), budget_(budget), options_(options), block_size_(fetcher.block_size()) {
+    : fetcher_(fetcher),
+      budget_(budget),
+      options_(options),
+      block_size_(fetcher.block_size()),
+      clock_(options.clock ? options.clock : &steady_clock_) {
   if (metrics) {
     prefetch_metric_ =
         &metrics->GetCounter("dsfs_prefetch_blocks_total", "Blocks fetched by read-ahead");
@@ -34,101 +38,128 @@ Prefetcher::Prefetcher(BlockFetcher& fetcher, MemoryBudget& budget, const ReadAh
                                         "Times read-ahead waited for the memory budget");
     hit_metric_ = &metrics->GetCounter("dsfs_prefetch_hits_total",
                                        "Demand blocks found in the read-ahead buffer");
+    reclaim_metric_ =
+        &metrics->GetCounter("dsfs_prefetch_reclaimed_total",
+                             "Read-ahead blocks taken back from idle streams for a reading one");
   }
 }
 
 Prefetcher::~Prefetcher() {
   std::lock_guard lock(mu_);
-  for (auto& [key, b] : buffer_) budget_.Release(b.bytes);
-  for (auto& d : draining_) budget_.Release(d.bytes);
-  buffer_.clear();
-  draining_.clear();
+  // Cancel first (queued fetches are never issued, running GETs are
+  // aborted), so the fetcher's destructor has nothing to wait for; each
+  // stream's destructor returns what is still charged.
+  for (auto& [key, st] : streams_) st->CancelAll();
+  streams_.clear();
+  closing_.clear();
 }
 
-Prefetcher::State& Prefetcher::GetStateLocked(const ObjectId& id) {
-  auto [it, inserted] = states_.try_emplace(KeyOf(id));
-  State& st = it->second;
+Prefetcher::Stream* Prefetcher::FindLocked(const ObjectId& id) const {
+  auto it = streams_.find(KeyOf(id));
+  return it == streams_.end() ? nullptr : it->second.get();
+}
+
+Prefetcher::Stream& Prefetcher::GetStreamLocked(const ObjectId& id) {
+  auto [it, inserted] = streams_.try_emplace(KeyOf(id));
+  if (inserted) it->second = std::make_unique<Stream>(id, fetcher_, budget_);
+  Stream& st = *it->second;
   st.last_use = ++tick_;
   if (!inserted) return st;
-  st.id = id;
-  if (states_.size() > options_.max_tracked_objects) {
+  if (streams_.size() > options_.max_tracked_objects) {
     // Forget the least recently used object nobody has open.
-    auto victim = states_.end();
-    for (auto s = states_.begin(); s != states_.end(); ++s) {
-      if (s == it || s->second.handles > 0) continue;
-      if (victim == states_.end() || s->second.last_use < victim->second.last_use) victim = s;
+    auto victim = streams_.end();
+    for (auto s = streams_.begin(); s != streams_.end(); ++s) {
+      if (s == it || s->second->handles > 0) continue;
+      if (victim == streams_.end() || s->second->last_use < victim->second->last_use) victim = s;
     }
-    if (victim != states_.end()) ForgetStateLocked(victim->first);
+    if (victim != streams_.end()) CloseStreamLocked(victim->first);
   }
   return st;
 }
 
-void Prefetcher::ForgetStateLocked(const ObjKey& k) {
-  auto it = states_.find(k);
-  if (it == states_.end()) return;
-  DropObjectLocked(it->second.id, /*all=*/true);
+void Prefetcher::CloseStreamLocked(const ObjKey& k) {
+  auto it = streams_.find(k);
+  if (it == streams_.end()) return;
+  it->second->CancelAll();
   std::erase(starved_, k);
-  states_.erase(it);
+  if (it->second->charged() > 0) closing_.push_back(std::move(it->second));
+  streams_.erase(it);
 }
 
-void Prefetcher::DropLocked(
-    std::map<BlockKey, Buffered, readahead_internal::BlockKeyLess>::iterator it) {
-  if (Ready(it->second.future)) {
-    budget_.Release(it->second.bytes);
-  } else {
-    // Still in flight: its bytes stay charged until the GET completes.
-    draining_.push_back({std::move(it->second.future), it->second.bytes});
-  }
-  buffer_.erase(it);
-}
-
-// all: drop every buffered block of id; else only mark them evictable.
-void Prefetcher::DropObjectLocked(const ObjectId& id, bool all) {
-  auto it = buffer_.lower_bound(BlockKey{id, 0});
-  while (it != buffer_.end() && it->first.object.key == id.key &&
-         it->first.object.etag == id.etag) {
-    if (all) {
-      DropLocked(it++);
-    } else {
-      it->second.consumed = true;
-      ++it;
-    }
-  }
-}
-
-void Prefetcher::ReapDrainingLocked() {
-  std::erase_if(draining_, [&](Draining& d) {
-    if (!Ready(d.future)) return false;
-    budget_.Release(d.bytes);
-    return true;
+void Prefetcher::ReapLocked() {
+  for (auto& [key, st] : streams_) st->Reap();
+  std::erase_if(closing_, [](std::unique_ptr<Stream>& st) {
+    st->Reap();
+    return st->charged() == 0;
   });
 }
 
-bool Prefetcher::EvictableLocked(const BlockKey& key, const Buffered& b) const {
+bool Prefetcher::EvictableLocked(const Stream& st, uint64_t index, const Stream::Block& b) const {
   if (!Ready(b.future)) return false;
   if (!b.future.get().ok()) return true;  // a failed prefetch is retried on demand
   if (!b.consumed) return false;          // unread read-ahead is kept
-  auto st = states_.find(KeyOf(key.object));
   // The block its reader is in is kept for the following small reads.
-  return st == states_.end() || key.index != st->second.last_block;
+  return index != st.last_block;
 }
 
-bool Prefetcher::ReserveLocked(uint64_t bytes) {
-  ReapDrainingLocked();
-  while (!budget_.TryReserve(bytes)) {
-    auto victim = buffer_.end();
-    for (auto it = buffer_.begin(); it != buffer_.end(); ++it) {
-      if (!EvictableLocked(it->first, it->second)) continue;
-      if (victim == buffer_.end() || it->second.last_use < victim->second.last_use) victim = it;
+bool Prefetcher::EvictOneLocked() {
+  Stream* victim_stream = nullptr;
+  Stream::BlockMap::iterator victim;
+  for (auto& [key, st] : streams_) {
+    for (auto it = st->blocks().begin(); it != st->blocks().end(); ++it) {
+      if (!EvictableLocked(*st, it->first, it->second)) continue;
+      if (!victim_stream || it->second.last_use < victim->second.last_use) {
+        victim_stream = st.get();
+        victim = it;
+      }
     }
-    if (victim == buffer_.end()) return false;
-    DropLocked(victim);
+  }
+  if (!victim_stream) return false;
+  victim_stream->Drop(victim);
+  return true;
+}
+
+bool Prefetcher::ReclaimOneLocked(const Stream& requester) {
+  const Clock::time_point now = Now();
+  // The idle stream holding the most budget gives first.
+  std::vector<Stream*> idle;
+  for (auto& [key, st] : streams_) {
+    if (st.get() == &requester || st->Reading(now, options_.readahead_idle)) continue;
+    if (st->charged() > 0) idle.push_back(st.get());
+  }
+  std::sort(idle.begin(), idle.end(),
+            [](const Stream* a, const Stream* b) { return a->charged() > b->charged(); });
+  for (Stream* st : idle) {
+    if (st->YieldOne() == 0) continue;
+    ++reclaimed_;
+    if (reclaim_metric_) reclaim_metric_->Add();
+    MarkStarvedLocked(*st);  // resumes when budget frees and nobody reading waits
+    return true;
+  }
+  return false;
+}
+
+bool Prefetcher::ReserveLocked(uint64_t bytes, Stream* requester) {
+  ReapLocked();
+  while (!budget_.TryReserve(bytes)) {
+    if (EvictOneLocked()) continue;
+    if (requester && requester->Reading(Now(), options_.readahead_idle) &&
+        ReclaimOneLocked(*requester)) {
+      continue;
+    }
+    return false;
   }
   return true;
 }
 
-Prefetcher::ScheduleResult Prefetcher::ScheduleLocked(State& st, uint64_t max_blocks) {
-  const uint64_t count = fetcher_.BlockCount(st.id);
+void Prefetcher::MarkStarvedLocked(Stream& st) {
+  if (st.starved) return;
+  st.starved = true;
+  starved_.push_back(KeyOf(st.id()));
+}
+
+Prefetcher::ScheduleResult Prefetcher::ScheduleLocked(Stream& st, uint64_t max_blocks) {
+  const uint64_t count = fetcher_.BlockCount(st.id());
   uint64_t start = st.scheduled_until;
   uint64_t end = count;
   if (!st.whole) {
@@ -139,41 +170,39 @@ Prefetcher::ScheduleResult Prefetcher::ScheduleLocked(State& st, uint64_t max_bl
   }
   uint64_t issued = 0;
   for (uint64_t idx = start; idx < end; ++idx) {
-    BlockKey key{st.id, idx};
-    if (!buffer_.contains(key)) {
+    if (!st.Has(idx)) {
       if (issued == max_blocks) return ScheduleResult::kMore;
-      uint64_t len = fetcher_.BlockLength(st.id, idx);
-      if (!ReserveLocked(len)) {
-        if (!st.starved) {
-          st.starved = true;
-          starved_.push_back(KeyOf(st.id));
-          if (wait_metric_) wait_metric_->Add();
-        }
+      uint64_t len = fetcher_.BlockLength(st.id(), idx);
+      if (!ReserveLocked(len, &st)) {
+        if (!st.starved && wait_metric_) wait_metric_->Add();
+        MarkStarvedLocked(st);
         return ScheduleResult::kStarved;
       }
-      Buffered b;
-      b.future = fetcher_.Fetch(key, FetchPriority::kPrefetch);
-      b.bytes = len;
-      b.last_use = ++tick_;
-      buffer_.emplace(key, std::move(b));
+      st.Issue(idx, len, ++tick_);
       ++prefetched_;
       ++issued;
       if (prefetch_metric_) prefetch_metric_->Add();
     }
-    st.scheduled_until = idx + 1;
+    st.scheduled_until = std::max(st.scheduled_until, idx + 1);
   }
   return ScheduleResult::kDone;
 }
 
 void Prefetcher::PumpStarvedLocked() {
-  // Round robin, one block per object per turn, so objects share the
-  // budget as it frees.
+  // Round robin, one block per stream per turn, so streams share the
+  // budget as it frees; streams being read go before idle ones.
+  const Clock::time_point now = Now();
   while (!starved_.empty()) {
-    ObjKey k = starved_.front();
-    starved_.pop_front();
-    auto it = states_.find(k);
-    if (it == states_.end()) continue;
-    State& st = it->second;
+    auto pos = std::find_if(starved_.begin(), starved_.end(), [&](const ObjKey& k) {
+      auto it = streams_.find(k);
+      return it != streams_.end() && it->second->Reading(now, options_.readahead_idle);
+    });
+    if (pos == starved_.end()) pos = starved_.begin();
+    ObjKey k = *pos;
+    starved_.erase(pos);
+    auto it = streams_.find(k);
+    if (it == streams_.end()) continue;
+    Stream& st = *it->second;
     st.starved = false;
     ScheduleResult r = ScheduleLocked(st, 1);
     if (r == ScheduleResult::kStarved) {
@@ -182,48 +211,48 @@ void Prefetcher::PumpStarvedLocked() {
       starved_.push_front(k);
       return;
     }
-    if (r == ScheduleResult::kMore) {
-      st.starved = true;
-      starved_.push_back(k);
-    }
+    if (r == ScheduleResult::kMore) MarkStarvedLocked(st);
   }
 }
 
 void Prefetcher::Opened(const ObjectId& id) {
   std::lock_guard lock(mu_);
-  State& st = GetStateLocked(id);
+  Stream& st = GetStreamLocked(id);
   ++st.handles;
   if (!st.whole && MatchesPrefetchGlob(options_.prefetch_whole, id.key)) {
     st.whole = true;
     st.scheduled_until = 0;
   }
-  ReapDrainingLocked();
+  ReapLocked();
   PumpStarvedLocked();
   if (!st.starved) (void)ScheduleLocked(st, UINT64_MAX);
 }
 
 void Prefetcher::Released(const ObjectId& id) {
   std::lock_guard lock(mu_);
-  auto it = states_.find(KeyOf(id));
-  if (it == states_.end()) return;
-  if (--it->second.handles > 0) return;
-  ForgetStateLocked(it->first);
-  ReapDrainingLocked();
+  Stream* st = FindLocked(id);
+  if (!st) return;
+  if (--st->handles > 0) return;
+  CloseStreamLocked(KeyOf(id));
+  ReapLocked();
   PumpStarvedLocked();
 }
 
 std::optional<BlockFetcher::Future> Prefetcher::Take(const BlockKey& key) {
   std::lock_guard lock(mu_);
-  auto it = buffer_.find(key);
-  if (it == buffer_.end()) return std::nullopt;
-  Buffered& b = it->second;
+  Stream* st = FindLocked(key.object);
+  if (!st) return std::nullopt;
+  auto it = st->blocks().find(key.index);
+  if (it == st->blocks().end()) return std::nullopt;
+  Stream::Block& b = it->second;
   if (Ready(b.future) && !b.future.get().ok()) {
     // Failed read-ahead: drop it; the caller fetches afresh.
-    DropLocked(it);
+    st->Drop(it);
     return std::nullopt;
   }
   b.consumed = true;
   b.last_use = ++tick_;
+  // A reader waits for it now: never cancelled, served before read-ahead.
   if (!Ready(b.future)) fetcher_.Expedite(key);
   if (hit_metric_) hit_metric_->Add();
   return b.future;
@@ -232,7 +261,8 @@ std::optional<BlockFetcher::Future> Prefetcher::Take(const BlockKey& key) {
 void Prefetcher::OnRead(const ObjectId& id, uint64_t offset, uint64_t len) {
   if (len == 0) return;
   std::lock_guard lock(mu_);
-  State& st = GetStateLocked(id);
+  Stream& st = GetStreamLocked(id);
+  st.last_read = Now();
   const uint64_t first = offset / block_size_;
   const uint64_t last = (offset + len - 1) / block_size_;
   if (st.whole) {
@@ -261,10 +291,10 @@ void Prefetcher::OnRead(const ObjectId& id, uint64_t offset, uint64_t len) {
       // dropped too early is fetched twice. A passed block nobody has read
       // yet is most likely such a late request's: it stays 4x as far.
       const uint64_t keep = 1 + options_.seq_tolerance / block_size_;
-      auto it = buffer_.lower_bound(BlockKey{id, 0});
-      while (it != buffer_.end() && it->first.object == id && it->first.index + keep < first) {
-        if (it->second.consumed || it->first.index + 4 * keep < first) {
-          DropLocked(it++);
+      auto it = st.blocks().begin();
+      while (it != st.blocks().end() && it->first + keep < first) {
+        if (it->second.consumed || it->first + 4 * keep < first) {
+          it = st.Drop(it);
         } else {
           ++it;
         }
@@ -274,58 +304,69 @@ void Prefetcher::OnRead(const ObjectId& id, uint64_t offset, uint64_t len) {
       st.next_offset = offset + len;
       st.last_block = last;
       st.scheduled_until = 0;
-      DropObjectLocked(id, /*all=*/false);
+      // Seeked away: what the stream still fetches ahead of the old
+      // position is not wanted (blocks this read took are a reader's and
+      // run on).
+      st.CancelAfterSeek();
     }
     st.has_history = true;
   }
-  ReapDrainingLocked();
+  ReapLocked();
   PumpStarvedLocked();
   if (!st.starved) (void)ScheduleLocked(st, UINT64_MAX);
 }
 
 void Prefetcher::Offer(const BlockKey& key, BlockData data) {
   std::lock_guard lock(mu_);
-  if (!data || buffer_.contains(key) || !states_.contains(KeyOf(key.object))) return;
-  if (!ReserveLocked(data->size())) return;
-  std::promise<Result<BlockData>> p;
-  Buffered b;
-  b.bytes = data->size();
-  p.set_value(std::move(data));
-  b.future = p.get_future().share();
-  b.consumed = true;
-  b.last_use = ++tick_;
-  buffer_.emplace(key, std::move(b));
+  Stream* st = FindLocked(key.object);
+  if (!data || !st || st->Has(key.index)) return;
+  if (!ReserveLocked(data->size(), nullptr)) return;
+  st->Adopt(key.index, std::move(data), ++tick_);
 }
 
 void Prefetcher::Reclaim() {
   std::lock_guard lock(mu_);
-  ReapDrainingLocked();
+  ReapLocked();
   PumpStarvedLocked();
 }
 
 Prefetcher::ObjectState Prefetcher::StateOf(const ObjectId& id) const {
   std::lock_guard lock(mu_);
   ObjectState out;
-  auto it = states_.find(KeyOf(id));
-  if (it == states_.end()) return out;
-  const State& st = it->second;
+  const Stream* st = FindLocked(id);
+  if (!st) return out;
   out.tracked = true;
-  out.handles = st.handles;
-  out.whole = st.whole;
-  out.window = st.window;
-  out.next_offset = st.next_offset;
-  out.scheduled_until = st.scheduled_until;
+  out.handles = st->handles;
+  out.whole = st->whole;
+  out.window = st->window;
+  out.next_offset = st->next_offset;
+  out.scheduled_until = st->scheduled_until;
+  out.charged = st->charged();
+  out.blocks = st->blocks().size();
+  for (const auto& [index, b] : st->blocks()) out.ready += Ready(b.future) ? 1 : 0;
   return out;
 }
 
 size_t Prefetcher::buffered_blocks() const {
   std::lock_guard lock(mu_);
-  return buffer_.size();
+  size_t n = 0;
+  for (const auto& [key, st] : streams_) n += st->blocks().size();
+  return n;
 }
 
 uint64_t Prefetcher::prefetched_blocks() const {
   std::lock_guard lock(mu_);
   return prefetched_;
+}
+
+uint64_t Prefetcher::reclaimed_blocks() const {
+  std::lock_guard lock(mu_);
+  return reclaimed_;
+}
+
+size_t Prefetcher::closing_streams() const {
+  std::lock_guard lock(mu_);
+  return closing_.size();
 }
 
 }  // namespace dsfs

@@ -1,7 +1,8 @@
-// Prefetcher: read-ahead state per object version and the bounded buffer
-// of prefetched blocks.
+// Prefetcher: the read-ahead policy, and the registry of one
+// ReadAheadStream per object version (readahead_stream.h), which owns the
+// stream's fetches, buffered blocks and budget share.
 //
-// State is keyed by ObjectId (key + ETag), not by handle, so several
+// Streams are keyed by ObjectId (key + ETag), not by handle, so several
 // handles or processes reading one shard still look sequential.
 // - A read within seq_tolerance of the expected next offset (or the first
 //   read of an object at offset 0) is sequential. The first sequential read
@@ -9,27 +10,37 @@
 //   reaches a new block doubles it, up to window_max. Blocks up to `window`
 //   past the read are kept in flight or buffered.
 // - Any other read is a seek: the window resets to 0 (the read fetches only
-//   the blocks it needs), and buffered blocks of that object become
-//   evictable.
+//   the blocks it needs), the stream's read-ahead still queued or running is
+//   cancelled (a fetch a reader waits for runs on), and its buffered blocks
+//   become evictable.
 // - Objects whose name matches the prefetch_whole glob are prefetched whole
 //   from Opened() on, as fast as the memory budget allows (reads and
 //   Released() free budget, which lets the prefetch continue).
-// - Every prefetched block is charged to the MemoryBudget from the moment
-//   its fetch is issued until it is dropped: consumed and passed by a
-//   sequential reader, evicted for room (only blocks already read, or
-//   orphaned by a seek/close, are evicted; never unread read-ahead), or its
-//   object released. A block in flight when dropped stays charged until its
-//   fetch completes. The BlockFetcher also fills the BlockCache.
-// - Released() on the last handle forgets the state and the buffered blocks
-//   (cached blocks stay in the BlockCache).
+// - Every prefetched block is charged to the MemoryBudget, on its stream's
+//   account, from the moment its fetch is issued until it is dropped:
+//   consumed and passed by a sequential reader, evicted for room (blocks
+//   already read, or orphaned by a seek), reclaimed by another stream (see
+//   below), or its stream closed. A block whose GET still runs when dropped
+//   stays charged until the GET ends.
+// - Reclaim: a stream short of budget whose handles are reading may take
+//   back read-ahead of a stream none of whose handles read within
+//   readahead_idle (or that was never read): its queued fetches (never
+//   issued) and unread buffered blocks, furthest ahead first. The idle
+//   stream fetches them again when it is read again and budget is free.
+//   Streams waiting for budget are served reading ones first.
+// - Released() on the last handle closes the stream: everything it started
+//   is cancelled or dropped (cached blocks stay in the BlockCache); a
+//   closed stream whose GETs still run is kept until they end.
 //
-// Thread-safe. Lock order: Prefetcher::mu_ -> BlockFetcher's locks ->
-// MemoryBudget's lock (the fetcher never calls back into the prefetcher).
+// Thread-safe. Lock order: Prefetcher::mu_ (guards every stream) ->
+// BlockFetcher's locks -> MemoryBudget's lock (the fetcher never calls back
+// into the prefetcher).
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -38,6 +49,8 @@
 
 #include "cache/block_fetcher.h"
 #include "cache/memory_budget.h"
+#include "cache/readahead_stream.h"
+#include "common/clock.h"
 #include "common/metrics.h"
 
 namespace dsfs {
@@ -56,6 +69,9 @@ class Prefetcher {
     uint64_t window = 0;           // bytes of read-ahead past the last read
     uint64_t next_offset = 0;      // where a sequential read is expected
     uint64_t scheduled_until = 0;  // next block index read-ahead may issue
+    uint64_t charged = 0;          // the stream's share of the budget
+    size_t blocks = 0;             // blocks in flight or buffered
+    size_t ready = 0;              // of those, fetched (or failed)
   };
 
   // fetcher, budget and metrics must outlive the prefetcher.
@@ -79,67 +95,60 @@ class Prefetcher {
   void Offer(const BlockKey& key, BlockData data);
 
   // Returns the budget of dropped blocks whose fetch has completed (every
-  // other call does this too).
+  // other call does this too) and lets starved streams use it.
   void Reclaim();
 
   ObjectState StateOf(const ObjectId& id) const;
   size_t buffered_blocks() const;
   uint64_t prefetched_blocks() const;  // fetches issued for read-ahead
+  uint64_t reclaimed_blocks() const;   // taken back from idle streams
+  // Closed streams still waiting for their GETs to end.
+  size_t closing_streams() const;
 
  private:
   using ObjKey = std::pair<std::string, std::string>;  // key, etag
-  struct State {
-    ObjectId id;
-    int handles = 0;
-    bool whole = false;
-    bool has_history = false;
-    bool starved = false;  // waiting in starved_ for budget
-    uint64_t next_offset = 0;
-    uint64_t window = 0;
-    uint64_t last_block = 0;  // last block of the latest read
-    uint64_t scheduled_until = 0;
-    uint64_t last_use = 0;
-  };
-  struct Buffered {
-    BlockFetcher::Future future;
-    uint64_t bytes = 0;
-    bool consumed = false;  // read, or orphaned: evictable once ready
-    uint64_t last_use = 0;
-  };
-  struct Draining {
-    BlockFetcher::Future future;
-    uint64_t bytes = 0;
-  };
+  using Stream = ReadAheadStream;
   enum class ScheduleResult { kDone, kStarved, kMore };
 
   static ObjKey KeyOf(const ObjectId& id) { return {id.key, id.etag}; }
+  Clock::time_point Now() const { return clock_->Now(); }
   // The following require mu_.
-  State& GetStateLocked(const ObjectId& id);
-  void ForgetStateLocked(const ObjKey& k);
+  Stream* FindLocked(const ObjectId& id) const;
+  Stream& GetStreamLocked(const ObjectId& id);
+  // Cancels everything the stream started; keeps it in closing_ while its
+  // GETs run.
+  void CloseStreamLocked(const ObjKey& k);
+  void ReapLocked();
   // Issues up to max_blocks read-ahead fetches for st.
-  ScheduleResult ScheduleLocked(State& st, uint64_t max_blocks);
+  ScheduleResult ScheduleLocked(Stream& st, uint64_t max_blocks);
+  void MarkStarvedLocked(Stream& st);
   void PumpStarvedLocked();
-  bool ReserveLocked(uint64_t bytes);
-  bool EvictableLocked(const BlockKey& key, const Buffered& b) const;
-  void DropLocked(std::map<BlockKey, Buffered, readahead_internal::BlockKeyLess>::iterator it);
-  void DropObjectLocked(const ObjectId& id, bool all);
-  void ReapDrainingLocked();
+  // Reserves bytes for requester (null: a block offered by a demand read):
+  // evicts read blocks, then, for a reading requester, reclaims from idle
+  // streams.
+  bool ReserveLocked(uint64_t bytes, Stream* requester);
+  bool EvictOneLocked();
+  bool ReclaimOneLocked(const Stream& requester);
+  bool EvictableLocked(const Stream& st, uint64_t index, const Stream::Block& b) const;
 
   BlockFetcher& fetcher_;
   MemoryBudget& budget_;
   const ReadAheadOptions options_;
   const uint64_t block_size_;
+  SteadyClock steady_clock_;
+  const Clock* const clock_;
   Counter* prefetch_metric_ = nullptr;
   Counter* wait_metric_ = nullptr;
   Counter* hit_metric_ = nullptr;
+  Counter* reclaim_metric_ = nullptr;
 
   mutable std::mutex mu_;
-  std::map<ObjKey, State> states_;                                         // guarded by mu_
-  std::map<BlockKey, Buffered, readahead_internal::BlockKeyLess> buffer_;  // guarded by mu_
-  std::vector<Draining> draining_;                                         // guarded by mu_
-  std::deque<ObjKey> starved_;                                             // guarded by mu_
-  uint64_t tick_ = 0;                                                      // guarded by mu_
-  uint64_t prefetched_ = 0;                                                // guarded by mu_
+  std::map<ObjKey, std::unique_ptr<Stream>> streams_;  // guarded by mu_
+  std::vector<std::unique_ptr<Stream>> closing_;       // guarded by mu_
+  std::deque<ObjKey> starved_;                         // guarded by mu_
+  uint64_t tick_ = 0;                                  // guarded by mu_
+  uint64_t prefetched_ = 0;                            // guarded by mu_
+  uint64_t reclaimed_ = 0;                             // guarded by mu_
 };
 
 }  // namespace dsfs

@@ -354,6 +354,95 @@ TEST(BlockFetcher, ExpediteMovesAQueuedPrefetchAhead) {
   EXPECT_EQ(order.Keys(), (std::vector<std::string>{"busy", "p2", "p1"}));
 }
 
+// A read-ahead fetch cancelled while queued is never issued: its future
+// fails at once and no GET for it reaches the store.
+TEST(BlockFetcher, CancelledQueuedPrefetchIsNeverIssued) {
+  MemoryStore store;
+  ObjectId busy = AddObject(store, "busy", Pattern(1024));
+  ObjectId p1 = AddObject(store, "p1", Pattern(1024));
+  ObjectId p2 = AddObject(store, "p2", Pattern(1024));
+  GetOrder order(store);
+  BlockFetcher f(store, nullptr, SmallBlocks(1));
+  auto fb = f.Fetch(BlockKey{busy, 0});
+  ASSERT_TRUE(order.gate.AwaitWaiters(1));
+  auto f1 = f.Fetch(BlockKey{p1, 0}, FetchPriority::kPrefetch);
+  auto f2 = f.Fetch(BlockKey{p2, 0}, FetchPriority::kPrefetch);
+  EXPECT_EQ(f.CancelPrefetch(BlockKey{p1, 0}), CancelOutcome::kDequeued);
+  ASSERT_EQ(f1.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  EXPECT_EQ(f1.get().status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(f.CancelPrefetch(BlockKey{p1, 0}), CancelOutcome::kNotFound);
+  order.gate.Open();
+  ASSERT_TRUE(Wait(fb).ok());
+  ASSERT_TRUE(Wait(f2).ok());
+  EXPECT_EQ(order.Keys(), (std::vector<std::string>{"busy", "p2"}));
+  EXPECT_EQ(f.stats().cancelled_queued, 1u);
+  // Fetched again later, it is a new fetch.
+  ASSERT_TRUE(Wait(f.Fetch(BlockKey{p1, 0})).ok());
+  EXPECT_EQ(store.counters().get, 3);
+}
+
+// A demand reader that joined a read-ahead fetch (Fetch(kDemand) or
+// Expedite) keeps it: cancelling the read-ahead does not take its bytes.
+TEST(BlockFetcher, PrefetchADemandReaderJoinedIsNotCancelled) {
+  MemoryStore store;
+  ObjectId busy = AddObject(store, "busy", Pattern(1024));
+  ObjectId p1 = AddObject(store, "p1", Pattern(1024, 2));
+  ObjectId p2 = AddObject(store, "p2", Pattern(1024, 3));
+  GetOrder order(store);
+  BlockFetcher f(store, nullptr, SmallBlocks(1));
+  auto fb = f.Fetch(BlockKey{busy, 0});
+  ASSERT_TRUE(order.gate.AwaitWaiters(1));
+  auto f1 = f.Fetch(BlockKey{p1, 0}, FetchPriority::kPrefetch);
+  auto f2 = f.Fetch(BlockKey{p2, 0}, FetchPriority::kPrefetch);
+  auto f1d = f.Fetch(BlockKey{p1, 0}, FetchPriority::kDemand);
+  f.Expedite(BlockKey{p2, 0});
+  EXPECT_EQ(f.CancelPrefetch(BlockKey{p1, 0}), CancelOutcome::kKept);
+  EXPECT_EQ(f.CancelPrefetch(BlockKey{p2, 0}), CancelOutcome::kKept);
+  // The running one is demand too (Fetch's default).
+  EXPECT_EQ(f.CancelPrefetch(BlockKey{busy, 0}), CancelOutcome::kKept);
+  order.gate.Open();
+  for (auto* fut : {&f1, &f1d}) {
+    Result<BlockData> r = Wait(*fut);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(**r, Pattern(1024, 2));
+  }
+  Result<BlockData> r2 = Wait(f2);
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(**r2, Pattern(1024, 3));
+  ASSERT_TRUE(Wait(fb).ok());
+  EXPECT_EQ(store.counters().get, 3);
+  EXPECT_EQ(f.stats().cancelled_queued, 0u);
+}
+
+// A running read-ahead GET that is cancelled has its token set and leaves
+// the in-flight map: a later fetch of the block starts its own GET instead
+// of joining one being aborted. abort_running=false leaves it running.
+TEST(BlockFetcher, CancelledRunningPrefetchIsNotJoined) {
+  MemoryStore store;
+  std::string data = Pattern(1024);
+  ObjectId id = AddObject(store, "a", data);
+  Gate gate;
+  std::atomic<bool> hold{true};
+  store.SetHook([&](StoreOp op, const std::string&) {
+    if (op == StoreOp::kGet && hold) gate.Wait();
+  });
+  BlockFetcher f(store, nullptr, SmallBlocks(2));
+  auto fp = f.Fetch(BlockKey{id, 0}, FetchPriority::kPrefetch);
+  ASSERT_TRUE(gate.AwaitWaiters(1));
+  EXPECT_EQ(f.CancelPrefetch(BlockKey{id, 0}, /*abort_running=*/false), CancelOutcome::kKept);
+  EXPECT_EQ(f.CancelPrefetch(BlockKey{id, 0}), CancelOutcome::kAborting);
+  hold = false;
+  auto fd = f.Fetch(BlockKey{id, 0});
+  Result<BlockData> r = Wait(fd);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(**r, data);
+  EXPECT_EQ(f.stats().collapsed, 0u);
+  gate.Open();
+  ASSERT_EQ(fp.wait_for(kMaxWait), std::future_status::ready);
+  EXPECT_EQ(store.counters().get, 2);
+  EXPECT_EQ(f.stats().cancelled_running, 1u);
+}
+
 TEST(BlockFetcher, DestructorWithGetsInFlightJoinsAndFailsQueuedFetches) {
   MemoryStore store;
   std::string data = Pattern(8 * 1024);

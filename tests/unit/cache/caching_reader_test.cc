@@ -481,6 +481,50 @@ TEST(CachingReader, MetricsAreRegistered) {
   EXPECT_GT(metrics.GetCounter("dsfs_cache_misses_total").value(), 0u);
 }
 
+// A demand read waiting for a block that read-ahead had queued keeps that
+// fetch when the stream's read-ahead is cancelled (here: the other handle
+// closes the file): it gets its bytes from the one GET, not an error and not
+// a second GET.
+TEST(CachingReader, DemandReadThatJoinedACancelledPrefetchGetsItsBytes) {
+  MemoryStore store;
+  std::string data = Pattern(16 * kBlock);
+  ObjectId id = AddObject(store, "a", data);
+  Gate gate;
+  std::atomic<bool> hold{false};
+  store.SetHook([&](StoreOp op, const std::string&) {
+    if (op == StoreOp::kGet && hold) gate.Wait();
+  });
+  ReadAheadOptions o = Options();
+  o.max_inflight = 1;
+  Metrics metrics;
+  CachingReader reader(store, nullptr, o, &metrics);
+  reader.Opened(id);
+  ASSERT_TRUE(ReadAt(reader, id, 0, kBlock).ok());  // read-ahead: block 1
+  ASSERT_TRUE(Eventually([&] {
+    Prefetcher::ObjectState st = reader.prefetcher().StateOf(id);
+    return store.counters().get == 2 && st.ready == st.blocks;
+  }));
+  hold = true;
+  // From the buffer; the window grows to 2: blocks 2 (its GET waits at
+  // the gate, holding the only GET thread) and 3 (queued).
+  ASSERT_TRUE(ReadAt(reader, id, kBlock, kBlock).ok());
+  ASSERT_TRUE(gate.AwaitWaiters(1));
+  auto waiting = std::async(std::launch::async, [&] { return ReadAt(reader, id, 3 * kBlock, 10); });
+  // The read took block 3's queued read-ahead fetch and waits for it; its
+  // OnRead grew the window to 4 and queued read-ahead of blocks 4..7.
+  ASSERT_TRUE(Eventually([&] { return reader.prefetcher().StateOf(id).window == 4 * kBlock; }));
+  EXPECT_EQ(metrics.GetCounter("dsfs_prefetch_hits_total").value(), 2u);
+  reader.Released(id);  // cancels the stream's read-ahead
+  // Blocks 4..7 were never issued; block 3 has a reader and was kept.
+  EXPECT_EQ(reader.fetcher().stats().cancelled_queued, 4u);
+  gate.Open();
+  ASSERT_EQ(waiting.wait_for(kMaxWait), std::future_status::ready);
+  Result<std::string> got = waiting.get();
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, data.substr(3 * kBlock, 10));
+  EXPECT_EQ(store.counters().get, 4);  // blocks 0..3, each once
+}
+
 TEST(CachingReader, DestroyedWithReadAheadInFlightDoesNotHang) {
   MemoryStore store;
   std::string data = Pattern(64 * kBlock);

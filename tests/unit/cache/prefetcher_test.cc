@@ -2,12 +2,15 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <vector>
 
 #include "backends/memory_store.h"
 #include "cache/block_fetcher.h"
 #include "cache/memory_budget.h"
+#include "common/clock.h"
 #include "common/metrics.h"
 #include "readahead_test_util.h"
 
@@ -297,10 +300,12 @@ TEST(Prefetcher, ReleasedDropsBufferedBlocksAndTheirBudgetOnceFetched) {
   rig.prefetcher.Opened(id);
   for (uint64_t b = 0; b < 4; ++b) rig.prefetcher.OnRead(id, b * kBlock, kBlock);
   EXPECT_GT(rig.budget.used(), 0u);
+  ASSERT_TRUE(gate.AwaitWaiters(rig.options.max_inflight));
   rig.prefetcher.Released(id);
   EXPECT_EQ(rig.prefetcher.buffered_blocks(), 0u);
-  // Fetches still in flight stay charged until they complete.
-  EXPECT_GT(rig.budget.used(), 0u);
+  // GETs still running stay charged until they complete (queued ones
+  // were cancelled and returned theirs).
+  EXPECT_EQ(rig.budget.used(), rig.options.max_inflight * kBlock);
   gate.Open();
   ASSERT_TRUE(Eventually([&] {
     rig.prefetcher.Reclaim();
@@ -338,6 +343,168 @@ TEST(Prefetcher, ForgetsIdleObjectsBeyondTheTrackingLimit) {
   EXPECT_FALSE(rig.prefetcher.StateOf(ids[1]).tracked);
   EXPECT_FALSE(rig.prefetcher.StateOf(ids[2]).tracked);
   EXPECT_TRUE(rig.prefetcher.StateOf(ids[4]).tracked);
+}
+
+// A store whose GETs wait at a gate while `hold` is set.
+struct HeldGets {
+  explicit HeldGets(MemoryStore& store) {
+    store.SetHook([this](StoreOp op, const std::string&) {
+      if (op == StoreOp::kGet && hold) gate.Wait();
+    });
+  }
+  std::atomic<bool> hold{true};
+  Gate gate;
+};
+
+// Sequential reads of blocks [0, n) of id, as CachingReader reports them.
+void ReadSequentially(Rig& rig, const ObjectId& id, uint64_t n) {
+  for (uint64_t b = 0; b < n; ++b) rig.prefetcher.OnRead(id, b * kBlock, kBlock);
+}
+
+// Closing the last handle takes back the stream's read-ahead: fetches still
+// queued are never issued and their budget returns at once; GETs already
+// running are cancelled and stay charged only until they end.
+TEST(Prefetcher, CloseCancelsQueuedReadAheadAndReturnsItsBudget) {
+  ReadAheadOptions o = Options();
+  o.max_inflight = 2;
+  Rig rig(o);
+  ObjectId id = AddObject(rig.store, "f", Pattern(64 * kBlock));
+  HeldGets held(rig.store);
+  rig.prefetcher.Opened(id);
+  ReadSequentially(rig, id, 4);  // window 8: blocks 1..11 issued
+  EXPECT_EQ(rig.prefetcher.prefetched_blocks(), 11u);
+  ASSERT_TRUE(held.gate.AwaitWaiters(2));  // both GET threads are in the store
+  EXPECT_EQ(rig.budget.used(), 11 * kBlock);
+  rig.prefetcher.Released(id);
+  EXPECT_EQ(rig.fetcher.stats().cancelled_queued, 9u);
+  EXPECT_EQ(rig.fetcher.stats().cancelled_running, 2u);
+  EXPECT_EQ(rig.budget.used(), 2 * kBlock);  // the two running GETs
+  EXPECT_EQ(rig.prefetcher.closing_streams(), 1u);
+  held.gate.Open();
+  ASSERT_TRUE(Eventually([&] {
+    rig.prefetcher.Reclaim();
+    return rig.budget.used() == 0;
+  }));
+  EXPECT_EQ(rig.prefetcher.closing_streams(), 0u);
+  EXPECT_EQ(rig.store.counters().get, 2);  // nothing issued after the close
+}
+
+// A far seek cancels the read-ahead of the old position the same way.
+TEST(Prefetcher, FarSeekCancelsQueuedReadAhead) {
+  ReadAheadOptions o = Options();
+  o.max_inflight = 2;
+  Rig rig(o);
+  ObjectId id = AddObject(rig.store, "f", Pattern(64 * kBlock));
+  HeldGets held(rig.store);
+  rig.prefetcher.Opened(id);
+  ReadSequentially(rig, id, 4);
+  ASSERT_TRUE(held.gate.AwaitWaiters(2));
+  rig.prefetcher.OnRead(id, 50 * kBlock, kBlock);
+  EXPECT_EQ(Window(rig, id), 0u);
+  EXPECT_EQ(rig.fetcher.stats().cancelled_queued, 9u);
+  EXPECT_EQ(rig.budget.used(), 2 * kBlock);
+  EXPECT_EQ(rig.prefetcher.StateOf(id).charged, 2 * kBlock);  // on the stream's account
+  held.gate.Open();
+  ASSERT_TRUE(Eventually([&] {
+    rig.prefetcher.Reclaim();
+    return rig.budget.used() == 0;
+  }));
+  EXPECT_EQ(rig.store.counters().get, 2);
+  // Reading on from the new position is read-ahead as usual.
+  held.hold = false;
+  rig.prefetcher.OnRead(id, 51 * kBlock, kBlock);
+  EXPECT_EQ(Window(rig, id), kBlock);
+  ASSERT_TRUE(Eventually([&] { return rig.store.counters().get == 3; }));
+}
+
+// Destroying the prefetcher (shutdown) cancels what every stream started
+// and returns all its budget; no queued read-ahead is issued afterwards.
+TEST(Prefetcher, ShutdownCancelsReadAheadAndReturnsTheBudget) {
+  ReadAheadOptions o = Options();
+  o.max_inflight = 2;
+  MemoryStore store;
+  HeldGets held(store);
+  MemoryBudget budget(o.prefetch_mem);
+  auto fetcher = std::make_unique<BlockFetcher>(store, nullptr, o);
+  auto prefetcher = std::make_unique<Prefetcher>(*fetcher, budget, o);
+  ObjectId a = AddObject(store, "a.safetensors", Pattern(40 * kBlock));
+  ObjectId b = AddObject(store, "b", Pattern(40 * kBlock));
+  prefetcher->Opened(a);  // whole file: 40 blocks
+  for (uint64_t i = 0; i < 4; ++i) prefetcher->OnRead(b, i * kBlock, kBlock);
+  ASSERT_TRUE(held.gate.AwaitWaiters(2));
+  prefetcher.reset();
+  EXPECT_EQ(budget.used(), 0u);
+  EXPECT_EQ(fetcher->stats().cancelled_queued, 40u + 11u - 2u);
+  held.gate.Open();
+  fetcher.reset();
+  EXPECT_EQ(store.counters().get, 2);
+}
+
+// A loader opens every shard first (each one whole-file read-ahead) and
+// reads them in another order: the shard it reads takes budget back from
+// shards nobody reads yet, so it still gets read-ahead.
+TEST(Prefetcher, AReadingStreamReclaimsBudgetFromStreamsNotRead) {
+  ReadAheadOptions o = Options();
+  o.prefetch_mem = 4 * kBlock;
+  Rig rig(o);
+  std::vector<ObjectId> shards;
+  for (int i = 0; i < 3; ++i) {
+    shards.push_back(AddObject(rig.store, "m/shard-" + std::to_string(i) + ".safetensors",
+                               Pattern(8 * kBlock, i + 1)));
+    rig.prefetcher.Opened(shards.back());
+  }
+  // Shard 0, opened first, took the whole budget.
+  EXPECT_EQ(rig.prefetcher.StateOf(shards[0]).charged, 4 * kBlock);
+  EXPECT_EQ(rig.prefetcher.StateOf(shards[2]).charged, 0u);
+  ASSERT_TRUE(Eventually([&] { return rig.prefetcher.StateOf(shards[0]).ready == 4; }));
+  // The loader reads shard 2 first.
+  rig.prefetcher.OnRead(shards[2], 0, 10);
+  EXPECT_EQ(rig.prefetcher.StateOf(shards[2]).charged, 4 * kBlock);
+  EXPECT_EQ(rig.prefetcher.StateOf(shards[0]).charged, 0u);
+  EXPECT_EQ(rig.prefetcher.reclaimed_blocks(), 4u);
+  EXPECT_EQ(rig.metrics.GetCounter("dsfs_prefetch_reclaimed_total").value(), 4u);
+  EXPECT_LE(rig.budget.high_water(), 4 * kBlock);
+  for (uint64_t b = 0; b < 4; ++b) {
+    auto f = rig.prefetcher.Take(BlockKey{shards[2], b});
+    ASSERT_TRUE(f.has_value()) << b;
+    ASSERT_EQ(f->wait_for(kMaxWait), std::future_status::ready);
+    ASSERT_TRUE(f->get().ok());
+    EXPECT_EQ(*f->get().value(), Pattern(8 * kBlock, 3).substr(b * kBlock, kBlock));
+  }
+  // Shard 2 done and closed: the budget goes round robin to the shards
+  // still waiting, shard 0 (reclaimed from) among them.
+  rig.prefetcher.Released(shards[2]);
+  rig.prefetcher.Reclaim();
+  EXPECT_EQ(rig.prefetcher.StateOf(shards[0]).charged, 2 * kBlock);
+  EXPECT_EQ(rig.prefetcher.StateOf(shards[1]).charged, 2 * kBlock);
+}
+
+// Two streams both reading share the budget as before (no reclaim between
+// them); once one stops reading for readahead_idle, the other may take its
+// unread read-ahead.
+TEST(Prefetcher, BudgetOfAStreamThatStoppedReadingIsReclaimable) {
+  ReadAheadOptions o = Options();
+  o.prefetch_mem = 4 * kBlock;
+  o.window_initial = 4 * kBlock;
+  o.readahead_idle = std::chrono::seconds(1);
+  ManualClock clock;
+  o.clock = &clock;
+  Rig rig(o);
+  ObjectId a = AddObject(rig.store, "a", Pattern(32 * kBlock, 1));
+  ObjectId b = AddObject(rig.store, "b", Pattern(32 * kBlock, 2));
+  rig.prefetcher.OnRead(a, 0, kBlock);  // read-ahead 1..4: the whole budget
+  EXPECT_EQ(rig.prefetcher.StateOf(a).charged, 4 * kBlock);
+  ASSERT_TRUE(Eventually([&] { return rig.prefetcher.StateOf(a).ready == 4; }));
+  rig.prefetcher.OnRead(b, 0, kBlock);
+  EXPECT_EQ(rig.prefetcher.StateOf(b).charged, 0u);  // a is reading: kept
+  EXPECT_EQ(rig.prefetcher.reclaimed_blocks(), 0u);
+  clock.Advance(std::chrono::milliseconds(1500));
+  rig.prefetcher.OnRead(b, kBlock, kBlock);  // a has been idle for 1.5 s
+  EXPECT_EQ(rig.prefetcher.StateOf(b).charged, 4 * kBlock);
+  EXPECT_EQ(rig.prefetcher.StateOf(a).charged, 0u);
+  EXPECT_EQ(rig.prefetcher.reclaimed_blocks(), 4u);
+  // a reads again: its read-ahead is fetched anew once budget frees.
+  EXPECT_EQ(rig.prefetcher.StateOf(a).scheduled_until, 1u);
 }
 
 }  // namespace
