@@ -37,7 +37,7 @@ BlockFetcher::~BlockFetcher() {
     // Nothing waits for a GET any more: abort the running ones so joining
     // the workers does not wait for whole transfers.
     for (auto& [key, entry] : inflight_) {
-      if (entry->started) entry->cancel->store(true);
+      if (entry->started) entry->cancel->Cancel();
     }
   }
   work_cv_.notify_all();
@@ -131,7 +131,7 @@ CancelOutcome BlockFetcher::CancelPrefetch(const BlockKey& key, bool abort_runni
       if (!abort_running) return CancelOutcome::kKept;
       // Out of the map: a later Fetch of this block starts a new GET rather
       // than joining one that is being aborted.
-      it->second->cancel->store(true);
+      it->second->cancel->Cancel();
       inflight_.erase(it);
       ++stats_.cancelled_running;
       return CancelOutcome::kAborting;
@@ -142,8 +142,8 @@ CancelOutcome BlockFetcher::CancelPrefetch(const BlockKey& key, bool abort_runni
     inflight_.erase(it);
     ++stats_.cancelled_queued;
   }
-  entry->promise.set_value(Status::Unavailable("read-ahead of block " + std::to_string(key.index) +
-                                               " of '" + key.object.key + "' cancelled"));
+  entry->promise.set_value(Status::Cancelled("read-ahead of block " + std::to_string(key.index) +
+                                             " of '" + key.object.key + "' cancelled"));
   return CancelOutcome::kDequeued;
 }
 
@@ -232,18 +232,16 @@ Result<BlockData> BlockFetcher::Load(const BlockKey& key, const InFlight& entry,
   if (entry.check_cache) {
     if (auto hit = LookupCache(key)) return *hit;
   }
-  if (entry.cancel->load()) {
+  if (entry.cancel->cancelled()) {
     // Cancelled while it looked in the cache: no GET.
-    return Status::Unavailable("read-ahead of block " + std::to_string(key.index) + " of '" +
-                               key.object.key + "' cancelled");
+    return Status::Cancelled("read-ahead of block " + std::to_string(key.index) + " of '" +
+                             key.object.key + "' cancelled");
   }
   *from_store = true;
   return GetFromStore(key, entry.cancel);
 }
 
-Result<BlockData> BlockFetcher::GetFromStore(const BlockKey& key,
-                                             const std::shared_ptr<std::atomic<bool>>& cancel) {
-  (void)cancel;  // TODO(lead): GetRequest's cancellation token
+Result<BlockData> BlockFetcher::GetFromStore(const BlockKey& key, CancelTokenPtr cancel) {
   uint64_t len = BlockLength(key.object, key.index);
   if (len == 0) {
     return Status::InvalidArgument("block " + std::to_string(key.index) + " is past the end of '" +
@@ -252,7 +250,8 @@ Result<BlockData> BlockFetcher::GetFromStore(const BlockKey& key,
   std::shared_ptr<Buffer> data = AllocateBuffer(buffers_, len);
   GetRequest req{.key = key.object.key,
                  .range = ByteRange{key.index * block_size_, len},
-                 .if_match = key.object.etag};
+                 .if_match = key.object.etag,
+                 .cancel = std::move(cancel)};
   {
     std::lock_guard lock(mu_);
     ++stats_.store_gets;

@@ -29,7 +29,6 @@
 // under either.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -46,6 +45,7 @@
 #include "backends/object_store.h"
 #include "cache/block_cache.h"
 #include "cache/memory_budget.h"
+#include "common/cancel.h"
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/status.h"
@@ -109,7 +109,7 @@ enum class FetchPriority { kDemand, kPrefetch };
 enum class CancelOutcome {
   kNotFound,  // not in flight (finished, or never fetched)
   kKept,      // a demand reader waits for it, or it runs and may not be aborted
-  kDequeued,  // was queued: never issued; its future has failed
+  kDequeued,  // was queued: never issued; its future failed with Cancelled
   kAborting,  // was running: its token is set; its future completes soon
 };
 
@@ -184,8 +184,8 @@ class BlockFetcher {
     bool check_cache = true;
     bool expedited = false;  // queued in demand_queue_ (or started from it)
     bool demanded = false;   // a demand reader waits: never cancelled
-    // Set to abort the GET (CancelPrefetch, shutdown).
-    std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
+    // Cancelled to abort the GET (CancelPrefetch, shutdown).
+    std::shared_ptr<CancelToken> cancel = std::make_shared<CancelToken>();
   };
   using InFlightMap =
       std::map<BlockKey, std::shared_ptr<InFlight>, readahead_internal::BlockKeyLess>;
@@ -197,8 +197,7 @@ class BlockFetcher {
   Result<BlockData> Load(const BlockKey& key, const InFlight& entry, bool* from_store);
   // Removes key from the map if it still maps to entry (requires mu_).
   void EraseIfCurrentLocked(const BlockKey& key, const std::shared_ptr<InFlight>& entry);
-  Result<BlockData> GetFromStore(const BlockKey& key,
-                                 const std::shared_ptr<std::atomic<bool>>& cancel);
+  Result<BlockData> GetFromStore(const BlockKey& key, CancelTokenPtr cancel);
   // may_wait: read-ahead waits up to kCacheWriteMaxWait for queue room.
   void QueueCacheWrite(const BlockKey& key, BlockData data, bool may_wait);
   static constexpr std::chrono::milliseconds kCacheWriteMaxWait{2000};

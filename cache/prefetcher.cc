@@ -49,6 +49,7 @@ Prefetcher::~Prefetcher() {
   // Cancel first (queued fetches are never issued, running GETs are
   // aborted), so the fetcher's destructor has nothing to wait for; each
   // stream's destructor returns what is still charged.
+  for (auto& [key, st] : streams_) st->CancelQueued();
   for (auto& [key, st] : streams_) st->CancelAll();
   streams_.clear();
   closing_.clear();
@@ -304,10 +305,16 @@ void Prefetcher::OnRead(const ObjectId& id, uint64_t offset, uint64_t len) {
       st.next_offset = offset + len;
       st.last_block = last;
       st.scheduled_until = 0;
-      // Seeked away: what the stream still fetches ahead of the old
-      // position is not wanted (blocks this read took are a reader's and
-      // run on).
-      st.CancelAfterSeek();
+      // A read of a block the stream already holds landed inside its own
+      // read-ahead: most likely a request the kernel's parallel read-ahead
+      // delivered out of order, not a seek away. Its fetches stay (orphaned,
+      // evictable once done): cancelling them would fetch them twice when
+      // the reader goes on. A read outside everything the stream holds
+      // seeked away: what it still fetches is not wanted (fetches a reader
+      // waits for run on).
+      bool inside = false;
+      for (uint64_t idx = first; idx <= last && !inside; ++idx) inside = st.Has(idx);
+      st.CancelAfterSeek(/*keep_running=*/inside);
     }
     st.has_history = true;
   }

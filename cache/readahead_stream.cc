@@ -58,18 +58,33 @@ ReadAheadStream::BlockMap::iterator ReadAheadStream::Drop(BlockMap::iterator it)
   return blocks_.erase(it);
 }
 
+void ReadAheadStream::CancelQueued() {
+  for (auto it = blocks_.begin(); it != blocks_.end();) {
+    if (!Ready(it->second.future) &&
+        fetcher_.CancelPrefetch(BlockKey{id_, it->first}, /*abort_running=*/false) ==
+            CancelOutcome::kDequeued) {
+      Release(it->second.bytes);
+      it = blocks_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 void ReadAheadStream::CancelAll() {
+  CancelQueued();
   for (auto it = blocks_.begin(); it != blocks_.end();) it = Drop(it);
   Reap();
 }
 
-void ReadAheadStream::CancelAfterSeek() {
+void ReadAheadStream::CancelAfterSeek(bool keep_running) {
+  if (!keep_running) CancelQueued();
   for (auto it = blocks_.begin(); it != blocks_.end();) {
-    if (Ready(it->second.future)) {
+    if (!keep_running && !Ready(it->second.future)) {
+      it = Drop(it);
+    } else {
       it->second.consumed = true;
       ++it;
-    } else {
-      it = Drop(it);
     }
   }
 }

@@ -82,11 +82,16 @@ class ReadAheadStream {
   // cancelled (if nobody waits for it) and stays charged until done.
   // Returns the next iterator.
   BlockMap::iterator Drop(BlockMap::iterator it);
-  // Drop() of every block not yet read, or of all blocks.
+  // Cancels the fetches still queued (never issued; their budget returns
+  // now). Done before aborting running GETs: a GET thread freed by an abort
+  // would otherwise start one of them first.
+  void CancelQueued();
+  // CancelQueued(), then Drop() of every block.
   void CancelAll();
-  // A far seek: fetches in flight are cancelled (those a reader waits for
-  // run on), buffered blocks become evictable.
-  void CancelAfterSeek();
+  // A seek: buffered blocks become evictable; fetches in flight are
+  // cancelled (those a reader waits for run on) unless keep_running, which
+  // leaves them to finish as evictable blocks.
+  void CancelAfterSeek(bool keep_running);
   // Gives back one block's budget to another stream: a queued fetch (never
   // issued) or a buffered block nobody has read, the one furthest ahead.
   // Running GETs are left alone (aborting them would waste the transfer and

@@ -16,6 +16,7 @@ namespace dsfs {
 namespace {
 
 using readahead_test::AddObject;
+using readahead_test::CancellableStore;
 using readahead_test::Eventually;
 using readahead_test::FakeCache;
 using readahead_test::Gate;
@@ -369,7 +370,7 @@ TEST(BlockFetcher, CancelledQueuedPrefetchIsNeverIssued) {
   auto f2 = f.Fetch(BlockKey{p2, 0}, FetchPriority::kPrefetch);
   EXPECT_EQ(f.CancelPrefetch(BlockKey{p1, 0}), CancelOutcome::kDequeued);
   ASSERT_EQ(f1.wait_for(std::chrono::seconds(0)), std::future_status::ready);
-  EXPECT_EQ(f1.get().status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(f1.get().status().code(), StatusCode::kCancelled);
   EXPECT_EQ(f.CancelPrefetch(BlockKey{p1, 0}), CancelOutcome::kNotFound);
   order.gate.Open();
   ASSERT_TRUE(Wait(fb).ok());
@@ -414,33 +415,55 @@ TEST(BlockFetcher, PrefetchADemandReaderJoinedIsNotCancelled) {
   EXPECT_EQ(f.stats().cancelled_queued, 0u);
 }
 
-// A running read-ahead GET that is cancelled has its token set and leaves
-// the in-flight map: a later fetch of the block starts its own GET instead
-// of joining one being aborted. abort_running=false leaves it running.
-TEST(BlockFetcher, CancelledRunningPrefetchIsNotJoined) {
-  MemoryStore store;
+// A running read-ahead GET that is cancelled gets its token set (the store
+// aborts it) and leaves the in-flight map: a later fetch of the block starts
+// its own GET instead of joining one being aborted. abort_running=false
+// leaves it running.
+TEST(BlockFetcher, CancelledRunningPrefetchIsAbortedAndNotJoined) {
+  CancellableStore store;
   std::string data = Pattern(1024);
   ObjectId id = AddObject(store, "a", data);
-  Gate gate;
-  std::atomic<bool> hold{true};
-  store.SetHook([&](StoreOp op, const std::string&) {
-    if (op == StoreOp::kGet && hold) gate.Wait();
-  });
+  store.Hold(true);
   BlockFetcher f(store, nullptr, SmallBlocks(2));
   auto fp = f.Fetch(BlockKey{id, 0}, FetchPriority::kPrefetch);
-  ASSERT_TRUE(gate.AwaitWaiters(1));
+  ASSERT_TRUE(store.AwaitWaiting(1));
   EXPECT_EQ(f.CancelPrefetch(BlockKey{id, 0}, /*abort_running=*/false), CancelOutcome::kKept);
   EXPECT_EQ(f.CancelPrefetch(BlockKey{id, 0}), CancelOutcome::kAborting);
-  hold = false;
-  auto fd = f.Fetch(BlockKey{id, 0});
-  Result<BlockData> r = Wait(fd);
+  Result<BlockData> aborted = Wait(fp);
+  ASSERT_FALSE(aborted.ok());
+  EXPECT_EQ(aborted.status().code(), StatusCode::kCancelled);
+  EXPECT_EQ(store.aborted(), 1);
+  store.Hold(false);
+  Result<BlockData> r = Wait(f.Fetch(BlockKey{id, 0}));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(**r, data);
   EXPECT_EQ(f.stats().collapsed, 0u);
-  gate.Open();
-  ASSERT_EQ(fp.wait_for(kMaxWait), std::future_status::ready);
-  EXPECT_EQ(store.counters().get, 2);
+  EXPECT_EQ(store.counters().get, 1);  // the aborted GET read nothing
   EXPECT_EQ(f.stats().cancelled_running, 1u);
+}
+
+// Shutdown does not wait for the GETs still running: it cancels their
+// tokens, and the store aborts them (this one would otherwise hold them for
+// kMaxWait).
+TEST(BlockFetcher, DestructorAbortsRunningGetsInsteadOfWaitingForThem) {
+  CancellableStore store;
+  ObjectId id = AddObject(store, "a", Pattern(8 * 1024));
+  store.Hold(true);
+  auto f = std::make_unique<BlockFetcher>(store, nullptr, SmallBlocks(2));
+  std::vector<BlockFetcher::Future> futures;
+  for (uint64_t i = 0; i < 8; ++i) {
+    futures.push_back(f->Fetch(BlockKey{id, i}, FetchPriority::kPrefetch));
+  }
+  ASSERT_TRUE(store.AwaitWaiting(2));
+  auto destroyed = std::async(std::launch::async, [&] { f.reset(); });
+  // Generous: the held GETs would keep it for kMaxWait (20 s).
+  ASSERT_EQ(destroyed.wait_for(kMaxWait / 2), std::future_status::ready);
+  EXPECT_EQ(store.aborted(), 2);
+  EXPECT_EQ(store.counters().get, 0);
+  for (auto& fut : futures) {
+    ASSERT_EQ(fut.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+    EXPECT_FALSE(fut.get().ok());
+  }
 }
 
 TEST(BlockFetcher, DestructorWithGetsInFlightJoinsAndFailsQueuedFetches) {

@@ -546,6 +546,26 @@ TEST(CachingReader, DestroyedWithReadAheadInFlightDoesNotHang) {
   EXPECT_LT(store.counters().get, 64);  // queued read-ahead was abandoned
 }
 
+// Shutdown with whole-file read-ahead queued and running: the destructor
+// cancels the queued fetches (never issued) and aborts the running GETs
+// instead of waiting for them (the store would hold them for kMaxWait).
+TEST(CachingReader, DestroyedWithReadAheadInFlightCancelsItInsteadOfWaiting) {
+  readahead_test::CancellableStore store;
+  ObjectId id = AddObject(store, "w.safetensors", Pattern(64 * kBlock));
+  store.Hold(true);
+  ReadAheadOptions o = Options();
+  o.prefetch_whole = "*.safetensors";
+  FakeCache cache;
+  auto reader = std::make_unique<CachingReader>(store, &cache, o);
+  reader->Opened(id);  // whole-file read-ahead: 64 blocks, 4 running
+  ASSERT_TRUE(store.AwaitWaiting(o.max_inflight));
+  auto destroyed = std::async(std::launch::async, [&] { reader.reset(); });
+  ASSERT_EQ(destroyed.wait_for(kMaxWait / 2), std::future_status::ready);
+  EXPECT_EQ(store.aborted(), o.max_inflight);
+  EXPECT_EQ(store.counters().get, 0);  // nothing read, nothing else asked
+  EXPECT_EQ(cache.size(), 0u);
+}
+
 // Not a test: prints CachingReader throughput over MemoryStore (with a
 // simulated per-GET latency). Run with
 // --gtest_also_run_disabled_tests --gtest_filter=*Throughput*.

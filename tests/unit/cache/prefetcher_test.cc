@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <vector>
 
@@ -18,6 +19,7 @@ namespace dsfs {
 namespace {
 
 using readahead_test::AddObject;
+using readahead_test::CancellableStore;
 using readahead_test::Eventually;
 using readahead_test::Gate;
 using readahead_test::kMaxWait;
@@ -45,7 +47,7 @@ struct Rig {
         fetcher(store, nullptr, o, &metrics),
         prefetcher(fetcher, budget, o, &metrics) {}
   ReadAheadOptions options;
-  MemoryStore store;
+  CancellableStore store;  // a MemoryStore unless told to hold GETs
   Metrics metrics;
   MemoryBudget budget;
   BlockFetcher fetcher;
@@ -345,17 +347,6 @@ TEST(Prefetcher, ForgetsIdleObjectsBeyondTheTrackingLimit) {
   EXPECT_TRUE(rig.prefetcher.StateOf(ids[4]).tracked);
 }
 
-// A store whose GETs wait at a gate while `hold` is set.
-struct HeldGets {
-  explicit HeldGets(MemoryStore& store) {
-    store.SetHook([this](StoreOp op, const std::string&) {
-      if (op == StoreOp::kGet && hold) gate.Wait();
-    });
-  }
-  std::atomic<bool> hold{true};
-  Gate gate;
-};
-
 // Sequential reads of blocks [0, n) of id, as CachingReader reports them.
 void ReadSequentially(Rig& rig, const ObjectId& id, uint64_t n) {
   for (uint64_t b = 0; b < n; ++b) rig.prefetcher.OnRead(id, b * kBlock, kBlock);
@@ -363,24 +354,51 @@ void ReadSequentially(Rig& rig, const ObjectId& id, uint64_t n) {
 
 // Closing the last handle takes back the stream's read-ahead: fetches still
 // queued are never issued and their budget returns at once; GETs already
-// running are cancelled and stay charged only until they end.
-TEST(Prefetcher, CloseCancelsQueuedReadAheadAndReturnsItsBudget) {
+// running are aborted through their token, and stay charged until they end.
+TEST(Prefetcher, CloseCancelsReadAheadAndReturnsItsBudget) {
   ReadAheadOptions o = Options();
   o.max_inflight = 2;
   Rig rig(o);
   ObjectId id = AddObject(rig.store, "f", Pattern(64 * kBlock));
-  HeldGets held(rig.store);
+  rig.store.Hold(true);
   rig.prefetcher.Opened(id);
   ReadSequentially(rig, id, 4);  // window 8: blocks 1..11 issued
   EXPECT_EQ(rig.prefetcher.prefetched_blocks(), 11u);
-  ASSERT_TRUE(held.gate.AwaitWaiters(2));  // both GET threads are in the store
+  ASSERT_TRUE(rig.store.AwaitWaiting(2));  // both GET threads are in the store
   EXPECT_EQ(rig.budget.used(), 11 * kBlock);
   rig.prefetcher.Released(id);
-  EXPECT_EQ(rig.fetcher.stats().cancelled_queued, 9u);
-  EXPECT_EQ(rig.fetcher.stats().cancelled_running, 2u);
-  EXPECT_EQ(rig.budget.used(), 2 * kBlock);  // the two running GETs
+  FetcherStats s = rig.fetcher.stats();
+  EXPECT_EQ(s.cancelled_queued, 9u);
+  EXPECT_EQ(s.cancelled_running, 2u);
+  EXPECT_LE(rig.budget.used(), 2 * kBlock);  // at most the two running GETs
+  // The store aborts them; nothing else is asked of it.
+  ASSERT_TRUE(Eventually([&] {
+    rig.prefetcher.Reclaim();
+    return rig.budget.used() == 0;
+  }));
+  EXPECT_EQ(rig.prefetcher.closing_streams(), 0u);
+  EXPECT_EQ(rig.store.aborted(), 2);
+  EXPECT_EQ(rig.store.counters().get, 0);
+}
+
+// A closed stream whose GETs cannot be aborted (the store ignores the
+// token) stays charged, on its own account, until they end.
+TEST(Prefetcher, ClosedStreamStaysChargedUntilItsGetsEnd) {
+  ReadAheadOptions o = Options();
+  o.max_inflight = 2;
+  Rig rig(o);
+  ObjectId id = AddObject(rig.store, "f", Pattern(64 * kBlock));
+  Gate gate;
+  rig.store.SetHook([&](StoreOp op, const std::string&) {
+    if (op == StoreOp::kGet) gate.Wait();
+  });
+  rig.prefetcher.Opened(id);
+  ReadSequentially(rig, id, 4);
+  ASSERT_TRUE(gate.AwaitWaiters(2));
+  rig.prefetcher.Released(id);
+  EXPECT_EQ(rig.budget.used(), 2 * kBlock);
   EXPECT_EQ(rig.prefetcher.closing_streams(), 1u);
-  held.gate.Open();
+  gate.Open();
   ASSERT_TRUE(Eventually([&] {
     rig.prefetcher.Reclaim();
     return rig.budget.used() == 0;
@@ -390,54 +408,87 @@ TEST(Prefetcher, CloseCancelsQueuedReadAheadAndReturnsItsBudget) {
 }
 
 // A far seek cancels the read-ahead of the old position the same way.
-TEST(Prefetcher, FarSeekCancelsQueuedReadAhead) {
+TEST(Prefetcher, FarSeekCancelsReadAhead) {
   ReadAheadOptions o = Options();
   o.max_inflight = 2;
   Rig rig(o);
   ObjectId id = AddObject(rig.store, "f", Pattern(64 * kBlock));
-  HeldGets held(rig.store);
+  rig.store.Hold(true);
   rig.prefetcher.Opened(id);
   ReadSequentially(rig, id, 4);
-  ASSERT_TRUE(held.gate.AwaitWaiters(2));
+  ASSERT_TRUE(rig.store.AwaitWaiting(2));
   rig.prefetcher.OnRead(id, 50 * kBlock, kBlock);
   EXPECT_EQ(Window(rig, id), 0u);
   EXPECT_EQ(rig.fetcher.stats().cancelled_queued, 9u);
-  EXPECT_EQ(rig.budget.used(), 2 * kBlock);
-  EXPECT_EQ(rig.prefetcher.StateOf(id).charged, 2 * kBlock);  // on the stream's account
-  held.gate.Open();
+  EXPECT_EQ(rig.fetcher.stats().cancelled_running, 2u);
+  EXPECT_LE(rig.prefetcher.StateOf(id).charged, 2 * kBlock);  // on the stream's account
   ASSERT_TRUE(Eventually([&] {
     rig.prefetcher.Reclaim();
     return rig.budget.used() == 0;
   }));
-  EXPECT_EQ(rig.store.counters().get, 2);
+  EXPECT_EQ(rig.store.aborted(), 2);
+  EXPECT_EQ(rig.store.counters().get, 0);
   // Reading on from the new position is read-ahead as usual.
-  held.hold = false;
+  rig.store.Hold(false);
   rig.prefetcher.OnRead(id, 51 * kBlock, kBlock);
   EXPECT_EQ(Window(rig, id), kBlock);
-  ASSERT_TRUE(Eventually([&] { return rig.store.counters().get == 3; }));
+  ASSERT_TRUE(Eventually([&] { return rig.store.counters().get == 1; }));
+}
+
+// A read beyond seq_tolerance that lands on a block the stream holds is
+// inside its own read-ahead (the kernel's parallel read-ahead delivers
+// requests out of order): its fetches are left to finish, so a reader going
+// on finds them instead of fetching them twice.
+TEST(Prefetcher, SeekInsideTheReadAheadKeepsItsFetches) {
+  ReadAheadOptions o = Options();
+  o.max_inflight = 2;
+  Rig rig(o);
+  ObjectId id = AddObject(rig.store, "f", Pattern(64 * kBlock));
+  rig.store.Hold(true);
+  rig.prefetcher.Opened(id);
+  ReadSequentially(rig, id, 4);  // blocks 1..11 in flight
+  ASSERT_TRUE(rig.store.AwaitWaiting(2));
+  rig.prefetcher.OnRead(id, 9 * kBlock, kBlock);  // 5 blocks ahead: not sequential
+  EXPECT_EQ(Window(rig, id), 0u);
+  EXPECT_EQ(rig.fetcher.stats().cancelled_queued, 0u);
+  EXPECT_EQ(rig.fetcher.stats().cancelled_running, 0u);
+  EXPECT_EQ(rig.prefetcher.StateOf(id).blocks, 11u);
+  rig.store.Hold(false);
+  for (uint64_t b = 1; b <= 11; ++b) {
+    auto f = rig.prefetcher.Take(BlockKey{id, b});
+    ASSERT_TRUE(f.has_value()) << b;
+    ASSERT_EQ(f->wait_for(kMaxWait), std::future_status::ready);
+    ASSERT_TRUE(f->get().ok()) << b;
+  }
+  EXPECT_EQ(rig.store.counters().get, 11);
 }
 
 // Destroying the prefetcher (shutdown) cancels what every stream started
-// and returns all its budget; no queued read-ahead is issued afterwards.
+// and returns all its budget; no queued read-ahead is issued afterwards, and
+// the fetcher's destructor does not wait for the GETs that were running.
 TEST(Prefetcher, ShutdownCancelsReadAheadAndReturnsTheBudget) {
   ReadAheadOptions o = Options();
   o.max_inflight = 2;
-  MemoryStore store;
-  HeldGets held(store);
+  CancellableStore store;
   MemoryBudget budget(o.prefetch_mem);
   auto fetcher = std::make_unique<BlockFetcher>(store, nullptr, o);
   auto prefetcher = std::make_unique<Prefetcher>(*fetcher, budget, o);
   ObjectId a = AddObject(store, "a.safetensors", Pattern(40 * kBlock));
   ObjectId b = AddObject(store, "b", Pattern(40 * kBlock));
+  store.Hold(true);
   prefetcher->Opened(a);  // whole file: 40 blocks
-  for (uint64_t i = 0; i < 4; ++i) prefetcher->OnRead(b, i * kBlock, kBlock);
-  ASSERT_TRUE(held.gate.AwaitWaiters(2));
+  for (uint64_t i = 0; i < 4; ++i) prefetcher->OnRead(b, i * kBlock, kBlock);  // 11 blocks
+  ASSERT_TRUE(store.AwaitWaiting(2));
   prefetcher.reset();
   EXPECT_EQ(budget.used(), 0u);
-  EXPECT_EQ(fetcher->stats().cancelled_queued, 40u + 11u - 2u);
-  held.gate.Open();
-  fetcher.reset();
-  EXPECT_EQ(store.counters().get, 2);
+  FetcherStats s = fetcher->stats();
+  EXPECT_EQ(s.cancelled_queued, 40u + 11u - 2u);
+  EXPECT_EQ(s.cancelled_running, 2u);
+  auto destroyed = std::async(std::launch::async, [&] { fetcher.reset(); });
+  // Generous: the held GETs would keep it for kMaxWait (20 s).
+  ASSERT_EQ(destroyed.wait_for(kMaxWait / 2), std::future_status::ready);
+  EXPECT_EQ(store.aborted(), 2);
+  EXPECT_EQ(store.counters().get, 0);
 }
 
 // A loader opens every shard first (each one whole-file read-ahead) and

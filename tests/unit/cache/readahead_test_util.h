@@ -18,6 +18,7 @@
 #include "backends/memory_store.h"
 #include "cache/block_cache.h"
 #include "cache/object_reader.h"
+#include "common/cancel.h"
 
 namespace dsfs::readahead_test {
 
@@ -147,6 +148,52 @@ class FakeCache : public BlockCache {
   int gets_ = 0;                     // guarded by mu_
   int puts_ = 0;                     // guarded by mu_
   uint64_t bytes_ = 0;               // guarded by mu_
+};
+
+// A MemoryStore whose GETs, while held, wait until their request's token
+// is cancelled (then fail with Cancelled before touching the data, as
+// S3Store aborts a transfer) or until released; never longer than kMaxWait.
+class CancellableStore : public MemoryStore {
+ public:
+  Result<GetResult> Get(const GetRequest& request, char* buf, size_t buf_len) override {
+    {
+      std::unique_lock lock(mu_);
+      ++waiting_;
+      cv_.notify_all();
+      auto deadline = std::chrono::steady_clock::now() + kMaxWait;
+      // A token has no wake-up: poll it.
+      while (hold_ && !IsCancelled(request.cancel) && std::chrono::steady_clock::now() < deadline) {
+        cv_.wait_for(lock, std::chrono::milliseconds(1));
+      }
+      --waiting_;
+      if (IsCancelled(request.cancel)) {
+        ++aborted_;
+        return Status::Cancelled("GET of '" + request.key + "' aborted");
+      }
+    }
+    return MemoryStore::Get(request, buf, buf_len);
+  }
+  void Hold(bool hold) {
+    std::lock_guard lock(mu_);
+    hold_ = hold;
+    cv_.notify_all();
+  }
+  // True once n GETs wait (false after kMaxWait).
+  bool AwaitWaiting(int n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, kMaxWait, [&] { return waiting_ >= n; });
+  }
+  int aborted() const {
+    std::lock_guard lock(mu_);
+    return aborted_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool hold_ = false;  // guarded by mu_
+  int waiting_ = 0;    // guarded by mu_
+  int aborted_ = 0;    // guarded by mu_
 };
 
 // Puts data under key and returns its ObjectId (with the store's ETag).
