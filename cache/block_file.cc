@@ -38,18 +38,17 @@ std::string ErrnoText(int err) { return std::strerror(err); }
 bool IsAligned(uint64_t n) { return n % kDirectIoAlignment == 0; }
 bool IsAligned(const void* p) { return IsAligned(reinterpret_cast<uintptr_t>(p)); }
 
-// Whether a version 2 header is padded: when the data can be written with O_DIRECT.
+// Whether a header is padded: when the data can be written with O_DIRECT.
 bool PaddedHeader(uint64_t data_length) { return data_length > 0 && IsAligned(data_length); }
 
-// Header length: the fields and the trailing checksum, padded (version 2)
-// so the data is aligned when the data's length is.
-uint64_t HeaderLength(uint64_t key_length, uint64_t etag_length, uint64_t data_length,
-                      bool padded_format = true) {
+// Header length: the fields and the trailing checksum, padded so the data
+// is aligned when the data's length is.
+uint64_t HeaderLength(uint64_t key_length, uint64_t etag_length, uint64_t data_length) {
   uint64_t exact = kBlockHeaderFixedSize + key_length + etag_length + 8;
-  return padded_format && PaddedHeader(data_length) ? Buffer::RoundUp(exact) : exact;
+  return PaddedHeader(data_length) ? Buffer::RoundUp(exact) : exact;
 }
-uint64_t HeaderLength(const BlockKey& key, uint64_t data_length) {
-  return HeaderLength(key.object.key.size(), key.object.etag.size(), data_length);
+uint64_t HeaderLength(const BlockExtent& e) {
+  return HeaderLength(e.object.key.size(), e.object.etag.size(), e.length);
 }
 
 // Closes a file descriptor when it goes out of scope.
@@ -93,13 +92,30 @@ bool PreadFull(int fd, char* buf, size_t len, uint64_t offset) {
   return true;
 }
 
-Result<int> OpenForRead(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME);
-  if (fd < 0 && errno == EPERM) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+// Opens a block file without following a symlink and without waiting on a
+// FIFO (O_NONBLOCK has no effect on a regular file's reads), then checks it
+// is a regular file. *size is its size.
+Result<int> OpenForRead(const std::string& path, uint64_t* size) {
+  constexpr int kFlags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+  int fd = ::open(path.c_str(), kFlags | O_NOATIME);
+  if (fd < 0 && errno == EPERM) fd = ::open(path.c_str(), kFlags);
   if (fd < 0) {
     if (errno == ENOENT || errno == ENOTDIR) return Status::NotFound(path);
+    if (errno == ELOOP) return Status::Corruption(path + ": is a symlink");
+    if (errno == ENXIO) return Status::Corruption(path + ": is a socket or FIFO");
     return Status::IoError("open " + path + ": " + ErrnoText(errno));
   }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Status::IoError("stat " + path + ": " + ErrnoText(err));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Status::Corruption(path + ": not a regular file");
+  }
+  *size = static_cast<uint64_t>(st.st_size);
   return fd;
 }
 
@@ -189,33 +205,58 @@ WriteError WriteNewFile(const std::string& path, const iovec (&iov)[2], bool dir
 
 }  // namespace
 
-BlockId ComputeBlockId(const BlockKey& key) {
+BlockExtent ExtentOf(const BlockKey& key, uint64_t block_size) {
+  BlockExtent e{key.object, 0, 0};
+  // Saturating: an index past the end is an empty extent, never a wrap.
+  if (block_size == 0 || key.index > key.object.size / block_size) {
+    e.offset = key.object.size;
+    return e;
+  }
+  e.offset = key.index * block_size;
+  e.length = std::min<uint64_t>(block_size, key.object.size - e.offset);
+  return e;
+}
+
+BlockId ComputeBlockId(const BlockExtent& e) {
   std::string enc;
-  enc.reserve(32 + key.object.key.size() + key.object.etag.size());
+  enc.reserve(48 + e.object.key.size() + e.object.etag.size());
+  PutU64(&enc, e.object.key.size());
+  enc += e.object.key;
+  PutU64(&enc, e.object.etag.size());
+  enc += e.object.etag;
+  PutU64(&enc, e.object.size);
+  PutU64(&enc, e.offset);
+  PutU64(&enc, e.length);
+  return Xxh3_128(enc);
+}
+
+size_t BlockKeyHash::operator()(const BlockKey& key) const {
+  std::string enc;
+  enc.reserve(24 + key.object.key.size() + key.object.etag.size());
   PutU64(&enc, key.object.key.size());
   enc += key.object.key;
   PutU64(&enc, key.object.etag.size());
   enc += key.object.etag;
   PutU64(&enc, key.object.size);
   PutU64(&enc, key.index);
-  return Xxh3_128(enc);
+  return static_cast<size_t>(Xxh3_64(enc));
 }
 
-std::string EncodeBlockHeader(const BlockKey& key, std::string_view data) {
-  const uint64_t header_len = HeaderLength(key, data.size());
+std::string EncodeBlockHeader(const BlockExtent& extent, std::string_view data) {
+  const uint64_t header_len = HeaderLength(extent);
   std::string h;
   h.reserve(header_len);
   h.append(kMagic, sizeof(kMagic));
   PutU32(&h, kBlockFormatVersion);
   PutU32(&h, static_cast<uint32_t>(header_len));
-  PutU64(&h, key.object.size);
-  PutU64(&h, key.index);
+  PutU64(&h, extent.object.size);
+  PutU64(&h, extent.offset);
   PutU64(&h, data.size());
   PutU64(&h, Xxh3_64(data));
-  PutU32(&h, static_cast<uint32_t>(key.object.key.size()));
-  PutU32(&h, static_cast<uint32_t>(key.object.etag.size()));
-  h += key.object.key;
-  h += key.object.etag;
+  PutU32(&h, static_cast<uint32_t>(extent.object.key.size()));
+  PutU32(&h, static_cast<uint32_t>(extent.object.etag.size()));
+  h += extent.object.key;
+  h += extent.object.etag;
   h.resize(header_len - 8, '\0');
   PutU64(&h, Xxh3_64(h));
   return h;
@@ -226,7 +267,12 @@ Result<BlockFileInfo> DecodeBlockHeader(std::string_view bytes) {
   const char* p = bytes.data();
   if (std::memcmp(p, kMagic, sizeof(kMagic)) != 0) return Status::Corruption("bad magic");
   uint32_t version = GetU32(p + 8);
-  if (version != kBlockFormatVersion && version != 1) {
+  if (version == 1 || version == 2) {
+    // They name a block index, not a byte offset: never served.
+    return Status::Corruption(std::string(kOldBlockFormat) + " version " +
+                              std::to_string(version));
+  }
+  if (version != kBlockFormatVersion) {
     return Status::Corruption("unknown block format version " + std::to_string(version));
   }
   uint64_t header_len = GetU32(p + 12);
@@ -236,7 +282,7 @@ Result<BlockFileInfo> DecodeBlockHeader(std::string_view bytes) {
   }
   uint64_t key_len = GetU32(p + 48);
   uint64_t etag_len = GetU32(p + 52);
-  if (header_len != HeaderLength(key_len, etag_len, GetU64(p + 32), version != 1)) {
+  if (header_len != HeaderLength(key_len, etag_len, GetU64(p + 32))) {
     return Status::Corruption("header lengths do not add up");
   }
   if (Xxh3_64(p, header_len - 8) != GetU64(p + header_len - 8)) {
@@ -244,22 +290,30 @@ Result<BlockFileInfo> DecodeBlockHeader(std::string_view bytes) {
   }
   BlockFileInfo info;
   info.header_length = header_len;
-  info.key.object.size = GetU64(p + 16);
-  info.key.index = GetU64(p + 24);
+  info.extent.object.size = GetU64(p + 16);
+  info.extent.offset = GetU64(p + 24);
   info.data_length = GetU64(p + 32);
+  info.extent.length = info.data_length;
   info.data_checksum = GetU64(p + 40);
-  info.key.object.key.assign(p + kBlockHeaderFixedSize, key_len);
-  info.key.object.etag.assign(p + kBlockHeaderFixedSize + key_len, etag_len);
+  info.extent.object.key.assign(p + kBlockHeaderFixedSize, key_len);
+  info.extent.object.etag.assign(p + kBlockHeaderFixedSize + key_len, etag_len);
+  if (info.extent.offset > info.extent.object.size ||
+      info.data_length > info.extent.object.size - info.extent.offset) {
+    return Status::Corruption("extent lies outside the object");
+  }
   return info;
 }
 
-uint64_t BlockFileSize(const BlockKey& key, uint64_t data_length) {
-  return HeaderLength(key, data_length) + data_length;
-}
+uint64_t BlockFileSize(const BlockExtent& extent) { return HeaderLength(extent) + extent.length; }
 
-Status WriteBlockFile(const std::string& tmp_path, const BlockKey& key, std::string_view data) {
+Status WriteBlockFile(const std::string& tmp_path, const BlockExtent& extent,
+                      std::string_view data) {
+  if (data.size() != extent.length) {
+    return Status::InvalidArgument("block data is " + std::to_string(data.size()) +
+                                   " bytes, its extent " + std::to_string(extent.length));
+  }
   // The header goes in an aligned buffer too, so both parts qualify for O_DIRECT.
-  std::shared_ptr<Buffer> header = Buffer::Copy(EncodeBlockHeader(key, data));
+  std::shared_ptr<Buffer> header = Buffer::Copy(EncodeBlockHeader(extent, data));
   const iovec iov[2] = {{header->data(), header->size()},
                         {const_cast<char*>(data.data()), data.size()}};
   const bool direct = PaddedHeader(data.size()) && IsAligned(data.data());
@@ -273,18 +327,18 @@ Status WriteBlockFile(const std::string& tmp_path, const BlockKey& key, std::str
   return Status::Ok();
 }
 
-Result<BlockData> ReadBlockFile(const std::string& path, const BlockKey& expected,
+Result<BlockData> ReadBlockFile(const std::string& path, const BlockExtent& expected,
                                 BufferPool* pool) {
-  DSFS_ASSIGN_OR_RETURN(int raw, OpenForRead(path));
+  uint64_t size = 0;
+  DSFS_ASSIGN_OR_RETURN(int raw, OpenForRead(path, &size));
   Fd fd(raw);
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return Status::IoError("stat " + path + ": " + ErrnoText(errno));
-  DSFS_ASSIGN_OR_RETURN(BlockFileInfo info,
-                        ReadHeader(fd.get(), path, static_cast<uint64_t>(st.st_size)));
-  if (!(info.key == expected)) {
-    return Status::Corruption(path + ": holds block " + std::to_string(info.key.index) + " of '" +
-                              info.key.object.key + "' etag " + info.key.object.etag +
-                              ", not the one asked for");
+  DSFS_ASSIGN_OR_RETURN(BlockFileInfo info, ReadHeader(fd.get(), path, size));
+  if (!(info.extent == expected)) {
+    const BlockExtent& e = info.extent;
+    return Status::Corruption(path + ": holds bytes [" + std::to_string(e.offset) + ", +" +
+                              std::to_string(e.length) + ") of '" + e.object.key + "' etag " +
+                              e.object.etag + " size " + std::to_string(e.object.size) +
+                              ", not the extent asked for");
   }
   std::shared_ptr<Buffer> data = AllocateBuffer(pool, info.data_length);
   if (!PreadFull(fd.get(), data->data(), info.data_length, info.header_length)) {
@@ -301,11 +355,10 @@ Result<BlockData> ReadBlockFile(const std::string& path, const BlockKey& expecte
 }
 
 Result<BlockFileInfo> ReadBlockFileHeader(const std::string& path) {
-  DSFS_ASSIGN_OR_RETURN(int raw, OpenForRead(path));
+  uint64_t size = 0;
+  DSFS_ASSIGN_OR_RETURN(int raw, OpenForRead(path, &size));
   Fd fd(raw);
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return Status::IoError("stat " + path + ": " + ErrnoText(errno));
-  return ReadHeader(fd.get(), path, static_cast<uint64_t>(st.st_size));
+  return ReadHeader(fd.get(), path, size);
 }
 
 }  // namespace dsfs

@@ -1,5 +1,11 @@
 // On-disk format of one cached block, and the identity that names it.
 //
+// What a block file holds is the byte range [offset, offset + length) of
+// one object version (key, ETag, object size): a BlockExtent. The file name
+// (BlockId) is derived from all five, the header stores all five, and every
+// read checks all five, so a block written with another block_size (another
+// offset or length) can never be served in place of the one asked for.
+//
 // A block file is a header followed by the block's bytes:
 //
 //   offset size  field (integers little-endian)
@@ -7,30 +13,39 @@
 //   8      4     format version (kBlockFormatVersion)
 //   12     4     header length H (bytes, including the trailing checksum)
 //   16     8     object size
-//   24     8     block index
-//   32     8     data length D
+//   24     8     byte offset of the data in the object
+//   32     8     data length D (the extent's length)
 //   40     8     XXH3-64 of the data
 //   48     4     key length K
 //   52     4     ETag length E
 //   56     K     object key
 //   56+K   E     ETag
-//   56+K+E P     zero padding (version 2, see below)
+//   56+K+E P     zero padding (see below)
 //   H-8    8     XXH3-64 of header bytes [0, H-8)
 //   H      D     data
 //
-// Version 2 pads the header to a multiple of kDirectIoAlignment when D is
-// one too, so the data starts on an aligned offset and whole blocks are
+// The header is padded to a multiple of kDirectIoAlignment when D is one
+// too, so the data starts on an aligned offset and whole blocks are
 // written with O_DIRECT: no copy into the page cache, no dirty pages to
 // write back. Other blocks (an object's short last block) are unpadded and
 // written buffered. Reads are buffered (the kernel's read-ahead made them
 // ~25% faster than O_DIRECT here) and drop the file's pages afterwards: the
 // FUSE page cache holds the bytes, the cache file need not hold them in RAM
-// too. Version 1 files (never padded) are still read.
+// too.
+//
+// Versions: 1 (unpadded) and 2 (padded) stored the block index where
+// version 3 stores the byte offset. An index means nothing without the
+// block_size it was written with, so version 1 and 2 files are never
+// served: decoding one is Corruption (kOldBlockFormat in the message) and
+// the caller deletes it.
 //
 // Every read checks all of it: magic, version, header checksum, that the
-// header names the block we asked for (key, ETag, size, index), that the
-// file is exactly H + D bytes, and the data checksum. Anything else is
-// Corruption: the caller drops the file and treats it as a miss.
+// header names the extent we asked for (key, ETag, size, offset, length),
+// that the file is exactly H + D bytes, and the data checksum. Anything
+// else is Corruption: the caller drops the file and treats it as a miss.
+// Block files are opened O_NOFOLLOW | O_NONBLOCK and must be regular files
+// (fstat): a symlink, FIFO, socket or directory at a block's path is
+// Corruption, never followed or waited on.
 #pragma once
 
 #include <cstdint>
@@ -43,38 +58,55 @@
 
 namespace dsfs {
 
-inline constexpr uint32_t kBlockFormatVersion = 2;
+inline constexpr uint32_t kBlockFormatVersion = 3;
 inline constexpr size_t kDirectIoAlignment = Buffer::kAlignment;
 inline constexpr size_t kBlockHeaderFixedSize = 56;
 // S3 keys are at most 1024 bytes; ETags are short. Bounding the header
 // keeps a corrupt length field from making us allocate gigabytes.
 inline constexpr size_t kMaxBlockHeaderSize = 8192;
 
+// The bytes a block file holds: [offset, offset + length) of one object
+// version.
+struct BlockExtent {
+  ObjectId object;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  bool operator==(const BlockExtent&) const = default;
+};
+
+// Block key.index of an object cut into blocks of block_size bytes (the
+// last one shorter; an index past the end has length 0).
+BlockExtent ExtentOf(const BlockKey& key, uint64_t block_size);
+
 // A block's identity: XXH3-128 of a canonical, length-prefixed encoding of
-// (key, etag, size, index). The same block always gets the same id, and so
-// the same file name.
+// (key, etag, size, offset, length). The same extent always gets the same
+// id, and so the same file name.
 using BlockId = Hash128;
-BlockId ComputeBlockId(const BlockKey& key);
+BlockId ComputeBlockId(const BlockExtent& extent);
 
 struct BlockIdHash {
   size_t operator()(const BlockId& id) const { return static_cast<size_t>(id.low ^ id.high); }
 };
-// Hashes a BlockKey (for in-memory maps), via ComputeBlockId.
+// Hashes a BlockKey (for in-memory maps).
 struct BlockKeyHash {
-  size_t operator()(const BlockKey& key) const { return BlockIdHash()(ComputeBlockId(key)); }
+  size_t operator()(const BlockKey& key) const;
 };
 
 // What a header says (everything but the data).
 struct BlockFileInfo {
-  BlockKey key;
+  BlockExtent extent;
   uint64_t data_length = 0;
   uint64_t data_checksum = 0;
   uint64_t header_length = 0;
   uint64_t file_size() const { return header_length + data_length; }
 };
 
-// Header bytes for data stored as key (padded as described above).
-std::string EncodeBlockHeader(const BlockKey& key, std::string_view data);
+// Header bytes for data stored as extent (padded as described above).
+// data.size() must be extent.length.
+std::string EncodeBlockHeader(const BlockExtent& extent, std::string_view data);
+
+// Marks the Corruption message of a version 1/2 file.
+inline constexpr char kOldBlockFormat[] = "old block format";
 
 // Parses and verifies a header (magic, version, lengths, header checksum).
 // `bytes` may extend past the header. Corruption on any mismatch.
@@ -86,16 +118,17 @@ Result<BlockFileInfo> DecodeBlockHeader(std::string_view bytes);
 // status is IoError (ENOSPC, EIO, ...). No fsync: a torn file after power
 // loss fails its checksum on read and is dropped, which is what the header
 // is for.
-Status WriteBlockFile(const std::string& path, const BlockKey& key, std::string_view data);
+// InvalidArgument if data.size() is not extent.length.
+Status WriteBlockFile(const std::string& path, const BlockExtent& extent, std::string_view data);
 
-// Size of the file WriteBlockFile writes for this block.
-uint64_t BlockFileSize(const BlockKey& key, uint64_t data_length);
+// Size of the file WriteBlockFile writes for this extent.
+uint64_t BlockFileSize(const BlockExtent& extent);
 
 // Reads and verifies the block file at path, which must hold `expected`.
-// NotFound if there is no file; Corruption if anything does not match;
-// IoError if reading fails.
+// NotFound if there is no file; Corruption if anything does not match
+// (including a path that is not a regular file); IoError if reading fails.
 // The data buffer comes from pool when one is given.
-Result<BlockData> ReadBlockFile(const std::string& path, const BlockKey& expected,
+Result<BlockData> ReadBlockFile(const std::string& path, const BlockExtent& expected,
                                 BufferPool* pool = nullptr);
 
 // Reads and verifies only the header (for rebuilding the index), and

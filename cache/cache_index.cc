@@ -12,6 +12,7 @@ constexpr char kBlockPrefix = 'b';
 constexpr uint8_t kRecordVersion = 1;
 const char kMetaUsed[] = "m:used";
 const char kMetaSeq[] = "m:seq";
+const char kMetaBlockFormat[] = "m:blkfmt";
 
 void PutU64Le(std::string* out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -64,6 +65,7 @@ void CacheIndex::Batch::Delete(const BlockId& id) { batch_.Delete(EncodeKey(id))
 void CacheIndex::Batch::SetMeta(const IndexMeta& meta) {
   batch_.Put(kMetaUsed, EncodeU64(meta.used_bytes));
   batch_.Put(kMetaSeq, EncodeU64(meta.max_seq));
+  batch_.Put(kMetaBlockFormat, EncodeU64(meta.block_format));
 }
 
 std::string CacheIndex::EncodeKey(const BlockId& id) {
@@ -94,9 +96,9 @@ bool CacheIndex::DecodeRecord(const rocksdb::Slice& value, IndexRecord* rec) {
   return true;
 }
 
-Result<std::unique_ptr<CacheIndex>> CacheIndex::OpenDb(const std::string& path) {
+Result<std::unique_ptr<CacheIndex>> CacheIndex::OpenDb(const std::string& path, bool create) {
   rocksdb::Options options;
-  options.create_if_missing = true;
+  options.create_if_missing = create;
   options.paranoid_checks = true;
   // The index is small (tens of bytes per 4 MiB block); keep its WAL and
   // memtable small so a reopen after a crash replays little.
@@ -111,18 +113,30 @@ Result<std::unique_ptr<CacheIndex>> CacheIndex::OpenDb(const std::string& path) 
   return std::unique_ptr<CacheIndex>(new CacheIndex(path, db));
 }
 
-Result<std::unique_ptr<CacheIndex>> CacheIndex::Open(const std::string& path, bool* recreated) {
-  *recreated = false;
-  auto index = OpenDb(path);
-  if (index.ok()) return index;
-  // Anything but "the directory is missing" means the index is unusable;
-  // the block files are the truth, so start a new index and rebuild.
+Result<std::unique_ptr<CacheIndex>> CacheIndex::Open(const std::string& path,
+                                                     IndexOpenOutcome* outcome) {
+  namespace fs = std::filesystem;
+  *outcome = IndexOpenOutcome::kExisting;
+  std::error_code ec;
+  // An index directory without CURRENT never held a database (or lost it):
+  // the same as none. symlink_status: a symlink here is not our index.
+  auto st = fs::symlink_status(path + "/CURRENT", ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) {
+    return Status::IoError("cache index " + path + ": " + ec.message());
+  }
+  if (!fs::exists(st)) {
+    *outcome = IndexOpenOutcome::kCreated;
+    return OpenDb(path, true);
+  }
+  auto index = OpenDb(path, false);
+  if (index.ok() || index.status().code() != StatusCode::kCorruption) return index;
+  // Corrupt: the block files are the truth, so start a new index and rebuild.
   std::string aside = MoveAside(path);
-  spdlog::warn("cache index {} cannot be opened ({}); {} and rebuilding it from the block files",
-               path, index.status().message(),
+  spdlog::warn("cache index {} is corrupt ({}); {} and rebuilding it from the block files", path,
+               index.status().message(),
                aside.empty() ? std::string("deleted it") : "moved it to " + aside);
-  *recreated = true;
-  return OpenDb(path);
+  *outcome = IndexOpenOutcome::kRecreated;
+  return OpenDb(path, true);
 }
 
 Result<std::unique_ptr<CacheIndex>> CacheIndex::Recreate(std::unique_ptr<CacheIndex> index,
@@ -132,7 +146,7 @@ Result<std::unique_ptr<CacheIndex>> CacheIndex::Recreate(std::unique_ptr<CacheIn
   std::string aside = MoveAside(path);
   spdlog::warn("cache index {} is unreadable ({}); {} and rebuilding it from the block files", path,
                reason, aside.empty() ? std::string("deleted it") : "moved it to " + aside);
-  return OpenDb(path);
+  return OpenDb(path, true);
 }
 
 CacheIndex::~CacheIndex() {
@@ -160,7 +174,9 @@ Result<std::optional<IndexRecord>> CacheIndex::Get(const BlockId& id) const {
 Result<IndexMeta> CacheIndex::ReadMeta() const {
   IndexMeta meta;
   std::string value;
-  for (auto [name, field] : {std::pair{kMetaUsed, &meta.used_bytes}, {kMetaSeq, &meta.max_seq}}) {
+  for (auto [name, field] : {std::pair{kMetaUsed, &meta.used_bytes},
+                             {kMetaSeq, &meta.max_seq},
+                             {kMetaBlockFormat, &meta.block_format}}) {
     rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), name, &value);
     if (s.IsNotFound()) continue;
     if (!s.ok()) return FromRocks(s, "read cache index meta");
@@ -185,6 +201,17 @@ Status CacheIndex::ForEach(
     if (!fn(id, rec)) return Status::Ok();
   }
   return FromRocks(it->status(), "scan cache index");
+}
+
+Result<bool> CacheIndex::Empty() const {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  std::string prefix(1, kBlockPrefix);
+  it->Seek(prefix);
+  if (it->Valid()) return !it->key().starts_with(prefix);
+  DSFS_RETURN_IF_ERROR(FromRocks(it->status(), "scan cache index"));
+  return true;
 }
 
 Status CacheIndex::Flush() {

@@ -4,6 +4,8 @@
 //   "b" + id (16 bytes, big-endian high then low)  -> block record
 //   "m:used"                                      -> u64 bytes held (files' sizes)
 //   "m:seq"                                       -> u64 highest recency seq issued
+//   "m:blkfmt"                                    -> u64 block format version of
+//                                                    the ids (0: written before v3)
 // Block record: u8 record version (1), u64 file bytes, u64 recency seq
 // (little-endian). The file path is derived from the id (see
 // DiskBlockCache), so it is not stored.
@@ -35,6 +37,16 @@ struct IndexRecord {
 struct IndexMeta {
   uint64_t used_bytes = 0;
   uint64_t max_seq = 0;
+  // kBlockFormatVersion of the blocks the ids name; an index of older
+  // blocks (0) is reconciled once, which deletes them.
+  uint64_t block_format = 0;
+};
+
+// How CacheIndex::Open found the index.
+enum class IndexOpenOutcome {
+  kExisting,   // opened what was there
+  kCreated,    // there was none: a new, empty index
+  kRecreated,  // it was corrupt: moved aside, a new, empty index
 };
 
 class CacheIndex {
@@ -52,13 +64,16 @@ class CacheIndex {
     rocksdb::WriteBatch batch_;
   };
 
-  // Opens or creates the index at path. If the database exists but cannot
-  // be opened (corrupt files, garbage), it is moved aside to path.broken
-  // (replacing an older one; deleted if the rename fails), one warning is
-  // logged, an empty index is created and *recreated is set: the caller
-  // must rebuild it from the block files. Fails only if even a fresh index
-  // cannot be created (e.g. a read-only or full disk).
-  static Result<std::unique_ptr<CacheIndex>> Open(const std::string& path, bool* recreated);
+  // Opens or creates the index at path. If the database exists but is
+  // corrupt (RocksDB says Corruption: garbage files, a broken manifest), it
+  // is moved aside to path.broken (replacing an older one; deleted if the
+  // rename fails), one warning is logged and an empty index is created.
+  // Any other failure (permissions, its LOCK held by another process, a
+  // full disk) is returned as an error and the index is left alone: it is
+  // not known to be broken. *outcome says which happened; after kCreated
+  // or kRecreated the caller must rebuild the index from the block files.
+  static Result<std::unique_ptr<CacheIndex>> Open(const std::string& path,
+                                                  IndexOpenOutcome* outcome);
 
   // Moves this index's directory aside and returns a fresh one at the same
   // path (for corruption found after Open). `index` is closed first.
@@ -73,6 +88,8 @@ class CacheIndex {
   Result<std::optional<IndexRecord>> Get(const BlockId& id) const;
   // Meta keys; zeros on a new index.
   Result<IndexMeta> ReadMeta() const;
+  // Whether the index holds no block record.
+  Result<bool> Empty() const;
   // Calls fn for every block record (in id order) until it returns false.
   // Corruption if a record or the database is unreadable.
   Status ForEach(const std::function<bool(const BlockId&, const IndexRecord&)>& fn) const;
@@ -87,7 +104,7 @@ class CacheIndex {
 
  private:
   CacheIndex(std::string path, rocksdb::DB* db) : path_(std::move(path)), db_(db) {}
-  static Result<std::unique_ptr<CacheIndex>> OpenDb(const std::string& path);
+  static Result<std::unique_ptr<CacheIndex>> OpenDb(const std::string& path, bool create);
 
   std::string path_;
   std::unique_ptr<rocksdb::DB> db_;

@@ -1,28 +1,59 @@
 // DiskBlockCache: blocks in files under cache_dir, indexed by RocksDB.
 //
-// Layout of cache_dir (0700, files 0600):
-//   FORMAT               "dsfs-cache-format 1\n"; another number is refused
-//   LOCK                 flock()ed while open: one dsfs per cache_dir
-//   CLEAN                exists only between a clean close and the next Open
-//   index/               RocksDB: block id -> (file bytes, recency seq), usage
-//   index.broken/        the last index that could not be opened (kept for a look)
-//   tmp/                 blocks being written (<id>.<n>.tmp), renamed when complete
-//   blocks/XX/<id>.blk   one file per block; <id> = 32 hex digits of XXH3-128 of
-//                        (key, etag, size, index), XX = its first two digits
-//                        (256 directories: 10 TB of 4 MiB blocks is ~10k files each)
-// See block_file.h for the file format. The files are the truth: a block is
-// served only if its header names exactly the block asked for and both
-// checksums match; anything else is dropped, counted
+// Layout: see cache_dir.h. Block files are blocks/XX/<id>.blk, where <id>
+// is 32 hex digits of the BlockId of the block's extent (key, ETag, object
+// size, byte offset, length; see block_file.h) and XX its first two digits
+// (256 directories: 10 TB of 4 MiB blocks is ~10k files each). The cache
+// knows the mount's block_size, so BlockKey{object, index} names the extent
+// [index * block_size, +block_size) (shorter at the end of the object); a
+// cache_dir written with another block_size reuses the blocks whose offset
+// and length are the same, and never finds the others (they age out of the
+// LRU like any unused block).
+//
+// The files are the truth: a block is served only if its header names
+// exactly the extent asked for and both checksums match; anything else
+// (including a symlink, FIFO or directory at its path) is dropped, counted
 // (dsfs_cache_corrupt_blocks_total) and reported as a miss.
 //
-// Open does not scan: it checks the directory, reads FORMAT, opens RocksDB
-// and reads two meta keys. A background thread then loads the index into
-// the LRU policy (index entries only, no block files). Only after an
-// unclean shutdown (no CLEAN file) or a rebuilt index does it also scan the
-// block files: temp files are deleted, files without index entries are
-// checked and added (as least recently used) or deleted, and index entries
-// without files are dropped. Until the policy covers every block (ready()),
-// Get works (files are the truth) and Put waits up to ready_wait.
+// Start-up (cache/disk_cache_startup.cc). Open does not scan: it checks
+// the directory, takes the lock, reads FORMAT, opens RocksDB and reads the
+// meta keys. A background thread then walks the states below (or
+// LoadIndex() and Reconcile() do, called directly when background=false).
+// These are all the transitions:
+//
+//   Open          -> kLoadingIndex  an index with entries was opened
+//   Open          -> kRebuilding    no index, an empty one beside a used
+//                                   cache, a corrupt one (moved aside), or
+//                                   one naming blocks of an older format
+//   Open          -> kOff           less than one block of free space
+//   kLoadingIndex -> kReady         index read; the last close was clean
+//   kLoadingIndex -> kReconciling   index read; the last close was not
+//                                   clean, or Open replaced a symlink
+//   kLoadingIndex -> kRebuilding    the index turned out unreadable
+//   kRebuilding   -> kReady         the files were scanned into the index
+//   kReconciling  -> kReady         the files were checked against it
+//   kLoadingIndex | kRebuilding | kReconciling -> kOff   the step failed
+//
+//   kLoadingIndex  the index is read into the LRU policy (entries only).
+//                  Get serves verified files; Put waits (ready_wait).
+//   kRebuilding    the index is new: there was none, it was empty beside a
+//                  cache that has been used, it was corrupt (moved aside),
+//                  or it named blocks of an older block format. Reconcile
+//                  builds it from the files. Get serves; Put waits.
+//   kReconciling   the policy holds every indexed block; reconcile checks
+//                  the files (after an unclean shutdown, or when Open found
+//                  a symlink where a cache directory should be): temp files
+//                  are deleted, files without entries are checked and added
+//                  (least recently used) or deleted, entries without files
+//                  are dropped. Get and Put work.
+//   kReady         the policy accounts for every block on disk.
+//   kOff           the disk tier is off, for good (one warning says why: a
+//                  full disk at Open, a failed index load or reconcile).
+//                  Get misses and Put fails at once (Unavailable), without
+//                  touching the disk, so no writer ever waits on a cache
+//                  that cannot become ready; no CLEAN marker is written, so
+//                  the next mount reconciles.
+// WaitForStartup() returns once the state is kReady or kOff.
 //
 // Recency: a hit updates the LRU order in memory and marks the block dirty;
 // dirty records are written to RocksDB in one batch every
@@ -53,6 +84,7 @@
 
 #include "cache/block_cache.h"
 #include "cache/block_file.h"
+#include "cache/cache_dir.h"
 #include "cache/cache_index.h"
 #include "cache/lru_policy.h"
 #include "common/metrics.h"
@@ -60,12 +92,15 @@
 
 namespace dsfs {
 
-inline constexpr int kCacheDirFormatVersion = 1;
+// Start-up states; see the diagram above.
+enum class DiskCacheState { kLoadingIndex, kRebuilding, kReconciling, kReady, kOff };
+const char* DiskCacheStateName(DiskCacheState state);
 
 struct DiskCacheOptions {
   std::string dir;                // cache_dir=
   uint64_t capacity_bytes = 0;    // cache_size=, resolved (ResolveCacheSize); >= block_size
-  uint64_t block_size = 4 << 20;  // largest block Put accepts
+  // block_size=: the mount's block size; BlockKey.index counts these.
+  uint64_t block_size = 4 << 20;
   // Background thread for index load, reconcile and recency flushes. Off
   // only in tests and tools that call LoadIndex()/Reconcile() themselves.
   bool background = true;
@@ -85,8 +120,11 @@ class DiskBlockCache : public BlockCache {
  public:
   // Creates or opens cache_dir. Fails with a clear message if the dir is
   // owned by another user, not writable, used by another dsfs, not a dsfs
-  // cache, or of another format version. A corrupt index is not an error:
-  // it is moved aside and rebuilt from the files in the background.
+  // cache, of another format version, or if its index cannot be opened for
+  // a reason other than corruption (permissions, a lock): such an index is
+  // never wiped. A corrupt index is not an error: it is moved aside and
+  // rebuilt from the files in the background. A disk with less than one
+  // block of free space is not an error either: the cache opens in kOff.
   // metrics may be null (then counters are kept privately).
   static Result<std::unique_ptr<DiskBlockCache>> Open(const DiskCacheOptions& options,
                                                       Metrics* metrics);
@@ -99,20 +137,23 @@ class DiskBlockCache : public BlockCache {
   Result<std::optional<BlockData>> Get(const BlockKey& key) override;
   // IoError on a failed write (disk full, EIO): counted in
   // dsfs_cache_write_errors_total, the cache keeps serving reads.
-  // InvalidArgument for a block larger than block_size; Unavailable if the
-  // index is still loading after ready_wait.
+  // InvalidArgument for data whose length is not the length of key's
+  // extent; Unavailable if the tier is off or the index is still loading
+  // after ready_wait.
   Status Put(const BlockKey& key, BlockData data) override;
   uint64_t UsedBytes() const override;
 
-  // True once the LRU policy accounts for every block on disk.
+  // True once Put is accepted (kReconciling or kReady).
   bool ready() const;
-  // Waits up to timeout for the background startup work (index load and,
-  // if needed, reconcile) to finish. Returns whether it has (never true
-  // with background=false).
+  DiskCacheState state() const;
+  // Waits up to timeout for the state to be kReady or kOff; returns
+  // whether it is.
   bool WaitForStartup(std::chrono::milliseconds timeout);
   // Startup steps, run by the background thread; public for background=false.
   // LoadIndex reads every index entry into the policy; Reconcile scans the
-  // files (see above). Both are idempotent.
+  // files (see above). Both are idempotent. A failure during start-up
+  // turns the tier off (kOff); Reconcile called in kReady (dsfsctl cache
+  // fsck) only reports it.
   Status LoadIndex();
   Status Reconcile();
   // Writes pending recency updates to the index now.
@@ -120,6 +161,7 @@ class DiskBlockCache : public BlockCache {
 
   // Where key's file lives (whether or not it exists).
   std::string BlockPath(const BlockKey& key) const;
+  BlockExtent ExtentOf(const BlockKey& key) const;
   size_t block_count() const;
   const DiskCacheOptions& options() const { return options_; }
 
@@ -127,12 +169,22 @@ class DiskBlockCache : public BlockCache {
   DiskBlockCache(DiskCacheOptions options, Metrics* metrics);
   std::string PathOf(const BlockId& id) const;
   void BackgroundMain();
+  // Picks the first start-up state from what Open found; mu_ held.
+  void StartLocked(DiskCacheState state, bool reconcile_after_load);
+  // Goes to kOff with one warning; mu_ held.
+  void TurnOffLocked(const std::string& why);
+  bool AcceptsPutsLocked() const {
+    return state_ == DiskCacheState::kReconciling || state_ == DiskCacheState::kReady;
+  }
   // Drops a block (file, policy, index); mu_ held.
   void DropLocked(const BlockId& id, CacheIndex::Batch* batch);
   // Evicts LRU blocks until `incoming` more bytes fit; mu_ held.
   void EvictLocked(uint64_t incoming, const BlockId* keep, CacheIndex::Batch* batch);
   Status WriteIndexLocked(CacheIndex::Batch& batch);
-  void MarkReadyLocked();
+  // The policy now covers every indexed block: kReconciling or kReady.
+  void FinishLoadLocked();
+  // The policy now covers every block on disk: writes the index, kReady.
+  Status MarkReadyLocked();
   void CountWriteError(const Status& st);
   void ReportCorrupt(const BlockId& id, const Status& st);
   IndexMeta MetaLocked() const;
@@ -151,32 +203,29 @@ class DiskBlockCache : public BlockCache {
   Counter& orphan_files_;
   Counter& orphan_entries_;
   Counter& temp_removed_;
+  Counter& old_format_removed_;
   Counter& index_writes_;
-  int lock_fd_ = -1;        // flock()ed LOCK file; immutable after Open
-  std::string tmp_prefix_;  // marks this instance's temp files; immutable
+  Counter& turned_off_;
+  std::optional<CacheDir> dir_;  // holds the lock; immutable after Open (none if Open found no disk)
+  std::string tmp_prefix_;       // marks this instance's temp files; immutable
   std::atomic<uint64_t> tmp_counter_{0};
   std::atomic<uint64_t> used_bytes_{0};  // written under mu_, read lock-free
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;                        // ready_, startup_done_, stop_, dirty_ (mu_)
+  std::condition_variable cv_;                        // state_, stop_, dirty_ (mu_)
   std::unique_ptr<CacheIndex> index_;                 // guarded by mu_ (replaced on corruption)
   LruPolicy policy_;                                  // guarded by mu_
   uint64_t next_seq_ = 1;                             // guarded by mu_
   std::unordered_set<BlockId, BlockIdHash> dirty_;    // guarded by mu_: recency to write
-  std::unordered_set<BlockId, BlockIdHash> dropped_;  // guarded by mu_: dropped before ready_
-  bool ready_ = false;                                // guarded by mu_
-  bool rebuild_ = false;          // guarded by mu_: index is new, rebuild it from files
-  bool needs_reconcile_ = false;  // guarded by mu_: unclean shutdown or rebuild
-  bool consistent_ = false;       // guarded by mu_: index known to match the files
-  bool startup_done_ = false;     // guarded by mu_
-  bool stop_ = false;             // guarded by mu_
+  std::unordered_set<BlockId, BlockIdHash> dropped_;  // guarded by mu_: dropped in kLoadingIndex
+  DiskCacheState state_ = DiskCacheState::kLoadingIndex;  // guarded by mu_
+  // Guarded by mu_: kLoadingIndex goes on to kReconciling, not kReady.
+  bool reconcile_after_load_ = false;
+  // Guarded by mu_: the index is known to match the files (so a clean
+  // close may write CLEAN); false after an index write failed.
+  bool consistent_ = false;
+  bool stop_ = false;  // guarded by mu_
   std::thread thread_;
 };
-
-// cache_size= -> bytes: a size ("200G", see ParseSize) or a percentage of
-// the size of the filesystem holding dir ("10%"; dir need not exist yet,
-// its nearest existing parent is measured). InvalidArgument if it does not
-// parse or is zero.
-Result<uint64_t> ResolveCacheSize(const std::string& text, const std::string& dir);
 
 }  // namespace dsfs

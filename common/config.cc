@@ -1,7 +1,12 @@
 #include "common/config.h"
 
+#include <sys/statvfs.h>
+#include <unistd.h>
+
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <limits>
 
 namespace dsfs {
@@ -55,6 +60,37 @@ Result<milliseconds> ParseDuration(const std::string& text) {
     return Status::InvalidArgument("duration too large: '" + text + "'");
   }
   return milliseconds(static_cast<int64_t>(n * mult));
+}
+
+Result<uint64_t> ResolveCacheSize(const std::string& text, const std::string& dir) {
+  if (text.empty()) return Status::InvalidArgument("cache_size is empty");
+  uint64_t bytes = 0;
+  if (text.back() == '%') {
+    double pct = 0;
+    const char* begin = text.data();
+    const char* end = text.data() + text.size() - 1;
+    auto [ptr, ec] = std::from_chars(begin, end, pct);
+    if (ec != std::errc() || ptr != end || !(pct > 0 && pct <= 100)) {
+      return Status::InvalidArgument("cache_size '" + text +
+                                     "' is not a percentage between 0 and 100");
+    }
+    // Measure the filesystem of dir, or of its nearest existing parent.
+    std::string p = dir.empty() ? "." : dir;
+    while (::access(p.c_str(), F_OK) != 0 && p.find('/') != std::string::npos && p != "/") {
+      size_t slash = p.find_last_of('/');
+      p.resize(slash == 0 ? 1 : slash);  // "/a" -> "/"
+    }
+    struct statvfs vfs;
+    if (::statvfs(p.c_str(), &vfs) != 0) {
+      return Status::IoError("cannot measure the filesystem of " + p + ": " + std::strerror(errno));
+    }
+    double total = static_cast<double>(vfs.f_blocks) * static_cast<double>(vfs.f_frsize);
+    bytes = static_cast<uint64_t>(total * pct / 100.0);
+  } else {
+    DSFS_ASSIGN_OR_RETURN(bytes, ParseSize(text));
+  }
+  if (bytes == 0) return Status::InvalidArgument("cache_size '" + text + "' is zero");
+  return bytes;
 }
 
 }  // namespace dsfs

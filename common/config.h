@@ -143,6 +143,11 @@ struct Config {
 // "4M", "200G", "1048576" -> bytes. Suffixes K/M/G/T (powers of 1024),
 // optional trailing "B"/"iB".
 Result<uint64_t> ParseSize(const std::string& text);
+// cache_size= -> bytes: a size ("200G", see ParseSize) or a percentage of
+// the size of the filesystem holding dir ("10%"; dir need not exist yet,
+// its nearest existing parent is measured). InvalidArgument if it does not
+// parse or is zero.
+Result<uint64_t> ResolveCacheSize(const std::string& text, const std::string& dir);
 // "30", "30s", "500ms", "5m" -> milliseconds (a bare number is seconds, as in s3fs).
 Result<milliseconds> ParseDuration(const std::string& text);
 

@@ -154,8 +154,10 @@ ReadAheadOptions ReadAheadFrom(const CacheConfig& c) {
 }
 
 // The disk tier under cache_dir=, or none. A cache that cannot be used
-// (foreign owner, read-only disk, unknown format, bad cache_size) fails the
-// mount with its message; a corrupt index is rebuilt by the cache itself.
+// (foreign owner, read-only disk, unknown format, in use by another dsfs,
+// an index that cannot be opened, bad cache_size) fails the mount with its
+// message; a corrupt index is rebuilt by the cache itself, and a full disk
+// mounts with the disk tier off (the cache logs why).
 Result<std::unique_ptr<BlockCache>> OpenBlockCache(const CacheConfig& c, BufferPool* buffers,
                                                    Metrics* metrics) {
   if (c.dir.empty()) return std::unique_ptr<BlockCache>();
@@ -170,8 +172,13 @@ Result<std::unique_ptr<BlockCache>> OpenBlockCache(const CacheConfig& c, BufferP
   o.block_size = c.block_size;
   o.buffers = buffers;
   auto disk = DiskBlockCache::Open(o, metrics);
-  if (!disk.ok()) return disk.status().WithContext("cache_dir '" + c.dir + "'");
-  spdlog::info("block cache {} capped at {} MiB", c.dir, *cap >> 20);
+  if (!disk.ok()) {
+    if (disk.status().message().find("cache_dir") != std::string::npos) return disk.status();
+    return disk.status().WithContext("cache_dir '" + c.dir + "'");
+  }
+  if ((*disk)->state() != DiskCacheState::kOff) {
+    spdlog::info("block cache {} capped at {} MiB", c.dir, *cap >> 20);
+  }
   return std::unique_ptr<BlockCache>(std::move(*disk));
 }
 

@@ -18,23 +18,25 @@ TEST(CacheIndex, WriteReadIterateReopen) {
   TempDir dir;
   std::string path = dir.Sub("index");
   {
-    bool recreated = true;
-    auto index = CacheIndex::Open(path, &recreated);
+    IndexOpenOutcome outcome;
+    auto index = CacheIndex::Open(path, &outcome);
     ASSERT_TRUE(index.ok()) << index.status().ToString();
-    EXPECT_FALSE(recreated);
+    EXPECT_EQ(outcome, IndexOpenOutcome::kCreated);
+    EXPECT_TRUE(*(*index)->Empty());
     auto meta = (*index)->ReadMeta();
     ASSERT_TRUE(meta.ok());
     EXPECT_EQ(meta->used_bytes, 0u);
     CacheIndex::Batch b;
     for (uint64_t i = 1; i <= 100; ++i) b.Put(Id(i), IndexRecord{i * 10, i});
     b.Delete(Id(50));
-    b.SetMeta(IndexMeta{12345, 100});
+    b.SetMeta(IndexMeta{12345, 100, 3});
     ASSERT_TRUE((*index)->Write(b).ok());
   }
-  bool recreated = true;
-  auto index = CacheIndex::Open(path, &recreated);
+  IndexOpenOutcome outcome;
+  auto index = CacheIndex::Open(path, &outcome);
   ASSERT_TRUE(index.ok());
-  EXPECT_FALSE(recreated);
+  EXPECT_EQ(outcome, IndexOpenOutcome::kExisting);
+  EXPECT_FALSE(*(*index)->Empty());
   auto rec = (*index)->Get(Id(7));
   ASSERT_TRUE(rec.ok());
   ASSERT_TRUE(rec->has_value());
@@ -43,6 +45,7 @@ TEST(CacheIndex, WriteReadIterateReopen) {
   auto meta = (*index)->ReadMeta();
   EXPECT_EQ(meta->used_bytes, 12345u);
   EXPECT_EQ(meta->max_seq, 100u);
+  EXPECT_EQ(meta->block_format, 3u);
   size_t n = 0;
   ASSERT_TRUE((*index)
                   ->ForEach([&](const BlockId&, const IndexRecord&) {
@@ -60,8 +63,8 @@ TEST(CacheIndex, GarbageFilesAreMovedAsideAndRecreated) {
   TempDir dir;
   std::string path = dir.Sub("index");
   {
-    bool recreated;
-    auto index = CacheIndex::Open(path, &recreated);
+    IndexOpenOutcome outcome;
+    auto index = CacheIndex::Open(path, &outcome);
     ASSERT_TRUE(index.ok());
     CacheIndex::Batch b;
     b.Put(Id(1), IndexRecord{1, 1});
@@ -72,10 +75,10 @@ TEST(CacheIndex, GarbageFilesAreMovedAsideAndRecreated) {
     std::ofstream out(e.path(), std::ios::binary | std::ios::trunc);
     out << "this is not a rocksdb file \x01\x02\x03";
   }
-  bool recreated = false;
-  auto index = CacheIndex::Open(path, &recreated);
+  IndexOpenOutcome outcome;
+  auto index = CacheIndex::Open(path, &outcome);
   ASSERT_TRUE(index.ok()) << index.status().ToString();
-  EXPECT_TRUE(recreated);
+  EXPECT_EQ(outcome, IndexOpenOutcome::kRecreated);
   EXPECT_TRUE(std::filesystem::exists(path + ".broken"));
   EXPECT_FALSE((*index)->Get(Id(1))->has_value());
   // The new index works.
@@ -88,9 +91,27 @@ TEST(CacheIndex, OpenFailsWhenNothingCanBeCreated) {
   TempDir dir;
   // The index path's parent is a regular file: neither open nor recreate works.
   std::ofstream(dir.Sub("file")) << "x";
-  bool recreated;
-  auto index = CacheIndex::Open(dir.Sub("file/index"), &recreated);
+  IndexOpenOutcome outcome;
+  auto index = CacheIndex::Open(dir.Sub("file/index"), &outcome);
   EXPECT_FALSE(index.ok());
+}
+
+// Held by another opener (RocksDB's LOCK): an error, and the index is
+// neither moved aside nor emptied.
+TEST(CacheIndex, IndexInUseIsAnErrorAndLeftAlone) {
+  TempDir dir;
+  std::string path = dir.Sub("index");
+  IndexOpenOutcome outcome;
+  auto first = CacheIndex::Open(path, &outcome);
+  ASSERT_TRUE(first.ok());
+  CacheIndex::Batch b;
+  b.Put(Id(1), IndexRecord{1, 1});
+  ASSERT_TRUE((*first)->Write(b).ok());
+  auto second = CacheIndex::Open(path, &outcome);
+  EXPECT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kIoError) << second.status().ToString();
+  EXPECT_FALSE(std::filesystem::exists(path + ".broken"));
+  EXPECT_TRUE((*first)->Get(Id(1))->has_value());
 }
 
 TEST(CacheIndex, RecordAndKeyEncoding) {

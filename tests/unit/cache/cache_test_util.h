@@ -82,9 +82,10 @@ inline std::unique_ptr<DiskBlockCache> MustOpen(const DiskCacheOptions& o, Metri
   return std::move(r).value();
 }
 
-// The documented layout: <dir>/blocks/<first 2 hex>/<32 hex>.blk.
-inline std::string LayoutPath(const std::string& dir, const BlockKey& key) {
-  std::string hex = ComputeBlockId(key).ToHex();
+// The documented layout: <dir>/blocks/<first 2 hex>/<32 hex>.blk, where the
+// id is that of key's extent for block_size.
+inline std::string LayoutPath(const std::string& dir, const BlockKey& key, uint64_t block_size) {
+  std::string hex = ComputeBlockId(ExtentOf(key, block_size)).ToHex();
   return dir + "/blocks/" + hex.substr(0, 2) + "/" + hex + ".blk";
 }
 

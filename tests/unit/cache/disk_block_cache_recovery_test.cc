@@ -24,7 +24,7 @@ TEST(DiskBlockCacheRecovery, OpenDoesNotScanFiftyThousandBlocks) {
   const uint64_t n = 50000;
   uint64_t used;
   {
-    auto c = MustOpen(DiskOpts(dir, 1ull << 30, 4096), nullptr);
+    auto c = MustOpen(DiskOpts(dir, 1ull << 30, 16), nullptr);
     ASSERT_TRUE(c);
     for (uint64_t i = 0; i < n; ++i) {
       ASSERT_TRUE(c->Put(Key("shard", i), Bytes(16, i)).ok()) << i;
@@ -36,7 +36,7 @@ TEST(DiskBlockCacheRecovery, OpenDoesNotScanFiftyThousandBlocks) {
 
   // Open alone (no background thread): nothing is read but two meta keys.
   Metrics m;
-  auto o = DiskOpts(dir, 1ull << 30, 4096);
+  auto o = DiskOpts(dir, 1ull << 30, 16);
   o.background = false;
   auto t0 = std::chrono::steady_clock::now();
   auto c = MustOpen(o, &m);
@@ -70,28 +70,28 @@ TEST(DiskBlockCacheRecovery, ReconcileAfterUncleanShutdown) {
   TempDir tmp;
   std::string dir = tmp.Sub("cache");
   {
-    auto c = MustOpen(DiskOpts(dir), nullptr);
+    auto c = MustOpen(DiskOpts(dir, 64 << 20, 100), nullptr);
     ASSERT_TRUE(c);
     for (uint64_t i = 0; i < 20; ++i) ASSERT_TRUE(c->Put(Key("f", i), Bytes(100, i)).ok());
   }
   // Simulate a crash and its debris.
   ASSERT_EQ(::unlink((dir + "/CLEAN").c_str()), 0);
   WriteFileBytes(dir + "/tmp/0123.999-1.7.tmp", "half a block");
-  ASSERT_EQ(::unlink(LayoutPath(dir, Key("f", 3)).c_str()), 0);  // entry without file
+  ASSERT_EQ(::unlink(LayoutPath(dir, Key("f", 3), 100).c_str()), 0);  // entry without file
   BlockKey orphan = Key("orphan", 0);
-  std::string orphan_path = LayoutPath(dir, orphan);
+  std::string orphan_path = LayoutPath(dir, orphan, 100);
   std::filesystem::create_directories(std::filesystem::path(orphan_path).parent_path());
-  ASSERT_TRUE(WriteBlockFile(orphan_path, orphan, *Bytes(100, 77)).ok());  // file without entry
-  std::string bad_path = LayoutPath(dir, Key("bad", 0));
+  ASSERT_TRUE(WriteBlockFile(orphan_path, ExtentOf(orphan, 100), *Bytes(100, 77)).ok());  // file without entry
+  std::string bad_path = LayoutPath(dir, Key("bad", 0), 100);
   std::filesystem::create_directories(std::filesystem::path(bad_path).parent_path());
   WriteFileBytes(bad_path, "not a block");
-  std::string misnamed = LayoutPath(dir, Key("misnamed", 0));
+  std::string misnamed = LayoutPath(dir, Key("misnamed", 0), 100);
   std::filesystem::create_directories(std::filesystem::path(misnamed).parent_path());
-  ASSERT_TRUE(WriteBlockFile(misnamed, Key("other", 0), *Bytes(10, 1)).ok());
+  ASSERT_TRUE(WriteBlockFile(misnamed, ExtentOf(Key("other", 0), 100), *Bytes(100, 1)).ok());
   WriteFileBytes(dir + "/blocks/junk", "x");
 
   Metrics m;
-  auto c = MustOpen(DiskOpts(dir), &m);
+  auto c = MustOpen(DiskOpts(dir, 64 << 20, 100), &m);
   ASSERT_TRUE(c);
   ASSERT_TRUE(c->WaitForStartup(seconds(30)));
   EXPECT_EQ(CounterValue(m, "dsfs_cache_temp_files_removed_total"), 1u);
@@ -114,13 +114,13 @@ TEST(DiskBlockCacheRecovery, CleanShutdownSkipsTheScan) {
   TempDir tmp;
   std::string dir = tmp.Sub("cache");
   {
-    auto c = MustOpen(DiskOpts(dir), nullptr);
+    auto c = MustOpen(DiskOpts(dir, 64 << 20, 100), nullptr);
     ASSERT_TRUE(c);
     ASSERT_TRUE(c->Put(Key("f", 1), Bytes(100, 1)).ok());
   }
   WriteFileBytes(dir + "/tmp/leftover.tmp", "x");
   Metrics m;
-  auto c = MustOpen(DiskOpts(dir), &m);
+  auto c = MustOpen(DiskOpts(dir, 64 << 20, 100), &m);
   ASSERT_TRUE(c->WaitForStartup(seconds(30)));
   EXPECT_EQ(CounterValue(m, "dsfs_cache_files_scanned_total"), 0u);
   EXPECT_EQ(CounterValue(m, "dsfs_cache_temp_files_removed_total"), 0u);
@@ -135,7 +135,7 @@ TEST(DiskBlockCacheRecovery, CorruptIndexIsRebuiltFromFiles) {
   std::string dir = tmp.Sub("cache");
   uint64_t used;
   {
-    auto c = MustOpen(DiskOpts(dir), nullptr);
+    auto c = MustOpen(DiskOpts(dir, 64 << 20, 500), nullptr);
     ASSERT_TRUE(c);
     for (uint64_t i = 0; i < 30; ++i) ASSERT_TRUE(c->Put(Key("f", i), Bytes(500, i)).ok());
     used = c->UsedBytes();
@@ -145,7 +145,7 @@ TEST(DiskBlockCacheRecovery, CorruptIndexIsRebuiltFromFiles) {
   }
   Metrics m;
   {
-    auto c = MustOpen(DiskOpts(dir), &m);
+    auto c = MustOpen(DiskOpts(dir, 64 << 20, 500), &m);
     ASSERT_TRUE(c);
     EXPECT_TRUE(std::filesystem::exists(dir + "/index.broken"));
     // Served from verified files even before the rebuild finishes.
@@ -158,7 +158,7 @@ TEST(DiskBlockCacheRecovery, CorruptIndexIsRebuiltFromFiles) {
   }
   // The rebuilt index persists: a clean reopen loads it without scanning.
   Metrics m2;
-  auto c = MustOpen(DiskOpts(dir), &m2);
+  auto c = MustOpen(DiskOpts(dir, 64 << 20, 500), &m2);
   ASSERT_TRUE(c->WaitForStartup(seconds(30)));
   EXPECT_EQ(CounterValue(m2, "dsfs_cache_files_scanned_total"), 0u);
   EXPECT_EQ(c->block_count(), 30u);
@@ -168,7 +168,7 @@ TEST(DiskBlockCacheRecovery, RecencySurvivesRestartAndShrunkCapEvicts) {
   TempDir tmp;
   std::string dir = tmp.Sub("cache");
   const uint64_t bs = 1000;
-  const uint64_t file = BlockFileSize(Key("f", 0), bs);
+  const uint64_t file = BlockFileSize(ExtentOf(Key("f", 0), bs));
   {
     auto c = MustOpen(DiskOpts(dir, 4 * file, bs), nullptr);
     ASSERT_TRUE(c);
@@ -191,7 +191,7 @@ TEST(DiskBlockCacheRecovery, RecencySurvivesRestartAndShrunkCapEvicts) {
 TEST(DiskBlockCacheRecovery, HitsDoNotWriteTheIndexUntilFlushed) {
   TempDir tmp;
   Metrics m;
-  auto o = DiskOpts(tmp.Sub("cache"));
+  auto o = DiskOpts(tmp.Sub("cache"), 64 << 20, 10);
   o.access_flush_interval = std::chrono::hours(1);
   o.access_flush_batch = 1000000;
   auto c = MustOpen(o, &m);
@@ -211,7 +211,7 @@ TEST(DiskBlockCacheRecovery, HitsDoNotWriteTheIndexUntilFlushed) {
 TEST(DiskBlockCacheRecovery, ManyPendingHitsAreFlushedInTheBackground) {
   TempDir tmp;
   Metrics m;
-  auto o = DiskOpts(tmp.Sub("cache"));
+  auto o = DiskOpts(tmp.Sub("cache"), 64 << 20, 10);
   o.access_flush_interval = std::chrono::hours(1);
   o.access_flush_batch = 10;
   auto c = MustOpen(o, &m);
@@ -232,7 +232,7 @@ TEST(DiskBlockCacheRecovery, IndexUnreadableAfterOpenIsRebuilt) {
   TempDir tmp;
   std::string dir = tmp.Sub("cache");
   {
-    auto c = MustOpen(DiskOpts(dir), nullptr);
+    auto c = MustOpen(DiskOpts(dir, 64 << 20, 20), nullptr);
     ASSERT_TRUE(c);
     for (uint64_t i = 0; i < 2000; ++i) ASSERT_TRUE(c->Put(Key("f", i), Bytes(20, i)).ok());
   }
@@ -246,7 +246,7 @@ TEST(DiskBlockCacheRecovery, IndexUnreadableAfterOpenIsRebuilt) {
   }
   ASSERT_GT(ssts, 0);
   Metrics m;
-  auto c = MustOpen(DiskOpts(dir), &m);
+  auto c = MustOpen(DiskOpts(dir, 64 << 20, 20), &m);
   ASSERT_TRUE(c);
   ASSERT_TRUE(c->WaitForStartup(std::chrono::seconds(60)));
   EXPECT_TRUE(std::filesystem::exists(dir + "/index.broken"));
@@ -262,12 +262,12 @@ TEST(DiskBlockCacheBench, DISABLED_UncleanOpenFiftyThousand) {
   std::string dir = tmp.Sub("cache");
   const uint64_t n = 50000;
   {
-    auto c = MustOpen(DiskOpts(dir, 1ull << 30, 4096), nullptr);
+    auto c = MustOpen(DiskOpts(dir, 1ull << 30, 16), nullptr);
     ASSERT_TRUE(c);
     for (uint64_t i = 0; i < n; ++i) ASSERT_TRUE(c->Put(Key("shard", i), Bytes(16, i)).ok());
   }
   ASSERT_EQ(::unlink((dir + "/CLEAN").c_str()), 0);
-  auto o = DiskOpts(dir, 1ull << 30, 4096);
+  auto o = DiskOpts(dir, 1ull << 30, 16);
   o.background = false;
   Metrics m;
   auto t0 = std::chrono::steady_clock::now();

@@ -33,7 +33,7 @@ TEST(DiskBlockCache, PutGetAndPermissions) {
   TempDir tmp;
   std::string dir = tmp.Sub("a/b/cache");  // parents are created too
   Metrics m;
-  auto c = MustOpen(DiskOpts(dir), &m);
+  auto c = MustOpen(DiskOpts(dir, 64 << 20, 50000), &m);
   ASSERT_TRUE(c);
   ASSERT_TRUE(c->WaitForStartup(std::chrono::seconds(10)));
   BlockKey k = Key("models/x.safetensors", 3);
@@ -42,8 +42,8 @@ TEST(DiskBlockCache, PutGetAndPermissions) {
   ASSERT_TRUE(c->Put(k, d).ok());
   EXPECT_EQ(Lookup(*c, k, d), 1);
   EXPECT_EQ(Lookup(*c, Key("models/x.safetensors", 3, "\"e2\""), d), 0);  // new ETag: miss
-  EXPECT_EQ(c->BlockPath(k), LayoutPath(dir, k));
-  EXPECT_EQ(c->UsedBytes(), BlockFileSize(k, d->size()));
+  EXPECT_EQ(c->BlockPath(k), LayoutPath(dir, k, 50000));
+  EXPECT_EQ(c->UsedBytes(), BlockFileSize(c->ExtentOf(k)));
   EXPECT_EQ(ModeOf(dir), 0700u);
   EXPECT_EQ(ModeOf(c->BlockPath(k)), 0600u);
   EXPECT_EQ(ModeOf(dir + "/FORMAT"), 0600u);
@@ -51,11 +51,11 @@ TEST(DiskBlockCache, PutGetAndPermissions) {
   EXPECT_EQ(CounterValue(m, "dsfs_cache_disk_hits_total"), 1u);
   EXPECT_EQ(CounterValue(m, "dsfs_cache_disk_misses_total"), 2u);
   // Replacing a block keeps one copy.
-  BlockData d2 = Bytes(100, 9);
+  BlockData d2 = Bytes(50000, 9);
   ASSERT_TRUE(c->Put(k, d2).ok());
   EXPECT_EQ(Lookup(*c, k, d2), 1);
   EXPECT_EQ(c->block_count(), 1u);
-  EXPECT_EQ(c->UsedBytes(), BlockFileSize(k, 100));
+  EXPECT_EQ(c->UsedBytes(), BlockFileSize(c->ExtentOf(k)));
   EXPECT_EQ(CountEntries(dir + "/tmp"), 0u);
 }
 
@@ -74,17 +74,17 @@ TEST(DiskBlockCache, PersistsAcrossReopen) {
   std::string dir = tmp.Sub("cache");
   uint64_t used;
   {
-    auto c = MustOpen(DiskOpts(dir), nullptr);
+    auto c = MustOpen(DiskOpts(dir, 64 << 20, 1000), nullptr);
     ASSERT_TRUE(c);
-    for (uint64_t i = 0; i < 10; ++i) ASSERT_TRUE(c->Put(Key("f", i), Bytes(1000 + i, i)).ok());
+    for (uint64_t i = 0; i < 10; ++i) ASSERT_TRUE(c->Put(Key("f", i), Bytes(1000, i)).ok());
     used = c->UsedBytes();
   }
   EXPECT_TRUE(std::filesystem::exists(dir + "/CLEAN"));
-  auto c = MustOpen(DiskOpts(dir), nullptr);
+  auto c = MustOpen(DiskOpts(dir, 64 << 20, 1000), nullptr);
   ASSERT_TRUE(c);
   EXPECT_FALSE(std::filesystem::exists(dir + "/CLEAN"));  // until the next clean close
   EXPECT_EQ(c->UsedBytes(), used);                        // known at Open, before any load
-  for (uint64_t i = 0; i < 10; ++i) EXPECT_EQ(Lookup(*c, Key("f", i), Bytes(1000 + i, i)), 1);
+  for (uint64_t i = 0; i < 10; ++i) EXPECT_EQ(Lookup(*c, Key("f", i), Bytes(1000, i)), 1);
   ASSERT_TRUE(c->WaitForStartup(std::chrono::seconds(10)));
   EXPECT_EQ(c->block_count(), 10u);
 }
@@ -95,7 +95,7 @@ class DiskCorruptionTest : public ::testing::TestWithParam<int> {};
 TEST_P(DiskCorruptionTest, IsMissDroppedAndCounted) {
   TempDir tmp;
   Metrics m;
-  auto c = MustOpen(DiskOpts(tmp.Sub("cache")), &m);
+  auto c = MustOpen(DiskOpts(tmp.Sub("cache"), 64 << 20, 5000), &m);
   ASSERT_TRUE(c);
   BlockKey a = Key("f", 1), b = Key("f", 2);
   BlockData da = Bytes(5000, 1), db = Bytes(5000, 2);
@@ -128,7 +128,7 @@ TEST_P(DiskCorruptionTest, IsMissDroppedAndCounted) {
   EXPECT_FALSE(std::filesystem::exists(path));
   EXPECT_EQ(CounterValue(m, "dsfs_cache_corrupt_blocks_total"), 1u);
   EXPECT_EQ(c->block_count(), 1u);
-  EXPECT_EQ(c->UsedBytes(), BlockFileSize(b, db->size()));
+  EXPECT_EQ(c->UsedBytes(), BlockFileSize(c->ExtentOf(b)));
   EXPECT_EQ(Lookup(*c, b, db), 1);  // the other block is untouched
   // The block can be cached again.
   ASSERT_TRUE(c->Put(a, da).ok());
@@ -140,7 +140,7 @@ INSTANTIATE_TEST_SUITE_P(Kinds, DiskCorruptionTest, ::testing::Range(0, 6));
 TEST(DiskBlockCache, DeletedFileIsAMissAndDropsTheEntry) {
   TempDir tmp;
   Metrics m;
-  auto c = MustOpen(DiskOpts(tmp.Sub("cache")), &m);
+  auto c = MustOpen(DiskOpts(tmp.Sub("cache"), 64 << 20, 10), &m);
   ASSERT_TRUE(c);
   ASSERT_TRUE(c->Put(Key("f", 1), Bytes(10, 1)).ok());
   ASSERT_EQ(::unlink(c->BlockPath(Key("f", 1)).c_str()), 0);
@@ -150,27 +150,46 @@ TEST(DiskBlockCache, DeletedFileIsAMissAndDropsTheEntry) {
   EXPECT_EQ(CounterValue(m, "dsfs_cache_orphan_index_entries_total"), 1u);
 }
 
-TEST(DiskBlockCache, UnreadableFileIsAnErrorNotData) {
+// A FIFO, a directory or a symlink where a block file should be is a miss
+// at once (never opened blocking, never followed) and is removed; what a
+// symlink points at is left alone.
+TEST(DiskBlockCache, NonRegularFileAtABlockPathIsAMissAndRemoved) {
   TempDir tmp;
   Metrics m;
-  auto c = MustOpen(DiskOpts(tmp.Sub("cache")), &m);
+  auto c = MustOpen(DiskOpts(tmp.Sub("cache"), 64 << 20, 10), &m);
   ASSERT_TRUE(c);
-  ASSERT_TRUE(c->Put(Key("f", 1), Bytes(10, 1)).ok());
-  std::string path = c->BlockPath(Key("f", 1));
-  ASSERT_EQ(::unlink(path.c_str()), 0);
-  ASSERT_EQ(::mkdir(path.c_str(), 0700), 0);  // open() works, read() fails with EISDIR
-  struct stat st;
-  ASSERT_EQ(::stat(path.c_str(), &st), 0);
-  if (st.st_size < 64) GTEST_SKIP() << "directory size too small to reach read()";
-  auto r = c->Get(Key("f", 1));
-  EXPECT_EQ(r.status().code(), StatusCode::kIoError);
-  EXPECT_EQ(CounterValue(m, "dsfs_cache_read_errors_total"), 1u);
+  ASSERT_TRUE(c->WaitForStartup(std::chrono::seconds(10)));
+  WriteFileBytes(tmp.Sub("outside"), "precious");
+  for (int kind = 0; kind < 3; ++kind) {
+    BlockKey k = Key("f", static_cast<uint64_t>(kind));
+    ASSERT_TRUE(c->Put(k, Bytes(10, 1)).ok());
+    std::string path = c->BlockPath(k);
+    ASSERT_EQ(::unlink(path.c_str()), 0);
+    if (kind == 0) {
+      ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+    }
+    if (kind == 1) {
+      ASSERT_EQ(::mkdir(path.c_str(), 0700), 0);
+    }
+    if (kind == 2) {
+      ASSERT_EQ(::symlink(tmp.Sub("outside").c_str(), path.c_str()), 0);
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(Lookup(*c, k, Bytes(10, 1)), 0) << kind;
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10)) << kind;
+    struct stat st;
+    EXPECT_NE(::lstat(path.c_str(), &st), 0) << kind << ": not removed";
+    ASSERT_TRUE(c->Put(k, Bytes(10, 1)).ok());  // and cached again
+    EXPECT_EQ(Lookup(*c, k, Bytes(10, 1)), 1) << kind;
+  }
+  EXPECT_EQ(ReadFileBytes(tmp.Sub("outside")), "precious");
+  EXPECT_EQ(CounterValue(m, "dsfs_cache_corrupt_blocks_total"), 3u);
 }
 
 TEST(DiskBlockCache, EvictsLeastRecentlyUsedWithinCap) {
   TempDir tmp;
   const uint64_t bs = 1024;
-  const uint64_t file = BlockFileSize(Key("f", 0), bs);
+  const uint64_t file = BlockFileSize(ExtentOf(Key("f", 0), bs));
   const uint64_t cap = 5 * file + 10;
   Metrics m;
   auto c = MustOpen(DiskOpts(tmp.Sub("cache"), cap, bs), &m);
@@ -202,7 +221,8 @@ TEST(DiskBlockCache, RejectsBadArguments) {
   ASSERT_TRUE(c);
   EXPECT_EQ(c->Put(Key("f", 0), Bytes(1025, 0)).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(c->Put(Key("f", 0), nullptr).code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(c->Put(Key(std::string(9000, 'k'), 0), Bytes(10, 0)).code(),
+  EXPECT_EQ(c->Put(Key("f", 0), Bytes(1000, 0)).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c->Put(Key(std::string(9000, 'k'), 0), Bytes(1024, 0)).code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(c->block_count(), 0u);
 }
@@ -240,7 +260,12 @@ TEST(DiskBlockCache, SecondOpenOfSameDirFails) {
   ASSERT_TRUE(c);
   auto r = DiskBlockCache::Open(DiskOpts(tmp.Sub("cache")), nullptr);
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
-  EXPECT_NE(r.status().message().find("in use by another dsfs"), std::string::npos);
+  EXPECT_NE(r.status().message().find("cache_dir " + tmp.Sub("cache") +
+                                      " is in use by another dsfs (pid " +
+                                      std::to_string(::getpid()) + ")"),
+            std::string::npos)
+      << r.status().message();
+  EXPECT_EQ(Lookup(*c, Key("f", 0), Bytes(1, 0)), 0);  // the first one is untouched
 }
 
 TEST(DiskBlockCache, DirOwnedByAnotherUserIsRefused) {
@@ -328,8 +353,8 @@ TEST(DiskBlockCache, DiskFullFailsPutButKeepsServingReads) {
 TEST(DiskBlockCache, PutWaitsForIndexThenGivesUp) {
   TempDir tmp;
   std::string dir = tmp.Sub("cache");
-  { ASSERT_TRUE(MustOpen(DiskOpts(dir), nullptr)->Put(Key("f", 1), Bytes(10, 1)).ok()); }
-  auto o = DiskOpts(dir);
+  { ASSERT_TRUE(MustOpen(DiskOpts(dir, 64 << 20, 10), nullptr)->Put(Key("f", 1), Bytes(10, 1)).ok()); }
+  auto o = DiskOpts(dir, 64 << 20, 10);
   o.background = false;  // nothing loads the index
   o.ready_wait = std::chrono::milliseconds(20);
   auto c = MustOpen(o, nullptr);
@@ -345,7 +370,7 @@ TEST(DiskBlockCache, PutWaitsForIndexThenGivesUp) {
 TEST(DiskBlockCache, ConcurrentReadersAndWritersNeverSeeWrongBytes) {
   TempDir tmp;
   const uint64_t bs = 4096;
-  const uint64_t cap = 40 * BlockFileSize(Key("f", 0), bs);
+  const uint64_t cap = 40 * BlockFileSize(ExtentOf(Key("f", 0), bs));
   Metrics m;
   auto c = MustOpen(DiskOpts(tmp.Sub("cache"), cap, bs), &m);
   ASSERT_TRUE(c);
@@ -375,29 +400,6 @@ TEST(DiskBlockCache, ConcurrentReadersAndWritersNeverSeeWrongBytes) {
   EXPECT_EQ(bytes, c->UsedBytes());
   EXPECT_EQ(n, c->block_count());
   EXPECT_EQ(CounterValue(m, "dsfs_cache_corrupt_blocks_total"), 0u);
-}
-
-TEST(ResolveCacheSize, AbsoluteAndPercent) {
-  TempDir tmp;
-  EXPECT_EQ(*ResolveCacheSize("200G", tmp.path()), 200ull << 30);
-  EXPECT_EQ(*ResolveCacheSize("4096", tmp.path()), 4096u);
-  auto ten = ResolveCacheSize("10%", tmp.path());
-  ASSERT_TRUE(ten.ok()) << ten.status().ToString();
-  std::error_code ec;
-  auto space = std::filesystem::space(tmp.path(), ec);
-  ASSERT_FALSE(ec);
-  EXPECT_NEAR(static_cast<double>(*ten), static_cast<double>(space.capacity) / 10, 1 << 20);
-  // A dir that does not exist yet is measured on its nearest parent.
-  auto later = ResolveCacheSize("12.5%", tmp.Sub("not/yet/there"));
-  ASSERT_TRUE(later.ok()) << later.status().ToString();
-  EXPECT_NEAR(static_cast<double>(*later), static_cast<double>(space.capacity) / 8, 1 << 20);
-}
-
-TEST(ResolveCacheSize, RejectsWhatDoesNotParse) {
-  for (const char* bad : {"", "abc", "12Q", "0", "0%", "150%", "%", "ten%", "-5%", "5%%"}) {
-    auto r = ResolveCacheSize(bad, "/tmp");
-    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;
-  }
 }
 
 // Not a test: prints throughput for 4 MiB blocks on this disk.
