@@ -74,7 +74,7 @@ void EmptyDirAt(int fd) {
   if (!entries.ok()) return;
   for (const auto& e : *entries) {
     if (e.is_dir) {
-      int sub = ::openat(fd, e.name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      int sub = ::openat(fd, e.name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
       if (sub >= 0) {
         EmptyDirAt(sub);
         ::close(sub);
@@ -208,7 +208,7 @@ long ReadLockPid(int fd) {
 }  // namespace
 
 Result<std::vector<CacheDirEntry>> ListDirNoFollow(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return Status::NotFound(path);
     if (errno == ENOTDIR || errno == ELOOP) {
@@ -220,7 +220,7 @@ Result<std::vector<CacheDirEntry>> ListDirNoFollow(const std::string& path) {
 }
 
 void RemoveTreeNoFollow(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     ::unlink(path.c_str());  // a file or a symlink: the link itself
     return;
@@ -299,6 +299,17 @@ Status CacheDir::PrepareLayout(bool* suspect) {
   }
   DSFS_RETURN_IF_ERROR(MakeRealDir(tmp_dir(), suspect));
   DSFS_RETURN_IF_ERROR(MakeRealDir(blocks_dir(), suspect));
+  // RocksDB would open an index/ symlink's target: remove the link (the
+  // index is then new and is rebuilt from the files).
+  struct stat st;
+  if (::lstat(index_dir().c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+    spdlog::warn("disk cache: {} is a symlink; removing the link (never following it)",
+                 index_dir());
+    if (::unlink(index_dir().c_str()) != 0) {
+      return Status::IoError("unlink " + index_dir() + ": " + ErrnoText(errno));
+    }
+    *suspect = true;
+  }
   // blocks/XX must not be symlinks either (a Put renames into them). 256
   // lstat()s of directories, not a scan of the block files.
   auto subs = ListDirNoFollow(blocks_dir());

@@ -68,10 +68,11 @@ class CacheDir {
   // Bytes an unprivileged writer can still allocate on dir's filesystem.
   Result<uint64_t> FreeBytes() const;
   // Writes FORMAT (fresh caches) and makes tmp/ and blocks/ directories.
-  // A symlink (or a file) at blocks/, tmp/ or blocks/XX is not followed:
-  // a symlink is removed and replaced by a directory, and *suspect is set
-  // (the caller reconciles). A non-directory that is not a symlink at tmp/
-  // or blocks/ is left for the reconcile, which fails on it.
+  // A symlink at blocks/, tmp/, index/ or blocks/XX is never followed: it is
+  // removed (and replaced by a directory; index/ is then new) and *suspect
+  // is set (the caller reconciles). So is a file at blocks/XX. A
+  // non-directory that is not a symlink at tmp/ or blocks/ is left for the
+  // reconcile, which fails on it and turns the disk tier off.
   Status PrepareLayout(bool* suspect);
   // Removes the clean-shutdown marker, durably (so a crash before the next
   // clean close can never look clean). Returns whether it was there.

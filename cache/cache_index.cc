@@ -144,8 +144,8 @@ Result<std::unique_ptr<CacheIndex>> CacheIndex::Recreate(std::unique_ptr<CacheIn
   std::string path = index->path();
   index.reset();
   std::string aside = MoveAside(path);
-  spdlog::warn("cache index {} is unreadable ({}); {} and rebuilding it from the block files", path,
-               reason, aside.empty() ? std::string("deleted it") : "moved it to " + aside);
+  spdlog::warn("cache index {} cannot be used ({}); {} and rebuilding it from the block files",
+               path, reason, aside.empty() ? std::string("deleted it") : "moved it to " + aside);
   return OpenDb(path, true);
 }
 

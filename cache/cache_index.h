@@ -76,7 +76,8 @@ class CacheIndex {
                                                   IndexOpenOutcome* outcome);
 
   // Moves this index's directory aside and returns a fresh one at the same
-  // path (for corruption found after Open). `index` is closed first.
+  // path (for corruption found after Open, or an index of an older block
+  // format). `index` is closed first.
   static Result<std::unique_ptr<CacheIndex>> Recreate(std::unique_ptr<CacheIndex> index,
                                                       const std::string& reason);
 

@@ -124,9 +124,11 @@ Result<std::unique_ptr<DiskBlockCache>> DiskBlockCache::Open(const DiskCacheOpti
   if (outcome != IndexOpenOutcome::kExisting) {
     first = DiskCacheState::kRebuilding;
   } else if (auto m = index->ReadMeta(); !m.ok()) {
+    if (m.status().code() != StatusCode::kCorruption) return m.status();
     DSFS_ASSIGN_OR_RETURN(index, CacheIndex::Recreate(std::move(index), m.status().message()));
     first = DiskCacheState::kRebuilding;
   } else if (auto empty = index->Empty(); !empty.ok()) {
+    if (empty.status().code() != StatusCode::kCorruption) return empty.status();
     DSFS_ASSIGN_OR_RETURN(index,
                           CacheIndex::Recreate(std::move(index), empty.status().message()));
     first = DiskCacheState::kRebuilding;

@@ -141,7 +141,9 @@ class CacheDirTest(harness.MountTestCase):
         self.assertFalse(harness.is_mounted(other))
         self.assertIn(f"dsfs: error: cache_dir {cdir} is in use by another "
                       f"dsfs (pid {pid})", res.stderr)
-        self.assertEqual(harness.find_daemon_pids(other), [])
+        # The refused daemon exits (its parent reported the error first).
+        harness.wait_until(lambda: not harness.find_daemon_pids(other), 10,
+                           0.05, "the refused daemon to exit")
         # The first mount is untouched.
         self.assert_exact(mnt, "sizes/k10.bin")
 

@@ -252,15 +252,22 @@ TEST(DiskBlockCacheStartup, SymlinkedBlocksDirIsReplacedNotWrittenThrough) {
   { auto c = MustOpen(DiskOpts(dir, 64 << 20, 10), nullptr); }
   std::string out = tmp.Sub("outside");
   std::filesystem::create_directories(out);
+  std::string out_index = tmp.Sub("outside-index");
+  std::filesystem::create_directories(out_index);
   std::filesystem::remove_all(dir + "/blocks");
   ASSERT_EQ(::symlink(out.c_str(), (dir + "/blocks").c_str()), 0);
+  std::filesystem::remove_all(dir + "/index");
+  ASSERT_EQ(::symlink(out_index.c_str(), (dir + "/index").c_str()), 0);
   auto c = MustOpen(DiskOpts(dir, 64 << 20, 10), nullptr);
   ASSERT_TRUE(c->WaitForStartup(seconds(30)));
   for (uint64_t i = 0; i < 20; ++i) ASSERT_TRUE(c->Put(Key("f", i), Bytes(10, i)).ok());
   EXPECT_EQ(CountEntries(out), 0u);
+  EXPECT_EQ(CountEntries(out_index), 0u);
   struct stat st;
-  ASSERT_EQ(::lstat((dir + "/blocks").c_str(), &st), 0);
-  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  for (const char* d : {"/blocks", "/index"}) {
+    ASSERT_EQ(::lstat((dir + d).c_str(), &st), 0);
+    EXPECT_TRUE(S_ISDIR(st.st_mode)) << d;
+  }
 }
 
 // An index that is not corrupt but cannot be opened (RocksDB's lock is
