@@ -230,18 +230,6 @@ BlockId ComputeBlockId(const BlockExtent& e) {
   return Xxh3_128(enc);
 }
 
-size_t BlockKeyHash::operator()(const BlockKey& key) const {
-  std::string enc;
-  enc.reserve(24 + key.object.key.size() + key.object.etag.size());
-  PutU64(&enc, key.object.key.size());
-  enc += key.object.key;
-  PutU64(&enc, key.object.etag.size());
-  enc += key.object.etag;
-  PutU64(&enc, key.object.size);
-  PutU64(&enc, key.index);
-  return static_cast<size_t>(Xxh3_64(enc));
-}
-
 std::string EncodeBlockHeader(const BlockExtent& extent, std::string_view data) {
   const uint64_t header_len = HeaderLength(extent);
   std::string h;

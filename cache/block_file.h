@@ -87,10 +87,6 @@ BlockId ComputeBlockId(const BlockExtent& extent);
 struct BlockIdHash {
   size_t operator()(const BlockId& id) const { return static_cast<size_t>(id.low ^ id.high); }
 };
-// Hashes a BlockKey (for in-memory maps).
-struct BlockKeyHash {
-  size_t operator()(const BlockKey& key) const;
-};
 
 // What a header says (everything but the data).
 struct BlockFileInfo {
