@@ -1,5 +1,7 @@
 #include "backends/dir_store.h"
 
+#include "common/logging.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -399,7 +401,30 @@ Result<DirStore::OpenFile> DirStore::OpenRegular(const std::string& key) const {
   return file;
 }
 
+Result<ObjectInfo> DirStore::DirectoryMarker(const std::string& key) const {
+  // "a/b/" is the marker of directory "a/b", as an S3 "dir/" object would be.
+  const std::string dir_path = key.substr(0, key.size() - 1);
+  if (!dir_path.empty()) {
+    if (Status s = ValidateKey(dir_path); !s.ok()) {
+      Warn("refusing key '" + EscapeForLog(key) + "': " + s.message());
+      return s;
+    }
+  }
+  DSFS_ASSIGN_OR_RETURN(int raw, OpenDir(dir_path, O_PATH));
+  Fd dir(raw);
+  struct stat st;
+  if (::fstat(dir.get(), &st) != 0) {
+    return Status::IoError("stat '" + key + "' in " + root_ + ": " + ErrnoText(errno));
+  }
+  ObjectInfo info = InfoFromStat(key, st);
+  info.size = 0;
+  info.etag = MakeEtag(0, MtimeNs(st), static_cast<uint64_t>(st.st_ino));
+  info.content_type = "application/x-directory";
+  return info;
+}
+
 Result<ObjectInfo> DirStore::Head(const std::string& key) {
+  if (!key.empty() && key.back() == '/') return DirectoryMarker(key);
   DSFS_ASSIGN_OR_RETURN(OpenFile file, OpenRegular(key));
   return InfoFromStat(key, file.st);
 }
@@ -422,6 +447,12 @@ Result<ListPage> DirStore::List(const ListRequest& request) {
   }
   Fd dir(*dirfd);
   ListBuilder builder(request, max_keys);
+  // A listing of "a/b/" starts with the directory's own marker, as S3 lists
+  // a "dir/" object: so an empty directory is found (as a directory).
+  if (!request.prefix.empty() && request.prefix == dir_key && builder.Admit(dir_key)) {
+    auto marker = DirectoryMarker(dir_key);
+    if (marker.ok()) builder.AddObject(std::move(*marker));
+  }
   DSFS_RETURN_IF_ERROR(Walk(dir.get(), dir_key, builder));
   return builder.TakePage();
 }

@@ -23,6 +23,9 @@
 //    opened O_NONBLOCK, and the opened fd is checked again (same inode,
 //    regular) so a swap between the two steps is caught.
 //  - List skips symlinks, non-regular files and names that cannot be keys.
+//  - Head("a/b/") answers for the directory a/b as a marker object would,
+//    and a listing of prefix "a/b/" starts with that marker: so an empty
+//    directory of the share is a directory through the mount.
 //
 // List follows S3 ListObjectsV2: keys in byte order, `delimiter` groups keys
 // into common prefixes (any delimiter string; "/" never descends into
@@ -104,6 +107,9 @@ class DirStore : public ObjectStore {
   Result<int> OpenDir(std::string_view dir_path, int open_flags) const;
   // Validates `key` and opens it as a regular file: fd + stat.
   Result<OpenFile> OpenRegular(const std::string& key) const;
+  // Head of "a/b/": the directory a/b as a marker object (size 0,
+  // application/x-directory), NotFound when there is no such directory.
+  Result<ObjectInfo> DirectoryMarker(const std::string& key) const;
   void Warn(const std::string& message) const;
 
   std::string root_;

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "backends/dir_store.h"
+#include "common/logging.h"
 
 namespace dsfs {
 namespace {
@@ -54,13 +55,17 @@ FallbackStore::FallbackStore(std::unique_ptr<ObjectStore> primary,
       owned_secondary_(std::move(secondary)),
       primary_(owned_primary_.get()),
       secondary_(owned_secondary_.get()),
-      options_(std::move(options)) {
+      options_(std::move(options)),
+      limiter_(options_.proof_rate) {
   Init(metrics);
 }
 
-FallbackStore::FallbackStore(ObjectStore& primary, ObjectStore& secondary, FallbackOptions options,
+FallbackStore::FallbackStore(ObjectStore& primary, ObjectStore* secondary, FallbackOptions options,
                              Metrics* metrics)
-    : primary_(&primary), secondary_(&secondary), options_(std::move(options)) {
+    : primary_(&primary),
+      secondary_(secondary),
+      options_(std::move(options)),
+      limiter_(options_.proof_rate) {
   Init(metrics);
 }
 
@@ -69,25 +74,44 @@ void FallbackStore::Init(Metrics* metrics) {
     own_metrics_ = std::make_unique<Metrics>();
     metrics = own_metrics_.get();
   }
+  proofs_ = options_.proofs;
+  if (proofs_ == nullptr) {
+    own_proofs_ = std::make_unique<MemoryProofBook>();
+    proofs_ = own_proofs_.get();
+  }
   open_total_ =
       &metrics->GetCounter("dsfs_fallback_open_total", "Times the primary store was declared down");
   close_total_ = &metrics->GetCounter("dsfs_fallback_close_total",
                                       "Times the primary store was declared recovered");
   secondary_requests_total_ = &metrics->GetCounter("dsfs_fallback_secondary_requests_total",
                                                    "Requests served by the fallback store");
-  size_mismatch_total_ =
-      &metrics->GetCounter("dsfs_fallback_size_mismatch_total",
-                           "Reads refused because the fallback copy's size differs");
+  proven_total_ = &metrics->GetCounter(
+      "dsfs_share_proven_total", "Share files proven to hold the bytes of their OBS version");
+  differs_total_ = &metrics->GetCounter(
+      "dsfs_share_differs_total", "Share files found to differ from their OBS version");
+  unproven_reads_total_ =
+      &metrics->GetCounter("dsfs_share_unproven_reads_total",
+                           "Reads of an OBS version refused because the share copy is unproven");
+  if (secondary_ != nullptr && options_.proof_rate > 0) {
+    prover_thread_ = std::thread([this] { ProverLoop(); });
+  }
   probe_thread_ = std::thread([this] { ProbeLoop(); });
 }
 
 FallbackStore::~FallbackStore() {
+  stop_token_->Cancel();
   {
     std::lock_guard lock(circuit_mu_);
     stop_ = true;
   }
   circuit_cv_.notify_all();
+  {
+    std::lock_guard lock(proof_mu_);
+    proof_stop_ = true;
+  }
+  proof_cv_.notify_all();
   if (probe_thread_.joinable()) probe_thread_.join();
+  if (prover_thread_.joinable()) prover_thread_.join();
 }
 
 spdlog::logger& FallbackStore::Log() const {
@@ -95,11 +119,16 @@ spdlog::logger& FallbackStore::Log() const {
 }
 
 std::string FallbackStore::Describe() const {
+  if (secondary_ == nullptr) return "circuit(" + primary_->Describe() + ")";
   return "fallback(" + primary_->Describe() + ", " + secondary_->Describe() + ")";
 }
 
 bool FallbackStore::IsPrimaryDownError(const Status& status) {
   return status.code() == StatusCode::kUnavailable || status.retryable();
+}
+
+Status FallbackStore::Offline(const std::string& what) const {
+  return Status::Unavailable(what + ": OBS is unavailable (offline)");
 }
 
 // ---- circuit ---------------------------------------------------------------
@@ -109,7 +138,13 @@ void FallbackStore::OpenLocked(const std::string& reason) {
   // Logged and counted under the lock, before the flag flips, so the
   // open/recovered lines never swap order and whoever sees the new state
   // also sees its line and count.
-  Log().warn("fallback: OBS unavailable ({}), serving from {}", reason, secondary_->Describe());
+  if (secondary_ != nullptr) {
+    Log().warn("fallback: OBS unavailable ({}), serving from {}", EscapeForLog(reason),
+               secondary_->Describe());
+  } else {
+    Log().warn("offline: OBS unavailable ({}), serving what this node holds",
+               EscapeForLog(reason));
+  }
   open_total_->Add();
   consecutive_failures_ = 0;
   wake_ = false;
@@ -117,7 +152,7 @@ void FallbackStore::OpenLocked(const std::string& reason) {
   circuit_cv_.notify_all();
 }
 
-void FallbackStore::StartOpen(const std::string& reason) {
+void FallbackStore::OpenCircuit(const std::string& reason) {
   std::lock_guard lock(circuit_mu_);
   OpenLocked(reason);
 }
@@ -170,89 +205,141 @@ void FallbackStore::ProbeLoop() {
     lock.lock();
     if (stop_ || !open_.load(std::memory_order_relaxed)) continue;
     if (IsPrimaryDownError(probe)) {
-      Log().debug("fallback: probe of OBS failed: {}", probe.ToString());
+      Log().debug("fallback: probe of OBS failed: {}", EscapeForLog(probe.ToString()));
       continue;
     }
-    Log().warn("fallback: OBS recovered");
+    Log().warn(secondary_ != nullptr ? "fallback: OBS recovered" : "offline: OBS recovered");
     close_total_->Add();
     consecutive_failures_ = 0;
     open_.store(false, std::memory_order_release);
   }
 }
 
-// ---- remembered sizes ------------------------------------------------------
+// ---- proofs ----------------------------------------------------------------
 
-void FallbackStore::Remember(const std::string& key, uint64_t size, const std::string& etag) {
-  if (options_.max_remembered_keys == 0) return;
-  std::lock_guard lock(memo_mu_);
-  auto it = memo_.find(key);
-  if (it != memo_.end()) {
-    Remembered& r = it->second;
-    // A whole-object Get tells the size only: keep the ETag if the size
-    // still agrees, else it is unknown.
-    std::string new_etag = etag.empty() && r.size == size ? r.etag : etag;
-    if (r.size != size || r.etag != new_etag) r.mismatch_logged = false;
-    r.size = size;
-    r.etag = std::move(new_etag);
-    lru_.splice(lru_.begin(), lru_, r.lru);
-    return;
-  }
-  lru_.push_front(key);
-  Remembered r;
-  r.size = size;
-  r.etag = etag;
-  r.lru = lru_.begin();
-  memo_.emplace(key, std::move(r));
-  while (memo_.size() > options_.max_remembered_keys) {
-    memo_.erase(lru_.back());
-    lru_.pop_back();
-  }
-}
-
-void FallbackStore::Forget(const std::string& key) {
-  std::lock_guard lock(memo_mu_);
-  auto it = memo_.find(key);
-  if (it == memo_.end()) return;
-  lru_.erase(it->second.lru);
-  memo_.erase(it);
-}
-
-Status FallbackStore::CheckSecondary(const std::string& key, uint64_t share_size,
-                                     const std::string& obs_etag) {
-  uint64_t obs_size = 0;
-  bool log = false;
+void FallbackStore::QueueProof(const ObjectInfo& obs) {
+  if (secondary_ == nullptr || options_.proof_rate == 0 || !IsProvableEtag(obs.etag)) return;
+  if (obs.key.empty() || obs.key.back() == '/') return;  // markers hold no bytes to prove
   {
-    std::lock_guard lock(memo_mu_);
-    auto it = memo_.find(key);
-    if (it == memo_.end()) return Status::Ok();  // the primary never answered for it
-    Remembered& r = it->second;
-    if (r.size == share_size) {
-      if (!obs_etag.empty() && !r.etag.empty() && r.etag != obs_etag) {
-        return Status::PreconditionFailed("'" + key + "' changed on OBS (now " + r.etag +
-                                          "), the pinned version " + obs_etag +
-                                          " cannot be served from " + secondary_->Describe());
-      }
-      return Status::Ok();
-    }
-    obs_size = r.size;
-    log = !(r.mismatch_logged && r.logged_share_size == share_size);
-    r.mismatch_logged = true;
-    r.logged_share_size = share_size;
+    std::lock_guard lock(proof_mu_);
+    if (proof_queue_.size() >= options_.proof_queue) return;
+    if (!queued_.insert(obs.key + '\0' + obs.etag).second) return;
+    proof_queue_.push_back(ProofJob{obs.key, obs.etag, obs.size});
   }
-  size_mismatch_total_->Add();
-  if (log)
-    Log().error("fallback: size mismatch for {}: OBS {}, share {}", key, obs_size, share_size);
-  return Status::IoError("'" + key + "' has " + std::to_string(share_size) + " bytes in " +
-                         secondary_->Describe() + " but " + std::to_string(obs_size) +
-                         " on OBS: not served");
+  proof_cv_.notify_one();
+}
+
+void FallbackStore::ProverLoop() {
+  std::unique_lock lock(proof_mu_);
+  while (true) {
+    proof_cv_.wait(lock, [this] { return proof_stop_ || !proof_queue_.empty(); });
+    if (proof_stop_) return;
+    ProofJob job = std::move(proof_queue_.front());
+    proof_queue_.pop_front();
+    proof_busy_ = true;
+    lock.unlock();
+    // Only while OBS is healthy: during an outage the share serves readers.
+    if (!circuit_open()) {
+      auto r = ProveWith(job.key, job.etag, job.size, &limiter_);
+      if (!r.ok() && r.status().code() != StatusCode::kCancelled) {
+        Log().debug("fallback: proof of '{}' failed: {}", EscapeForLog(job.key),
+                    EscapeForLog(r.status().ToString()));
+      }
+    }
+    lock.lock();
+    queued_.erase(job.key + '\0' + job.etag);
+    proof_busy_ = false;
+    if (proof_queue_.empty()) proof_idle_cv_.notify_all();
+  }
+}
+
+bool FallbackStore::WaitProofsIdle(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(proof_mu_);
+  return proof_idle_cv_.wait_for(lock, timeout,
+                                 [this] { return proof_queue_.empty() && !proof_busy_; });
+}
+
+Result<std::string> FallbackStore::ProveWith(const std::string& key, const std::string& etag,
+                                             uint64_t size, RateLimiter* limiter) {
+  if (secondary_ == nullptr) return Status::InvalidArgument("no share configured (fallback=)");
+  auto share = secondary_->Head(key);
+  if (!share.ok()) {
+    if (share.status().code() == StatusCode::kNotFound) return std::string("missing");
+    return share.status();
+  }
+  ProofVerdict verdict = ProofVerdict::kDiffers;
+  if (auto known = proofs_->Find(key, share->etag); known && known->obs_etag == etag) {
+    return std::string(ProofVerdictName(known->verdict));
+  }
+  if (share->size == size) {
+    DSFS_ASSIGN_OR_RETURN(verdict, ProveShareFile(*secondary_, key, share->etag, size, etag,
+                                                  limiter, stop_token_));
+  }
+  proofs_->Record(key, share->etag, ProofRecord{etag, verdict});
+  if (verdict == ProofVerdict::kProven) proven_total_->Add();
+  if (verdict == ProofVerdict::kDiffers) differs_total_->Add();
+  Log().info("fallback: share copy of '{}' {} OBS version {}", EscapeForLog(key),
+             verdict == ProofVerdict::kProven    ? "is proven to be"
+             : verdict == ProofVerdict::kDiffers ? "differs from"
+                                                 : "cannot be checked against",
+             EscapeForLog(etag));
+  return std::string(ProofVerdictName(verdict));
+}
+
+Result<std::string> FallbackStore::Prove(const ObjectInfo& obs) {
+  return ProveWith(obs.key, obs.etag, obs.size, nullptr);
+}
+
+Result<std::vector<ProofLine>> FallbackStore::ProvePrefix(const std::string& prefix) {
+  if (secondary_ == nullptr) return Status::InvalidArgument("no share configured (fallback=)");
+  if (circuit_open()) return Offline("prove '" + prefix + "'");
+  std::vector<ProofLine> lines;
+  ListRequest req;
+  req.prefix = prefix;
+  // Bounded like any listing loop: a server repeating a token cannot hold us.
+  std::string previous;
+  for (int pages = 0; pages < 100000; ++pages) {
+    DSFS_ASSIGN_OR_RETURN(ListPage page, primary_->List(req));
+    for (const ObjectInfo& o : page.objects) {
+      if (o.key.empty() || o.key.back() == '/') continue;
+      auto r = ProveWith(o.key, o.etag, o.size, nullptr);
+      lines.push_back(ProofLine{o.key, r.ok() ? *r : std::string("error")});
+      if (!r.ok()) {
+        Log().warn("fallback: proof of '{}' failed: {}", EscapeForLog(o.key),
+                   EscapeForLog(r.status().ToString()));
+      }
+    }
+    if (page.next_continuation.empty()) return lines;
+    if (page.next_continuation == previous) {
+      return Status::Transient("LIST '" + prefix + "': the server repeated a continuation token");
+    }
+    previous = req.continuation = page.next_continuation;
+  }
+  return Status::Transient("LIST '" + prefix + "': too many pages");
 }
 
 // ---- operations ------------------------------------------------------------
 
+void FallbackStore::LogUnproven(const std::string& key, const std::string& etag) {
+  unproven_reads_total_->Add();
+  {
+    std::lock_guard lock(logged_mu_);
+    if (logged_unproven_.size() > 10000) logged_unproven_.clear();
+    if (!logged_unproven_.insert(key + '\0' + etag).second) return;
+  }
+  Log().error("fallback: '{}' on the share is not proven to be OBS version {}: not served",
+              EscapeForLog(key), EscapeForLog(etag));
+}
+
 Result<ObjectInfo> FallbackStore::HeadSecondary(const std::string& key) {
   secondary_requests_total_->Add();
   DSFS_ASSIGN_OR_RETURN(ObjectInfo info, secondary_->Head(key));
-  DSFS_RETURN_IF_ERROR(CheckSecondary(key, info.size, ""));
+  if (key.empty() || key.back() == '/') return info;
+  // A proven copy is the OBS version it was proven to be.
+  if (auto proof = proofs_->Find(key, info.etag);
+      proof && proof->verdict == ProofVerdict::kProven) {
+    info.etag = proof->obs_etag;
+  }
   return info;
 }
 
@@ -261,54 +348,63 @@ Result<ObjectInfo> FallbackStore::Head(const std::string& key) {
     auto r = primary_->Head(key);
     if (r.ok()) {
       OnPrimaryAnswer();
-      Remember(key, r->size, r->etag);
+      QueueProof(*r);
       return r;
     }
     if (!IsPrimaryDownError(r.status())) {
       OnPrimaryAnswer();
-      if (r.status().code() == StatusCode::kNotFound) Forget(key);
       return r;
     }
     // OBS failed (after its own retries): this request is served by the
     // share whether or not the circuit opens; the threshold only decides
     // whether later requests skip OBS.
     const bool open = OnPrimaryFailure(r.status());
-    return ShareOr(HeadSecondary(key), r.status(), open);
+    return FromSecondary<ObjectInfo>([&] { return HeadSecondary(key); }, r.status(), open);
   }
+  if (secondary_ == nullptr) return Offline("HEAD '" + key + "'");
   return HeadSecondary(key);
 }
 
-Result<GetResult> FallbackStore::GetSecondary(const GetRequest& request, char* buf, size_t buf_len) {
+Result<GetResult> FallbackStore::GetSecondary(const GetRequest& request, char* buf,
+                                              size_t buf_len) {
   secondary_requests_total_->Add();
-  DSFS_ASSIGN_OR_RETURN(ObjectInfo info, secondary_->Head(request.key));
-  const bool pinned_to_share = IsDirStoreEtag(request.if_match);
-  DSFS_RETURN_IF_ERROR(
-      CheckSecondary(request.key, info.size, pinned_to_share ? "" : request.if_match));
-  // Read the share version the guard just checked: if the file changes in
-  // between, the secondary fails with PreconditionFailed.
+  if (request.if_match.empty() || IsDirStoreEtag(request.if_match)) {
+    return secondary_->Get(request, buf, buf_len);
+  }
+  // Pinned to an OBS version: only a proven copy of exactly that version.
+  DSFS_ASSIGN_OR_RETURN(ObjectInfo share, secondary_->Head(request.key));
+  auto proof = proofs_->Find(request.key, share.etag);
+  if (!proof || proof->verdict != ProofVerdict::kProven || proof->obs_etag != request.if_match) {
+    LogUnproven(request.key, request.if_match);
+    return Status::IoError("'" + request.key + "' on " + secondary_->Describe() +
+                           " is not proven to be OBS version " + request.if_match);
+  }
+  // Read the share version that was proven: if the file changes in
+  // between, the share fails with PreconditionFailed.
   GetRequest sub = request;
-  sub.if_match = pinned_to_share ? request.if_match : info.etag;
-  return secondary_->Get(sub, buf, buf_len);
+  sub.if_match = share.etag;
+  DSFS_ASSIGN_OR_RETURN(GetResult got, secondary_->Get(sub, buf, buf_len));
+  got.etag = request.if_match;
+  return got;
 }
 
 Result<GetResult> FallbackStore::Get(const GetRequest& request, char* buf, size_t buf_len) {
   // Pinned to a share version: finish on the share.
-  if (IsDirStoreEtag(request.if_match)) return GetSecondary(request, buf, buf_len);
+  if (IsDirStoreEtag(request.if_match)) {
+    if (secondary_ == nullptr) return Status::PreconditionFailed("no share for a share version");
+    return GetSecondary(request, buf, buf_len);
+  }
   if (!circuit_open()) {
     auto r = primary_->Get(request, buf, buf_len);
-    if (r.ok()) {
+    if (r.ok() || !IsPrimaryDownError(r.status())) {
       OnPrimaryAnswer();
-      if (!request.range) Remember(request.key, r->bytes, r->etag);
-      return r;
-    }
-    if (!IsPrimaryDownError(r.status())) {
-      OnPrimaryAnswer();
-      if (r.status().code() == StatusCode::kNotFound) Forget(request.key);
       return r;
     }
     const bool open = OnPrimaryFailure(r.status());
-    return ShareOr(GetSecondary(request, buf, buf_len), r.status(), open);
+    return FromSecondary<GetResult>([&] { return GetSecondary(request, buf, buf_len); },
+                                    r.status(), open);
   }
+  if (secondary_ == nullptr) return Offline("GET '" + request.key + "'");
   return GetSecondary(request, buf, buf_len);
 }
 
@@ -329,12 +425,14 @@ Result<ListPage> FallbackStore::List(const ListRequest& request) {
   ListRequest sub = request;
   sub.continuation = token.inner;
   // A listing begun on the share finishes on the share.
-  if (token.origin == 's') return ListSecondary(std::move(sub));
+  if (token.origin == 's') {
+    if (secondary_ == nullptr) return Status::InvalidArgument("share token without a share");
+    return ListSecondary(std::move(sub));
+  }
   if (!circuit_open()) {
     auto r = primary_->List(sub);
     if (r.ok()) {
       OnPrimaryAnswer();
-      for (const ObjectInfo& o : r->objects) Remember(o.key, o.size, o.etag);
       if (!r->next_continuation.empty()) {
         r->next_continuation = WrapToken('p', *r, r->next_continuation);
       }
@@ -346,8 +444,9 @@ Result<ListPage> FallbackStore::List(const ListRequest& request) {
     }
     const bool open = OnPrimaryFailure(r.status());
     sub.continuation = token.origin == 'p' ? token.last : "";
-    return ShareOr(ListSecondary(std::move(sub)), r.status(), open);
+    return FromSecondary<ListPage>([&] { return ListSecondary(sub); }, r.status(), open);
   }
+  if (secondary_ == nullptr) return Offline("LIST '" + request.prefix + "'");
   // Continue a primary listing on the share after its last item
   // (the secondary's tokens mean "start after").
   sub.continuation = token.origin == 'p' ? token.last : "";

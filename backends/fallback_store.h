@@ -1,6 +1,9 @@
 // FallbackStore: reads from a primary store (S3Store on OBS) while it is
 // healthy and from a secondary store (DirStore on the SFS share that mirrors
-// the bucket) while it is not, returning to the primary by itself.
+// the bucket) while it is not, returning to the primary by itself. Without a
+// secondary it is the circuit breaker alone: while the primary is down every
+// request fails fast with Unavailable, so the layers above answer from what
+// the node holds (offline mode) instead of waiting for timeouts.
 //
 // Circuit breaker
 //  - CLOSED: every request goes to the primary.
@@ -12,48 +15,45 @@
 //    returned as they are.
 //  - Every request that fails on the primary with a "down" error (after the
 //    primary's own retries) is retried on the secondary in the same call,
-//    whether or not it opens the circuit, so the caller sees the share's
-//    answer, not the error; a read in progress continues from the share at
-//    the same offset. Below the threshold, if the share fails too, the
-//    caller gets the primary's error.
-//  - OPEN: Head / List / Get go to the secondary. A background thread probes
-//    the primary every `probe_interval` (default: List of `probe_prefix`
-//    with max_keys=1) and CLOSES the circuit when the primary answers: any
-//    result that is not IsPrimaryDownError() counts (NotFound or
-//    AccessDenied mean the store is there).
-//  - Each transition logs exactly one line
+//    whether or not it opens the circuit. Below the threshold, if the share
+//    fails too, the caller gets the primary's error.
+//  - OPEN: Head / List / Get go to the secondary (or fail with Unavailable
+//    when there is none). A background thread probes the primary every
+//    `probe_interval` (default: List of `probe_prefix` with max_keys=1) and
+//    CLOSES the circuit when the primary answers: any result that is not
+//    IsPrimaryDownError() counts (NotFound or AccessDenied mean the store is
+//    there).
+//  - Each transition logs exactly one line and bumps
+//    dsfs_fallback_open_total / dsfs_fallback_close_total:
 //      "fallback: OBS unavailable (<reason>), serving from <secondary>"
 //      "fallback: OBS recovered"
-//    and bumps dsfs_fallback_open_total / dsfs_fallback_close_total.
+//    or, without a secondary,
+//      "offline: OBS unavailable (<reason>), serving what this node holds"
+//      "offline: OBS recovered"
 //
-// Size guard and identity
-//  - The store remembers the size and ETag the primary last reported per key
-//    (Head, List entries, whole-object Gets), in an LRU of
-//    `max_remembered_keys` keys. A primary NotFound forgets the key.
-//  - Serving a key from the secondary (Head or Get): if the primary
-//    reported a size and the secondary's differs, the request fails with
-//    IoError (EIO) and no bytes, logged once per key and size pair as
-//    "fallback: size mismatch for <key>: OBS <n>, share <m>". If the primary
-//    never answered for the key since start (or it was evicted), the
-//    secondary is served as is.
-//  - Results from the secondary carry the secondary's ETag ("sfs-..."), never
-//    an OBS ETag, so a cache keyed by (key, ETag) never mixes share bytes with
-//    an OBS version.
-//  - Get.if_match, the version a reader is pinned to:
-//      * an "sfs-" ETag (pinned while the circuit was open) always goes to
-//        the secondary, even after the circuit closes, and must equal the
-//        share file's current ETag: the reader finishes on the exact share
-//        version it started on (size guard still applies);
-//      * an OBS ETag served from the secondary is allowed when the size guard
-//        passes (the share is assumed to mirror the same version: the only
-//        check a share allows), and fails with PreconditionFailed (ESTALE)
-//        when the primary's last reported ETag for the key is a different
-//        one (the object changed on OBS since the reader pinned it).
-//    In both cases the secondary is asked with the share ETag the size guard
-//    looked at, so a share file rewritten between the check and the read
-//    fails with PreconditionFailed instead of returning other bytes.
-//  - List pages from the secondary are passed through (entries carry share
-//    sizes and ETags); the guard applies when such a key is read.
+// Which bytes the share may serve (see share_proof.h for the proof)
+//  - A share file is served as an OBS version only when the ProofBook holds
+//    a kProven verdict for (key, the file's current share ETag) against that
+//    OBS ETag. Such a Get returns the OBS ETag with source kShare, so the
+//    bytes may be cached under the OBS identity: they are that version's.
+//  - A Get pinned to an OBS version (If-Match an OBS ETag) that the share
+//    cannot prove fails with IoError (EIO) and no bytes, logged once per
+//    key and version: "fallback: '<key>' on the share is not proven to be
+//    OBS version <etag>: not served". A reader never gets share bytes under
+//    an OBS identity it did not prove, and a handle never mixes versions.
+//  - Head from the share returns the OBS version a proof maps the file to,
+//    else the share's own identity ("sfs-..."): an unproven file is only
+//    ever its own version, as when OBS was never reachable.
+//  - A Get pinned to a share ETag always goes to the share, even after the
+//    circuit closes, and must equal the file's current ETag (DirStore checks).
+//  - List pages from the share are passed through (share ETags).
+//
+// Proofs are made in the background while the primary is healthy: a
+// primary Head of a key whose ETag is provable queues the key; a prover
+// thread reads the share copy at most `proof_rate` bytes/s and records the
+// verdict (dsfs_share_proven_total / dsfs_share_differs_total). Prove()
+// and ProvePrefix() prove on the caller's thread (ahead of a job; the
+// `user.dsfs.prove` xattr, dsfsctl verify).
 //
 // List continuation tokens are wrapped ("p"/"s" + the page's last item +
 // the inner token). A primary token used while the circuit is open
@@ -61,10 +61,8 @@
 // "start after"); a secondary token always continues on the secondary, so
 // one listing never mixes pages of two stores after a flip back.
 //
-// Writes are not in the ObjectStore interface yet; when they are, they need
-// the primary and fail while the circuit is open.
-//
-// Thread-safe. Lock order: circuit_mu_ and memo_mu_ are never held together.
+// Thread-safe. Lock order: circuit_mu_, proof_mu_ and logged_mu_ are
+// leaves, never held together; no store call runs under any of them.
 #pragma once
 
 #include <atomic>
@@ -72,14 +70,16 @@
 #include <condition_variable>
 #include <cstddef>
 #include <functional>
-#include <list>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
-#include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "backends/object_store.h"
+#include "backends/share_proof.h"
 #include "common/metrics.h"
 
 namespace spdlog {
@@ -102,24 +102,36 @@ struct FallbackOptions {
   std::string probe_prefix;
   // Replaces the default probe. Its result is judged by IsPrimaryDownError.
   std::function<Status(ObjectStore& primary)> probe;
-  // Keys whose primary-reported size and ETag are remembered for the size
-  // guard (LRU). 100k keys is ~25 MB and covers every shard of many models;
-  // 0 disables the memory (the secondary is then always served).
-  size_t max_remembered_keys = 100000;
+  // Bytes per second the background prover reads from the share; 0: no
+  // background proofs (Prove/ProvePrefix still work).
+  uint64_t proof_rate = 0;
+  // Keys waiting for a background proof; more are dropped (a later Head
+  // queues them again).
+  size_t proof_queue = 10000;
+  // Where verdicts are kept (must outlive the store); null: in memory.
+  ProofBook* proofs = nullptr;
   // Null: spdlog's default logger.
   std::shared_ptr<spdlog::logger> logger;
 };
 
+// One line of a ProvePrefix report.
+struct ProofLine {
+  std::string key;
+  // "proven", "differs", "missing" (no share copy), "unprovable", or "error".
+  std::string result;
+};
+
 class FallbackStore : public ObjectStore {
  public:
-  // Owning. metrics may be null (counters are then kept privately).
+  // Owning. secondary may be null (circuit only). metrics may be null
+  // (counters are then kept privately).
   FallbackStore(std::unique_ptr<ObjectStore> primary, std::unique_ptr<ObjectStore> secondary,
                 FallbackOptions options, Metrics* metrics);
-  // Non-owning: both stores must outlive this object.
-  FallbackStore(ObjectStore& primary, ObjectStore& secondary, FallbackOptions options,
+  // Non-owning: both stores must outlive this object; secondary may be null.
+  FallbackStore(ObjectStore& primary, ObjectStore* secondary, FallbackOptions options,
                 Metrics* metrics);
-  // Stops and joins the probe thread (waits for a probe in flight, which
-  // the primary's own timeouts bound).
+  // Stops and joins the probe and prover threads (a share read in flight
+  // is cancelled; a probe in flight is bounded by the primary's timeouts).
   ~FallbackStore() override;
   FallbackStore(const FallbackStore&) = delete;
   FallbackStore& operator=(const FallbackStore&) = delete;
@@ -127,30 +139,37 @@ class FallbackStore : public ObjectStore {
   Result<ObjectInfo> Head(const std::string& key) override;
   Result<ListPage> List(const ListRequest& request) override;
   Result<GetResult> Get(const GetRequest& request, char* buf, size_t buf_len) override;
-  // "fallback(<primary>, <secondary>)"
+  // "fallback(<primary>, <secondary>)" or "circuit(<primary>)"
   std::string Describe() const override;
 
   // Whether a primary failure means the primary is down (Unavailable,
   // Throttled, Transient), as opposed to an answer. The daemon uses it at
-  // mount: with a fallback configured, a mount whose first primary request
-  // fails this way succeeds and calls StartOpen().
+  // mount: a mount whose first primary request fails this way may come up
+  // with the circuit open (OpenCircuit()).
   static bool IsPrimaryDownError(const Status& status);
 
   bool circuit_open() const { return open_.load(std::memory_order_acquire); }
+  bool has_secondary() const { return secondary_ != nullptr; }
   // Opens the circuit (no-op when open): logs the transition line with
   // `reason` and counts it. For a mount that starts while OBS is down.
-  void StartOpen(const std::string& reason);
+  void OpenCircuit(const std::string& reason);
   // Runs the probe now instead of at the next interval (tests, dsfsctl).
   void ProbeNow();
 
+  // Proves the share copy of one object version now (reads it whole) and
+  // records the verdict. "missing" when the share has no such file.
+  Result<std::string> Prove(const ObjectInfo& obs);
+  // Proves every object under prefix (recursive), listed from the primary.
+  Result<std::vector<ProofLine>> ProvePrefix(const std::string& prefix);
+  // Waits until the background prover has nothing queued or running
+  // (tests); false after `timeout`.
+  bool WaitProofsIdle(std::chrono::milliseconds timeout);
+
  private:
-  struct Remembered {
+  struct ProofJob {
+    std::string key;
+    std::string etag;
     uint64_t size = 0;
-    std::string etag;  // may be empty (learned from a whole-object Get)
-    // The (OBS size, share size) pair already logged as a mismatch.
-    uint64_t logged_share_size = 0;
-    bool mismatch_logged = false;
-    std::list<std::string>::iterator lru;
   };
 
   void Init(Metrics* metrics);
@@ -166,36 +185,48 @@ class FallbackStore : public ObjectStore {
   Status RunProbe();
   void ProbeLoop();
 
-  // The share's answer to a request OBS failed. While the circuit is still
-  // closed, a share error gives way to OBS's own error (the share may lag
-  // behind the bucket); once open, the share's errors are the answer.
-  template <typename T>
-  static Result<T> ShareOr(Result<T> share, const Status& primary_error, bool circuit_open) {
+  // The answer to a request OBS failed: the share's while it has one. While
+  // the circuit is still closed, a share error gives way to OBS's own error
+  // (the share may lag behind the bucket); once open, the share's errors are
+  // the answer.
+  template <typename T, typename F>
+  Result<T> FromSecondary(F&& ask, const Status& primary_error, bool circuit_open) {
+    if (secondary_ == nullptr) return primary_error;
+    Result<T> share = ask();
     if (share.ok() || circuit_open) return share;
     return primary_error;
   }
-
-  void Remember(const std::string& key, uint64_t size, const std::string& etag);
-  void Forget(const std::string& key);
-  // Checks the size guard for `key` whose share size is share_size and,
-  // when obs_etag is an OBS ETag a reader is pinned to, that it is still
-  // the primary's latest. OK, IoError or PreconditionFailed.
-  Status CheckSecondary(const std::string& key, uint64_t share_size, const std::string& obs_etag);
+  Status Offline(const std::string& what) const;
 
   Result<ObjectInfo> HeadSecondary(const std::string& key);
   Result<GetResult> GetSecondary(const GetRequest& request, char* buf, size_t buf_len);
   Result<ListPage> ListSecondary(ListRequest request);
+  // Logs the "not proven" line once per key and version.
+  void LogUnproven(const std::string& key, const std::string& etag);
+
+  // Background proofs.
+  void QueueProof(const ObjectInfo& obs);
+  void ProverLoop();
+  // Share Head + proof (or the verdict already recorded) + record.
+  Result<std::string> ProveWith(const std::string& key, const std::string& etag, uint64_t size,
+                                RateLimiter* limiter);
 
   std::unique_ptr<ObjectStore> owned_primary_;
   std::unique_ptr<ObjectStore> owned_secondary_;
   ObjectStore* primary_;
-  ObjectStore* secondary_;
+  ObjectStore* secondary_;  // may be null
   const FallbackOptions options_;
   std::unique_ptr<Metrics> own_metrics_;  // when none was given
+  std::unique_ptr<MemoryProofBook> own_proofs_;
+  ProofBook* proofs_ = nullptr;
+  RateLimiter limiter_;
+  std::shared_ptr<CancelToken> stop_token_ = std::make_shared<CancelToken>();
   Counter* open_total_ = nullptr;
   Counter* close_total_ = nullptr;
   Counter* secondary_requests_total_ = nullptr;
-  Counter* size_mismatch_total_ = nullptr;
+  Counter* proven_total_ = nullptr;
+  Counter* differs_total_ = nullptr;
+  Counter* unproven_reads_total_ = nullptr;
 
   std::atomic<bool> open_{false};  // written under circuit_mu_
   mutable std::mutex circuit_mu_;
@@ -204,11 +235,19 @@ class FallbackStore : public ObjectStore {
   bool wake_ = false;                   // guarded by circuit_mu_
   bool stop_ = false;                   // guarded by circuit_mu_
 
-  mutable std::mutex memo_mu_;
-  std::list<std::string> lru_;                        // guarded by memo_mu_, front = newest
-  std::unordered_map<std::string, Remembered> memo_;  // guarded by memo_mu_
+  std::mutex proof_mu_;
+  std::condition_variable proof_cv_;         // queued job or stop
+  std::condition_variable proof_idle_cv_;    // queue drained
+  std::deque<ProofJob> proof_queue_;         // guarded by proof_mu_
+  std::unordered_set<std::string> queued_;   // guarded by proof_mu_: key + '\0' + etag
+  bool proof_busy_ = false;                  // guarded by proof_mu_
+  bool proof_stop_ = false;                  // guarded by proof_mu_
 
-  std::thread probe_thread_;  // last member: started after everything else
+  std::mutex logged_mu_;
+  std::unordered_set<std::string> logged_unproven_;  // guarded by logged_mu_ (bounded)
+
+  std::thread prover_thread_;
+  std::thread probe_thread_;  // last members: started after everything else
 };
 
 }  // namespace dsfs

@@ -6,6 +6,13 @@
 
 namespace dsfs {
 
+void MemoryStore::SetEtag(const std::string& key, std::string etag) {
+  std::lock_guard lock(mu_);
+  auto it = objects_.find(key);
+  if (it == objects_.end()) return;
+  it->second.info.etag = std::move(etag);
+}
+
 void MemoryStore::PutObject(const std::string& key, std::string data,
                             std::map<std::string, std::string> meta, std::string content_type) {
   std::lock_guard lock(mu_);

@@ -29,6 +29,9 @@ class MemoryStore : public ObjectStore {
   // version counter, so a replaced object always has a new ETag.
   void PutObject(const std::string& key, std::string data,
                  std::map<std::string, std::string> meta = {}, std::string content_type = "");
+  // Replaces the ETag of the object at key (e.g. with the MD5 S3 gives a
+  // single-part upload, instead of the default unique one).
+  void SetEtag(const std::string& key, std::string etag);
   void RemoveObject(const std::string& key);
 
   // The next `count` calls of `op` fail with `status` (queued in order).

@@ -137,7 +137,7 @@ Result<std::unique_ptr<ObjectStore>> BuildStore(const Config& config, Credential
   fo.probe_prefix = config.fs.prefix;
   auto fallback = std::make_unique<FallbackStore>(std::move(s3), std::move(*share), fo, metrics);
   if (down) {
-    fallback->StartOpen(DescribeProbeFailure(probe_status, config).message());
+    fallback->OpenCircuit(DescribeProbeFailure(probe_status, config).message());
   }
   return std::unique_ptr<ObjectStore>(std::move(fallback));
 }

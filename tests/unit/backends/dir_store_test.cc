@@ -155,7 +155,8 @@ TEST_P(DirStoreTest, RejectsKeysThatCouldEscape) {
                                         "a/./b",
                                         "./a/b",
                                         "a//b",
-                                        "a/b/",
+                                        "a//",
+                                        "../",
                                         ".",
                                         "..",
                                         std::string("a/b\0c", 5),
@@ -235,8 +236,34 @@ TEST_P(DirStoreTest, NeverOpensAFifo) {
   lr.prefix = "d/";
   auto page = s->List(lr);
   ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->objects.size(), 2u);
+  EXPECT_EQ(page->objects[0].key, "d/");  // the directory's marker
+  EXPECT_EQ(page->objects[1].key, "d/z");
+}
+
+TEST_P(DirStoreTest, DirectoriesAnswerAsMarkers) {
+  dir_.Write("a/b/f", "x");
+  ASSERT_EQ(::mkdir((dir_.path() + "/a/empty").c_str(), 0755), 0);
+  auto s = OpenStore();
+  ASSERT_TRUE(s);
+  for (const std::string key : {"a/", "a/b/", "a/empty/"}) {
+    auto head = s->Head(key);
+    ASSERT_TRUE(head.ok()) << key << ": " << head.status().ToString();
+    EXPECT_EQ(head->size, 0u);
+    EXPECT_EQ(head->content_type, "application/x-directory");
+    EXPECT_TRUE(IsDirStoreEtag(head->etag));
+  }
+  EXPECT_EQ(s->Head("a/nope/").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(s->Head("a/b/f/").status().code(), StatusCode::kNotFound);  // a file, not a dir
+  // The empty directory lists its marker, so a lookup finds a directory.
+  ListRequest lr;
+  lr.prefix = "a/empty/";
+  lr.delimiter = "/";
+  lr.max_keys = 1;
+  auto page = s->List(lr);
+  ASSERT_TRUE(page.ok());
   ASSERT_EQ(page->objects.size(), 1u);
-  EXPECT_EQ(page->objects[0].key, "d/z");
+  EXPECT_EQ(page->objects[0].key, "a/empty/");
 }
 
 TEST_P(DirStoreTest, DirectoriesAndPathsThroughFilesAreNotFound) {
@@ -276,6 +303,11 @@ struct Item {
 std::vector<Item> Reference(const std::set<std::string>& keys, const std::string& prefix,
                             const std::string& delimiter) {
   std::vector<Item> out;
+  // A directory's listing starts with its own marker, as S3 lists "dir/".
+  if (!prefix.empty() && prefix.back() == '/' &&
+      std::any_of(keys.begin(), keys.end(), [&](const std::string& k) { return k.starts_with(prefix); })) {
+    out.push_back({prefix, false});
+  }
   for (const auto& k : keys) {  // std::set<std::string>: byte order
     if (!k.starts_with(prefix)) continue;
     size_t pos = delimiter.empty() ? std::string::npos : k.find(delimiter, prefix.size());
@@ -359,7 +391,7 @@ TEST_P(DirStoreTest, ListEntriesCarryHeadInfo) {
   req.prefix = "p/";
   auto page = s->List(req);
   ASSERT_TRUE(page.ok());
-  ASSERT_EQ(page->objects.size(), 2u);
+  ASSERT_EQ(page->objects.size(), 3u);  // the "p/" marker, one, three
   for (const auto& o : page->objects) {
     auto head = s->Head(o.key);
     ASSERT_TRUE(head.ok());

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <openssl/evp.h>
+
 #include <atomic>
 #include <future>
 #include <string>
@@ -22,6 +24,37 @@ using testing::WaitFor;
 constexpr char kOpenLine[] = "fallback: OBS unavailable (";
 constexpr char kCloseLine[] = "fallback: OBS recovered";
 
+std::string Md5Hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_md5(), nullptr);
+  std::string hex;
+  for (unsigned i = 0; i < len; ++i) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    hex += kDigits[md[i] >> 4];
+    hex += kDigits[md[i] & 15];
+  }
+  return hex;
+}
+
+std::string HexToBinary(const std::string& hex) {
+  std::string out;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  }
+  return out;
+}
+
+// The ETag S3 gives a multipart upload of data in parts of part_size.
+std::string MultipartEtag(std::string_view data, size_t part_size) {
+  std::string digests;
+  size_t parts = 0;
+  for (size_t off = 0; off < data.size(); off += part_size, ++parts) {
+    digests += HexToBinary(Md5Hex(data.substr(off, part_size)));
+  }
+  return Md5Hex(digests) + "-" + std::to_string(parts);
+}
+
 std::string Content(const std::string& key, size_t n) {
   std::string s;
   for (size_t i = 0; s.size() < n; ++i) s += key + ":" + std::to_string(i) + ";";
@@ -41,8 +74,20 @@ class FallbackStoreTest : public ::testing::Test {
 
   // The same object on OBS and on the share.
   void PutBoth(const std::string& key, const std::string& data) {
-    primary_.PutObject(key, data);
+    PutObs(key, data);
     share_.Write(key, data);
+  }
+  // An OBS object with the ETag S3 gives a single-part upload (its MD5).
+  void PutObs(const std::string& key, const std::string& data) {
+    primary_.PutObject(key, data);
+    primary_.SetEtag(key, Md5Hex(data));
+  }
+  // Proves the share copy of key against what the primary reports now.
+  std::string ProveNow(FallbackStore& fb, const std::string& key) {
+    auto head = primary_.Head(key);
+    if (!head.ok()) return head.status().ToString();
+    auto r = fb.Prove(*head);
+    return r.ok() ? *r : r.status().ToString();
   }
 
   std::unique_ptr<FallbackStore> Make(FallbackOptions opts = {}) {
@@ -50,7 +95,7 @@ class FallbackStoreTest : public ::testing::Test {
       opts.probe_interval = std::chrono::hours(1);  // probes only on ProbeNow()
     }
     opts.logger = log_.logger;
-    return std::make_unique<FallbackStore>(primary_, *dir_, std::move(opts), &metrics_);
+    return std::make_unique<FallbackStore>(primary_, dir_.get(), std::move(opts), &metrics_);
   }
 
   uint64_t Count(const std::string& name) { return metrics_.GetCounter(name).value(); }
@@ -199,22 +244,31 @@ TEST_F(FallbackStoreTest, NonRetryableErrorsAreReturnedAndNeverOpen) {
   EXPECT_EQ(log_.sink->Lines().size(), 0u);
 }
 
-TEST_F(FallbackStoreTest, ReadInProgressContinuesFromTheShareAtTheSameOffset) {
+TEST_F(FallbackStoreTest, ReadInProgressContinuesFromAProvenShareCopyAtTheSameOffset) {
   const std::string data = Content("w/0001.safetensors", 4096);
   PutBoth("w/0001.safetensors", data);
   auto fb = Make();
+  ASSERT_EQ(ProveNow(*fb, "w/0001.safetensors"), "proven");
+  const std::string etag = primary_.Head("w/0001.safetensors")->etag;
+  primary_.ResetCounters();
   std::string got;
   for (uint64_t off = 0; off < data.size(); off += 512) {
     if (off == 2048) {
       primary_.FailNext(StoreOp::kGet, Status::Unavailable("connection reset"));
     }
-    auto part = Read(*fb, "w/0001.safetensors", off, 512);
+    GetRequest req{.key = "w/0001.safetensors", .range = ByteRange{off, 512}, .if_match = etag};
+    std::string buf(512, '\0');
+    auto part = fb->Get(req, buf.data(), buf.size());
     ASSERT_TRUE(part.ok()) << "offset " << off << ": " << part.status().ToString();
-    got += *part;
+    // The share's bytes are the OBS version's: reported as that version.
+    EXPECT_EQ(part->etag, etag);
+    EXPECT_EQ(part->source, off < 2048 ? DataSource::kObjectStore : DataSource::kShare);
+    got += buf;
   }
   EXPECT_EQ(got, data);
   EXPECT_TRUE(fb->circuit_open());
   EXPECT_EQ(primary_.counters().get, 5);  // 4 good + the failing one
+  EXPECT_EQ(Count("dsfs_share_proven_total"), 1u);
 }
 
 TEST_F(FallbackStoreTest, ProbeClosesTheCircuitWhenThePrimaryAnswers) {
@@ -288,109 +342,199 @@ TEST_F(FallbackStoreTest, ReopensAfterRecoveryWithOneLinePerTransition) {
   EXPECT_EQ(Count("dsfs_fallback_close_total"), 3u);
 }
 
-TEST_F(FallbackStoreTest, SizeMismatchFailsWithIoErrorAndNoBytes) {
-  primary_.PutObject("k", "0123456789");  // OBS: 10 bytes
-  share_.Write("k", "0123456789AB");      // share: 12 bytes (stale copy)
+TEST_F(FallbackStoreTest, UnprovenCopyIsNeverServedAsTheObsVersion) {
+  PutObs("k", "0123456789");      // OBS: v1
+  share_.Write("k", "abcdefghij");  // share: same size, other bytes (a stale checkpoint)
   auto fb = Make();
-  ASSERT_TRUE(fb->Head("k").ok());  // the primary reports 10
+  const std::string etag = fb->Head("k")->etag;
+  // Not proven yet: an OBS-pinned read that falls to the share gets EIO, no bytes.
   primary_.FailNext(StoreOp::kGet, Status::Unavailable("down"));
   std::string buf(10, '#');
-  GetRequest req;
-  req.key = "k";
-  req.range = ByteRange{0, 10};
+  GetRequest req{.key = "k", .range = ByteRange{0, 10}, .if_match = etag};
   auto n = fb->Get(req, buf.data(), buf.size());
-  EXPECT_EQ(n.status().code(), StatusCode::kIoError);
+  EXPECT_EQ(n.status().code(), StatusCode::kIoError) << n.status().ToString();
   EXPECT_EQ(ToErrno(n.status()), EIO);
-  EXPECT_EQ(buf, std::string(10, '#'));  // no share bytes
+  EXPECT_EQ(buf, std::string(10, '#'));
   EXPECT_TRUE(fb->circuit_open());
-  // Head from the share is refused the same way; the line is logged once.
-  EXPECT_EQ(fb->Head("k").status().code(), StatusCode::kIoError);
+  // Proven to differ: still refused; logged once per key and version.
+  ASSERT_TRUE(ProbeUntilClosed(*fb));
+  EXPECT_EQ(ProveNow(*fb, "k"), "differs");
+  fb->OpenCircuit("test");
   EXPECT_EQ(fb->Get(req, buf.data(), buf.size()).status().code(), StatusCode::kIoError);
-  EXPECT_EQ(log_.sink->Count("fallback: size mismatch for k: OBS 10, share 12"), 1);
-  EXPECT_EQ(Count("dsfs_fallback_size_mismatch_total"), 3u);
+  EXPECT_EQ(buf, std::string(10, '#'));
+  EXPECT_EQ(log_.sink->Count("fallback: 'k' on the share is not proven to be OBS version " + etag),
+            1);
+  EXPECT_EQ(Count("dsfs_share_unproven_reads_total"), 2u);
+  EXPECT_EQ(Count("dsfs_share_differs_total"), 1u);
+  // The share file is only ever its own version.
+  auto head = fb->Head("k");
+  ASSERT_TRUE(head.ok());
+  EXPECT_TRUE(IsDirStoreEtag(head->etag)) << head->etag;
+  auto own = Read(*fb, "k", 0, 10, head->etag);
+  ASSERT_TRUE(own.ok());
+  EXPECT_EQ(*own, "abcdefghij");
 }
 
-TEST_F(FallbackStoreTest, SizesLearnedFromListAndWholeGetsGuardToo) {
-  primary_.PutObject("dir/listed", "0123");
-  share_.Write("dir/listed", "01234");
-  primary_.PutObject("whole", "abc");
-  share_.Write("whole", "abcd");
+TEST_F(FallbackStoreTest, ProofOfSingleAndMultipartEtags) {
+  const std::string big = Content("multi", 12 * kMiB + 17);
+  primary_.PutObject("multi", big);
+  primary_.SetEtag("multi", MultipartEtag(big, 5 * kMiB));  // 3 parts of 5 MiB
+  share_.Write("multi", big);
+  PutBoth("single", Content("single", 1000));
+  primary_.PutObject("odd-etag", "xyz");  // MemoryStore's own ETag: no digest
+  share_.Write("odd-etag", "xyz");
+  PutObs("missing", "nope");
+  primary_.PutObject("multi-stale", big);
+  primary_.SetEtag("multi-stale", MultipartEtag(big, 5 * kMiB));
+  std::string stale = big;
+  stale[7 * kMiB] ^= 1;
+  share_.Write("multi-stale", stale);
   auto fb = Make();
+  EXPECT_EQ(ProveNow(*fb, "multi"), "proven");
+  EXPECT_EQ(ProveNow(*fb, "single"), "proven");
+  EXPECT_EQ(ProveNow(*fb, "odd-etag"), "unprovable");
+  EXPECT_EQ(ProveNow(*fb, "missing"), "missing");
+  EXPECT_EQ(ProveNow(*fb, "multi-stale"), "differs");
+  // Proven copies are the OBS version while OBS is down, for new opens too.
+  fb->OpenCircuit("test");
+  auto head = fb->Head("multi");
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->etag, MultipartEtag(big, 5 * kMiB));
+  auto part = Read(*fb, "multi", 11 * kMiB, 100, head->etag);
+  ASSERT_TRUE(part.ok()) << part.status().ToString();
+  EXPECT_EQ(*part, big.substr(11 * kMiB, 100));
+  EXPECT_TRUE(IsDirStoreEtag(fb->Head("multi-stale")->etag));
+  EXPECT_TRUE(IsDirStoreEtag(fb->Head("odd-etag")->etag));
+}
+
+TEST_F(FallbackStoreTest, RewrittenShareFileIsUnprovenAgain) {
+  PutBoth("k", "0123456789");
+  auto fb = Make();
+  ASSERT_EQ(ProveNow(*fb, "k"), "proven");
+  const std::string etag = primary_.Head("k")->etag;
+  share_.Write("k", "9876543210");  // same size, new mtime: another share version
+  fb->OpenCircuit("test");
+  EXPECT_TRUE(IsDirStoreEtag(fb->Head("k")->etag));
+  EXPECT_EQ(Read(*fb, "k", 0, 10, etag).status().code(), StatusCode::kIoError);
+}
+
+TEST_F(FallbackStoreTest, BackgroundProverProvesWhatThePrimaryReportedWhileHealthy) {
+  PutBoth("a", Content("a", 3 * kMiB));
+  PutObs("b", Content("b", 1000));
+  share_.Write("b", Content("x", 1000));
+  FallbackOptions opts;
+  opts.proof_rate = 1ull << 30;
+  MemoryProofBook book;
+  opts.proofs = &book;
+  auto fb = Make(opts);
+  ASSERT_TRUE(fb->Head("a").ok());
+  ASSERT_TRUE(fb->Head("b").ok());
+  ASSERT_TRUE(fb->WaitProofsIdle(std::chrono::seconds(20)));
+  EXPECT_EQ(Count("dsfs_share_proven_total"), 1u);
+  EXPECT_EQ(Count("dsfs_share_differs_total"), 1u);
+  // Kept in the book given: the next store (a remount) finds them.
+  auto fb2 = Make(opts);
+  fb2->OpenCircuit("test");
+  EXPECT_EQ(fb2->Head("a")->etag, primary_.Head("a")->etag);
+  EXPECT_TRUE(IsDirStoreEtag(fb2->Head("b")->etag));
+}
+
+TEST_F(FallbackStoreTest, ProvePrefixReportsEveryObject) {
+  PutBoth("m/a", "aaaa");
+  PutObs("m/b", "bbbb");
+  share_.Write("m/b", "BBBB");
+  PutObs("m/sub/c", "cc");
+  PutBoth("other", "zz");
+  auto fb = Make();
+  auto report = fb->ProvePrefix("m/");
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  ASSERT_EQ(report->size(), 3u);
+  EXPECT_EQ((*report)[0].key, "m/a");
+  EXPECT_EQ((*report)[0].result, "proven");
+  EXPECT_EQ((*report)[1].result, "differs");
+  EXPECT_EQ((*report)[2].key, "m/sub/c");
+  EXPECT_EQ((*report)[2].result, "missing");
+}
+
+TEST_F(FallbackStoreTest, WithoutASecondaryTheOpenCircuitFailsFast) {
+  PutObs("k", "0123456789");
+  FallbackOptions opts;
+  opts.logger = log_.logger;
+  opts.probe_interval = std::chrono::hours(1);
+  FallbackStore fb(primary_, nullptr, opts, &metrics_);
+  EXPECT_EQ(fb.Describe(), "circuit(" + primary_.Describe() + ")");
+  primary_.FailNext(StoreOp::kHead, Status::Unavailable("connect refused"));
+  EXPECT_EQ(fb.Head("k").status().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(fb.circuit_open());
+  primary_.ResetCounters();
+  EXPECT_EQ(fb.Head("k").status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(Read(fb, "k", 0, 4).status().code(), StatusCode::kUnavailable);
   ListRequest lr;
-  lr.prefix = "dir/";
-  ASSERT_TRUE(fb->List(lr).ok());
-  std::string buf(3, '\0');
-  GetRequest whole;
-  whole.key = "whole";
-  ASSERT_TRUE(fb->Get(whole, buf.data(), buf.size()).ok());
-  fb->StartOpen("test");
-  EXPECT_EQ(fb->Head("dir/listed").status().code(), StatusCode::kIoError);
-  EXPECT_EQ(fb->Head("whole").status().code(), StatusCode::kIoError);
+  EXPECT_EQ(fb.List(lr).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(primary_.counters().head + primary_.counters().get, 0);  // fast: OBS not asked
+  EXPECT_EQ(log_.sink->Count("offline: OBS unavailable ("), 1);
+  ASSERT_TRUE(ProbeUntilClosed(fb));
+  EXPECT_EQ(log_.sink->Count("offline: OBS recovered"), 1);
+  EXPECT_TRUE(fb.Head("k").ok());
 }
 
 TEST_F(FallbackStoreTest, KeyThePrimaryNeverReportedIsServedFromTheShare) {
   primary_.PutObject("k", "0123456789");
   share_.Write("k", "a different size");
   auto fb = Make();
-  fb->StartOpen("mount while OBS is down");
+  fb->OpenCircuit("mount while OBS is down");
   auto data = Read(*fb, "k", 0, 16);
   ASSERT_TRUE(data.ok()) << data.status().ToString();
   EXPECT_EQ(*data, "a different size");
 }
 
-TEST_F(FallbackStoreTest, PrimaryNotFoundForgetsTheSize) {
-  primary_.PutObject("k", "0123456789");
-  share_.Write("k", "0123");
-  auto fb = Make();
-  ASSERT_TRUE(fb->Head("k").ok());
-  primary_.RemoveObject("k");
-  EXPECT_EQ(fb->Head("k").status().code(), StatusCode::kNotFound);
-  fb->StartOpen("test");
-  EXPECT_TRUE(fb->Head("k").ok());
-}
-
-TEST_F(FallbackStoreTest, RememberedKeysAreBounded) {
+TEST(MemoryProofBook, IsBounded) {
+  MemoryProofBook book(2);
   for (const std::string k : {"a", "b", "c"}) {
-    primary_.PutObject(k, "0123456789");
-    share_.Write(k, "01234");
+    book.Record(k, "sfs-1", ProofRecord{"e", ProofVerdict::kProven});
   }
-  FallbackOptions opts;
-  opts.max_remembered_keys = 2;
-  auto fb = Make(opts);
-  for (const std::string k : {"a", "b", "c"}) ASSERT_TRUE(fb->Head(k).ok());
-  fb->StartOpen("test");
-  EXPECT_TRUE(fb->Head("a").ok());  // evicted: the guard cannot apply
-  EXPECT_EQ(fb->Head("b").status().code(), StatusCode::kIoError);
-  EXPECT_EQ(fb->Head("c").status().code(), StatusCode::kIoError);
+  EXPECT_FALSE(book.Find("a", "sfs-1").has_value());
+  EXPECT_TRUE(book.Find("b", "sfs-1").has_value());
+  EXPECT_TRUE(book.Find("c", "sfs-1").has_value());
+  EXPECT_FALSE(book.Find("c", "sfs-2").has_value());
 }
 
-TEST_F(FallbackStoreTest, ReaderPinnedToAnObsEtagKeepsReadingFromTheShare) {
+TEST_F(FallbackStoreTest, ReaderPinnedToAnObsEtagKeepsReadingFromAProvenShare) {
   PutBoth("k", "0123456789");
   auto fb = Make();
   auto head = fb->Head("k");
   ASSERT_TRUE(head.ok());
   const std::string obs_etag = head->etag;
   ASSERT_FALSE(IsDirStoreEtag(obs_etag));
+  ASSERT_EQ(ProveNow(*fb, "k"), "proven");
   primary_.FailNext(StoreOp::kGet, Status::Unavailable("down"));
   auto data = Read(*fb, "k", 2, 5, obs_etag);
   ASSERT_TRUE(data.ok()) << data.status().ToString();
   EXPECT_EQ(*data, "23456");
-  // A different OBS ETag than the primary last reported: ESTALE.
-  EXPECT_EQ(Read(*fb, "k", 2, 5, "0123abcd").status().code(), StatusCode::kPreconditionFailed);
+  // Another OBS version than the one proven: never served from the share.
+  EXPECT_EQ(Read(*fb, "k", 2, 5, "0123abcd").status().code(), StatusCode::kIoError);
 }
 
-TEST_F(FallbackStoreTest, ObsEtagThatChangedOnObsIsStaleOnTheShare) {
+TEST_F(FallbackStoreTest, ShareProvenForV1NeverServesItsBytesAsV2) {
   PutBoth("k", "0123456789");
   auto fb = Make();
   auto v1 = fb->Head("k");
   ASSERT_TRUE(v1.ok());
-  primary_.PutObject("k", "abcdefghij");  // same size, new version
+  ASSERT_EQ(ProveNow(*fb, "k"), "proven");
+  PutObs("k", "abcdefghij");  // same size, new version; the share still has v1
   auto v2 = fb->Head("k");
   ASSERT_TRUE(v2.ok());
   ASSERT_NE(v1->etag, v2->etag);
-  fb->StartOpen("test");
-  EXPECT_EQ(Read(*fb, "k", 0, 10, v1->etag).status().code(), StatusCode::kPreconditionFailed);
-  EXPECT_TRUE(Read(*fb, "k", 0, 10, v2->etag).ok());
+  fb->OpenCircuit("test");
+  // v1's reader still gets v1's bytes (the share holds exactly them) ...
+  auto old = Read(*fb, "k", 0, 10, v1->etag);
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_EQ(*old, "0123456789");
+  // ... and v2's reader never gets them.
+  std::string buf(10, '#');
+  GetRequest req{.key = "k", .range = ByteRange{0, 10}, .if_match = v2->etag};
+  EXPECT_EQ(fb->Get(req, buf.data(), buf.size()).status().code(), StatusCode::kIoError);
+  EXPECT_EQ(buf, std::string(10, '#'));
 }
 
 TEST_F(FallbackStoreTest, ReaderPinnedToAShareEtagStaysOnTheShareAfterRecovery) {
@@ -414,17 +558,17 @@ TEST_F(FallbackStoreTest, ReaderPinnedToAShareEtagStaysOnTheShareAfterRecovery) 
 TEST_F(FallbackStoreTest, SecondaryErrorsAreReturnedAsIs) {
   primary_.PutObject("obs-only", "x");
   auto fb = Make();
-  fb->StartOpen("test");
+  fb->OpenCircuit("test");
   EXPECT_EQ(fb->Head("obs-only").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(Read(*fb, "obs-only", 0, 1).status().code(), StatusCode::kNotFound);
   EXPECT_EQ(fb->Head("../etc/passwd").status().code(), StatusCode::kInvalidArgument);
 }
 
-TEST_F(FallbackStoreTest, StartOpenLogsOnceAndCounts) {
+TEST_F(FallbackStoreTest, OpenCircuitLogsOnceAndCounts) {
   auto fb = Make();
   EXPECT_FALSE(fb->circuit_open());
-  fb->StartOpen("connect to 127.0.0.1:1 refused");
-  fb->StartOpen("again");
+  fb->OpenCircuit("connect to 127.0.0.1:1 refused");
+  fb->OpenCircuit("again");
   EXPECT_TRUE(fb->circuit_open());
   EXPECT_EQ(log_.sink->Count(kOpenLine), 1);
   EXPECT_EQ(log_.sink->Count("connect to 127.0.0.1:1 refused"), 1);
@@ -514,11 +658,21 @@ TEST_F(FallbackStoreTest, DestructorStopsTheProbeThreadPromptly) {
 TEST_F(FallbackStoreTest, ManyReadersWhileTheCircuitFlips) {
   constexpr int kObjects = 4;
   constexpr size_t kSize = 64 * 1024;
+  // Even shards: the share holds the same bytes (proven). Odd shards: the
+  // share holds other bytes of the same size, which must never be served
+  // as the OBS version: a reader gets OBS's bytes or EIO, never the share's.
+  std::vector<std::string> etags;
   for (int i = 0; i < kObjects; ++i) {
     std::string key = "shard-" + std::to_string(i);
-    PutBoth(key, Content(key, kSize));
+    PutObs(key, Content(key, kSize));
+    share_.Write(key, i % 2 == 0 ? Content(key, kSize) : Content("stale", kSize));
+    etags.push_back(primary_.Head(key)->etag);
   }
   auto fb = Make();
+  for (int i = 0; i < kObjects; ++i) {
+    ASSERT_EQ(ProveNow(*fb, "shard-" + std::to_string(i)), i % 2 == 0 ? "proven" : "differs");
+  }
+  std::atomic<long> refused{0};
   std::atomic<bool> stop{false};
   std::atomic<int> failures{0};
   std::atomic<long> reads{0};
@@ -527,13 +681,21 @@ TEST_F(FallbackStoreTest, ManyReadersWhileTheCircuitFlips) {
     readers.emplace_back([&, t] {
       std::string buf(4096, '\0');
       for (uint64_t i = 0; !stop.load(); ++i) {
-        std::string key = "shard-" + std::to_string((t + i) % kObjects);
+        const int obj = static_cast<int>((t + i) % kObjects);
+        std::string key = "shard-" + std::to_string(obj);
         uint64_t off = (i * 4096 + static_cast<uint64_t>(t) * 512) % (kSize - 4096);
         GetRequest req;
         req.key = key;
         req.range = ByteRange{off, 4096};
+        req.if_match = etags[obj];
         auto n = fb->Get(req, buf.data(), buf.size());
-        if (!n.ok() || buf != Content(key, kSize).substr(off, 4096)) ++failures;
+        if (n.ok()) {
+          if (buf != Content(key, kSize).substr(off, 4096)) ++failures;  // wrong bytes
+        } else if (obj % 2 == 1 && n.status().code() == StatusCode::kIoError) {
+          ++refused;  // the unproven copy, while the circuit was open
+        } else {
+          ++failures;
+        }
         ++reads;
       }
     });

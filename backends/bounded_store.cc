@@ -1,0 +1,140 @@
+#include "backends/bounded_store.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <optional>
+
+#include "common/buffer.h"
+
+namespace dsfs {
+
+struct BoundedStore::Shared {
+  std::shared_ptr<ObjectStore> owned;  // kept alive for detached workers
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::function<void()>> queue;  // guarded by mu
+  int idle = 0;                             // guarded by mu: workers waiting for work
+  int running = 0;                          // guarded by mu: workers alive
+  bool stop = false;                        // guarded by mu
+  std::condition_variable exited_cv;
+  std::atomic<uint64_t> timeouts{0};
+
+  void Loop() {
+    std::unique_lock lock(mu);
+    while (true) {
+      ++idle;
+      cv.wait(lock, [&] { return stop || !queue.empty(); });
+      --idle;
+      if (queue.empty()) break;  // stop
+      auto task = std::move(queue.front());
+      queue.pop_front();
+      lock.unlock();
+      task();
+      lock.lock();
+    }
+    --running;
+    exited_cv.notify_all();
+  }
+};
+
+namespace {
+
+// One request's result, shared by the caller and the worker.
+template <typename T>
+struct Slot {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<Result<T>> result;  // guarded by mu
+};
+
+}  // namespace
+
+BoundedStore::BoundedStore(ObjectStore& inner, int workers, std::chrono::milliseconds deadline)
+    : inner_(&inner), deadline_(deadline), shared_(std::make_shared<Shared>()) {
+  const int n = std::max(1, workers);
+  shared_->running = n;
+  for (int i = 0; i < n; ++i) {
+    threads_.emplace_back([shared = shared_] { shared->Loop(); });
+  }
+}
+
+BoundedStore::BoundedStore(std::unique_ptr<ObjectStore> inner, int workers,
+                           std::chrono::milliseconds deadline)
+    : BoundedStore(*inner, workers, deadline) {
+  shared_->owned = std::shared_ptr<ObjectStore>(std::move(inner));
+}
+
+BoundedStore::~BoundedStore() {
+  std::unique_lock lock(shared_->mu);
+  shared_->stop = true;
+  shared_->queue.clear();
+  shared_->cv.notify_all();
+  // A worker stuck in the inner store (a hung NFS read) may never return.
+  const bool all_exited = shared_->exited_cv.wait_for(
+      lock, std::chrono::seconds(1), [&] { return shared_->running == 0; });
+  lock.unlock();
+  for (auto& t : threads_) {
+    if (all_exited) {
+      t.join();
+    } else {
+      t.detach();
+    }
+  }
+}
+
+uint64_t BoundedStore::timeouts() const { return shared_->timeouts.load(); }
+
+template <typename T>
+Result<T> BoundedStore::Run(std::function<Result<T>()> fn, const std::string& what) {
+  auto slot = std::make_shared<Slot<T>>();
+  {
+    std::lock_guard lock(shared_->mu);
+    // Every worker is busy (hung on the share, most likely) and work is
+    // already waiting: do not queue behind them.
+    if (shared_->idle == 0 && !shared_->queue.empty()) {
+      ++shared_->timeouts;
+      return Status::Unavailable(what + ": " + inner_->Describe() +
+                                 " is not answering (all share workers busy)");
+    }
+    shared_->queue.push_back([slot, fn = std::move(fn)] {
+      Result<T> r = fn();
+      std::lock_guard l(slot->mu);
+      slot->result.emplace(std::move(r));
+      slot->cv.notify_all();
+    });
+  }
+  shared_->cv.notify_one();
+  std::unique_lock lock(slot->mu);
+  if (!slot->cv.wait_for(lock, deadline_, [&] { return slot->result.has_value(); })) {
+    ++shared_->timeouts;
+    return Status::Unavailable(what + ": " + inner_->Describe() + " did not answer within " +
+                               std::to_string(deadline_.count()) + " ms");
+  }
+  return std::move(*slot->result);
+}
+
+Result<ObjectInfo> BoundedStore::Head(const std::string& key) {
+  ObjectStore* inner = inner_;
+  return Run<ObjectInfo>([inner, key] { return inner->Head(key); }, "HEAD '" + key + "'");
+}
+
+Result<ListPage> BoundedStore::List(const ListRequest& request) {
+  ObjectStore* inner = inner_;
+  return Run<ListPage>([inner, request] { return inner->List(request); },
+                       "LIST '" + request.prefix + "'");
+}
+
+Result<GetResult> BoundedStore::Get(const GetRequest& request, char* buf, size_t buf_len) {
+  ObjectStore* inner = inner_;
+  // The worker reads into its own buffer: if it returns after the caller
+  // gave up, it writes nothing the caller still owns.
+  auto own = Buffer::Allocate(buf_len);
+  auto r = Run<GetResult>(
+      [inner, request, own] { return inner->Get(request, own->data(), own->size()); },
+      "GET '" + request.key + "'");
+  if (r.ok()) std::memcpy(buf, own->data(), std::min(r->bytes, buf_len));
+  return r;
+}
+
+}  // namespace dsfs
