@@ -65,6 +65,7 @@ ObjectInfo InfoFromStat(const std::string& key, const struct stat& st) {
   info.size = static_cast<uint64_t>(st.st_size);
   info.etag = DirStore::MakeEtag(info.size, MtimeNs(st), static_cast<uint64_t>(st.st_ino));
   info.mtime_sec = static_cast<int64_t>(st.st_mtim.tv_sec);
+  info.source = DataSource::kShare;
   return info;
 }
 
@@ -431,18 +432,18 @@ Result<ObjectInfo> DirStore::Head(const std::string& key) {
 
 Result<ListPage> DirStore::List(const ListRequest& request) {
   int max_keys = std::min(request.max_keys, kMaxListKeys);
-  if (max_keys <= 0) return ListPage{};
+  if (max_keys <= 0) return ListPage{.source = DataSource::kShare};
   // The directory holding the prefix: "a/b/c" lists "a/b/" for names
   // starting with "c".
   size_t slash = request.prefix.rfind('/');
   std::string dir_key = slash == std::string::npos ? "" : request.prefix.substr(0, slash + 1);
   std::string dir_path = dir_key.empty() ? "" : dir_key.substr(0, dir_key.size() - 1);
   if (!dir_path.empty() && !ValidateKey(dir_path).ok()) {
-    return ListPage{};  // no key of this store can start with it
+    return ListPage{.source = DataSource::kShare};  // no key of this store can start with it
   }
   auto dirfd = OpenDir(dir_path, O_RDONLY);
   if (!dirfd.ok()) {
-    if (dirfd.status().code() == StatusCode::kNotFound) return ListPage{};
+    if (dirfd.status().code() == StatusCode::kNotFound) return ListPage{.source = DataSource::kShare};
     return dirfd.status();
   }
   Fd dir(*dirfd);
@@ -454,7 +455,9 @@ Result<ListPage> DirStore::List(const ListRequest& request) {
     if (marker.ok()) builder.AddObject(std::move(*marker));
   }
   DSFS_RETURN_IF_ERROR(Walk(dir.get(), dir_key, builder));
-  return builder.TakePage();
+  ListPage page = builder.TakePage();
+  page.source = DataSource::kShare;
+  return page;
 }
 
 Result<GetResult> DirStore::Get(const GetRequest& request, char* buf, size_t buf_len) {

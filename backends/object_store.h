@@ -18,6 +18,15 @@
 
 namespace dsfs {
 
+// Which kind of store answered.
+enum class DataSource {
+  kObjectStore,  // the bucket (OBS / S3; MemoryStore in tests)
+  kShare,        // the SFS share (DirStore)
+};
+inline const char* DataSourceName(DataSource source) {
+  return source == DataSource::kShare ? "share" : "object store";
+}
+
 struct ObjectInfo {
   std::string key;
   uint64_t size = 0;
@@ -29,6 +38,9 @@ struct ObjectInfo {
   // Content-Type, only filled by Head (s3fs marks symlinks and dirs by it
   // in some versions).
   std::string content_type;
+  // Who answered: the share's answers describe share files, never OBS
+  // objects (nothing records them as OBS metadata).
+  DataSource source = DataSource::kObjectStore;
 };
 
 struct ListRequest {
@@ -42,6 +54,7 @@ struct ListPage {
   std::vector<ObjectInfo> objects;          // key, size, etag, mtime only
   std::vector<std::string> common_prefixes;  // full prefixes ending in the delimiter
   std::string next_continuation;           // empty when this is the last page
+  DataSource source = DataSource::kObjectStore;  // who answered
 };
 
 struct ByteRange {
@@ -61,15 +74,6 @@ struct GetRequest {
   // stops the transfer at its next check and fails with Cancelled.
   CancelTokenPtr cancel;
 };
-
-// Which kind of store answered a Get.
-enum class DataSource {
-  kObjectStore,  // the bucket (OBS / S3; MemoryStore in tests)
-  kShare,        // the SFS share (DirStore)
-};
-inline const char* DataSourceName(DataSource source) {
-  return source == DataSource::kShare ? "share" : "object store";
-}
 
 // What a successful Get returned: how many bytes, which version and from
 // where. A store never reports a version it did not check: S3Store takes

@@ -1,6 +1,8 @@
 #include "fs/filesystem.h"
 
 #include <fcntl.h>
+
+#include <map>
 #include <spdlog/spdlog.h>
 
 #include "fs/attr.h"
@@ -189,11 +191,18 @@ void Filesystem::Forget(InodeId ino, uint64_t nlookup) { inodes_.Forget(ino, nlo
 
 Result<struct stat> Filesystem::GetAttr(InodeId ino) {
   DSFS_ASSIGN_OR_RETURN(InodeInfo node, GetInode(ino));
-  DSFS_ASSIGN_OR_RETURN(NodeMeta meta, Resolve(node.path));
-  // A node of an older version keeps reporting that version (size above
-  // all), so the kernel never reads its open handles past their object.
-  if (!node.etag.empty() && meta.etag != node.etag) return ToStat(ino, node.meta, config_);
-  return ToStat(ino, meta, config_);
+  // A file's node is one object version: its attributes never change and
+  // need no request (so an open file keeps answering while OBS is down; a
+  // new version is found by the next lookup, which makes a new node).
+  if (node.kind != NodeKind::kDir && ino != kRootInode) return ToStat(ino, node.meta, config_);
+  auto meta = Resolve(node.path);
+  if (!meta.ok()) {
+    // A directory the kernel holds stays a directory while the store cannot
+    // tell; a directory that is gone is ENOENT.
+    if (meta.status().code() == StatusCode::kNotFound || ino == kRootInode) return meta.status();
+    return ToStat(ino, node.meta, config_);
+  }
+  return ToStat(ino, *meta, config_);
 }
 
 Result<std::string> Filesystem::ReadLink(InodeId ino) {
@@ -319,7 +328,38 @@ void Filesystem::Release(uint64_t handle) {
 Result<std::string> Filesystem::GetXattr(InodeId ino, const std::string& name) {
   DSFS_ASSIGN_OR_RETURN(InodeInfo node, GetInode(ino));
   if (ino == kRootInode && name == kStatsXattr && metrics_) return metrics_->Render();
+  if (name == kProveXattr) return ProveReport(node);
   return Status::NoAttribute(name + " on '" + node.path + "'");
+}
+
+Result<std::string> Filesystem::ProveReport(const InodeInfo& node) {
+  if (!prover_) return Status::NotSupported("no share to prove (mount with fallback=)");
+  const bool dir = node.kind == NodeKind::kDir;
+  const std::string key = node.path.empty() ? config_.prefix : KeyOf(node.path);
+  const std::string prefix = dir && !node.path.empty() ? key + "/" : key;
+  DSFS_ASSIGN_OR_RETURN(std::vector<ProofLine> lines, prover_(prefix));
+  std::map<std::string, uint64_t> counts;
+  std::string body;
+  uint64_t total = 0;
+  uint64_t left_out = 0;
+  for (const ProofLine& l : lines) {
+    if (!dir && l.key != key) continue;  // a file's prefix also matches "file2"
+    ++total;
+    ++counts[l.result];
+    std::string line = l.result + " " + l.key.substr(config_.prefix.size()) + "\n";
+    // getxattr(2) values are at most 64 KiB.
+    if (body.size() + line.size() < kMaxXattrReport) {
+      body += line;
+    } else {
+      ++left_out;
+    }
+  }
+  if (left_out) body += "... " + std::to_string(left_out) + " more\n";
+  std::string summary = "total " + std::to_string(total);
+  for (const char* r : {"proven", "differs", "missing", "unprovable", "error"}) {
+    summary += std::string(" ") + r + " " + std::to_string(counts[r]);
+  }
+  return body + summary + "\n";
 }
 
 Result<std::string> Filesystem::ListXattr(InodeId ino) {

@@ -17,6 +17,7 @@
 #include <sys/statvfs.h>
 
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -24,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backends/fallback_store.h"
 #include "backends/object_store.h"
 #include "cache/metadata_cache.h"
 #include "cache/object_reader.h"
@@ -86,6 +88,13 @@ class Filesystem {
   // Extended attributes. The mount root has one, kStatsXattr: the mount's
   // counters in the Prometheus text format (`dsfsctl stats`, tests).
   static constexpr const char* kStatsXattr = "user.dsfs.stats";
+  // On any file or directory: proves the share copies of the objects there
+  // (recursive) against OBS now and returns one line per object
+  // ("proven|differs|missing|unprovable|error <path>") and a "total ..." line.
+  static constexpr const char* kProveXattr = "user.dsfs.prove";
+  using Prover = std::function<Result<std::vector<ProofLine>>(const std::string& prefix)>;
+  // Where kProveXattr goes (FallbackStore::ProvePrefix); unset: ENOTSUP.
+  void set_prover(Prover prover) { prover_ = std::move(prover); }
   Result<std::string> GetXattr(InodeId ino, const std::string& name);
   Result<std::string> ListXattr(InodeId ino);
 
@@ -113,6 +122,8 @@ class Filesystem {
   // The full listing of a directory (all pages), cached for list_ttl.
   Result<std::shared_ptr<const Listing>> ListDir(const std::string& path);
   Result<InodeInfo> GetInode(InodeId ino) const;
+  Result<std::string> ProveReport(const InodeInfo& node);
+  static constexpr size_t kMaxXattrReport = 60000;
   void Count(const char* name);
 
   const FsConfig config_;
@@ -121,6 +132,7 @@ class Filesystem {
   Metrics* metrics_;
   MetadataCache meta_;
   InodeTable inodes_;
+  Prover prover_;
 
   std::atomic<uint64_t> next_handle_{1};
   std::mutex handles_mu_;

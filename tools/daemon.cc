@@ -24,6 +24,7 @@
 #include "common/metrics.h"
 #include "fs/filesystem.h"
 #include "fs/fuse_adapter.h"
+#include "tools/stores.h"
 
 namespace dsfs {
 namespace {
@@ -96,52 +97,6 @@ void DetachStdio() {
   if (null > STDERR_FILENO) close(null);
 }
 
-// The start-up probe must fail fast (a mount should not hang for
-// minutes): short deadlines and one retry, whatever the main config says.
-S3Config ProbeConfig(const S3Config& main) {
-  S3Config c = main;
-  c.connect_timeout = std::min(main.connect_timeout, milliseconds(3000));
-  c.request_timeout = std::min(main.request_timeout, milliseconds(5000));
-  c.low_speed_time = std::min(main.low_speed_time, milliseconds(5000));
-  c.max_retries = std::min(main.max_retries, 1);
-  return c;
-}
-
-// The store the filesystem reads: S3Store, or FallbackStore(S3Store,
-// DirStore) with fallback=. Probes the bucket first with short deadlines:
-// a bad key or a missing bucket fails the mount; OBS being down fails it
-// only without a fallback (with one, the mount starts on the share).
-Result<std::unique_ptr<ObjectStore>> BuildStore(const Config& config, Credentials creds,
-                                                Metrics* metrics) {
-  Status probe_status;
-  {
-    DSFS_ASSIGN_OR_RETURN(
-        auto probe, S3Store::Create(ProbeConfig(config.s3), creds, config.fs.bucket, nullptr));
-    ListRequest req{
-        .prefix = config.fs.prefix, .delimiter = "/", .continuation = "", .max_keys = 1};
-    probe_status = probe->List(req).status();
-  }
-  const bool down = FallbackStore::IsPrimaryDownError(probe_status);
-  if (!probe_status.ok() && (!down || config.fallback.dir.empty())) {
-    return DescribeProbeFailure(probe_status, config);
-  }
-  DSFS_ASSIGN_OR_RETURN(auto s3,
-                        S3Store::Create(config.s3, std::move(creds), config.fs.bucket, metrics));
-  if (config.fallback.dir.empty()) return std::unique_ptr<ObjectStore>(std::move(s3));
-
-  auto share = DirStore::Open(config.fallback.dir);
-  if (!share.ok()) return share.status().WithContext("fallback '" + config.fallback.dir + "'");
-  FallbackOptions fo;
-  fo.failure_threshold = config.fallback.failure_threshold;
-  fo.probe_interval = config.fallback.probe_interval;
-  fo.probe_prefix = config.fs.prefix;
-  auto fallback = std::make_unique<FallbackStore>(std::move(s3), std::move(*share), fo, metrics);
-  if (down) {
-    fallback->OpenCircuit(DescribeProbeFailure(probe_status, config).message());
-  }
-  return std::unique_ptr<ObjectStore>(std::move(fallback));
-}
-
 ReadAheadOptions ReadAheadFrom(const CacheConfig& c) {
   ReadAheadOptions o;
   o.block_size = c.block_size;
@@ -194,11 +149,6 @@ int Serve(const Config& config, Credentials creds, StartupReporter& reporter) {
     spdlog::warn("TLS certificate verification is OFF (ssl_verify=0): traffic can be intercepted");
   }
   Metrics metrics;
-  auto store = BuildStore(config, std::move(creds), &metrics);
-  if (!store.ok()) {
-    reporter.Fail(store.status());
-    return 1;
-  }
   // Freed block buffers are kept for reuse: one per GET thread.
   BufferPool buffers(config.cache.block_size, static_cast<size_t>(config.cache.max_inflight));
   auto cache = OpenBlockCache(config.cache, &buffers, &metrics);
@@ -206,11 +156,22 @@ int Serve(const Config& config, Credentials creds, StartupReporter& reporter) {
     reporter.Fail(cache.status());
     return 1;
   }
+  // After the cache: it holds cache_dir's lock, and the stack's metadata
+  // lives in cache_dir.
+  auto store = StoreStack::Build(config, std::move(creds), &metrics);
+  if (!store.ok()) {
+    reporter.Fail(store.status());
+    return 1;
+  }
   SteadyClock clock;
   ReadAheadOptions read_ahead = ReadAheadFrom(config.cache);
   read_ahead.buffers = &buffers;
-  CachingReader reader(**store, cache->get(), read_ahead, &metrics);
-  Filesystem fs(config.fs, **store, reader, clock, &metrics);
+  CachingReader reader((*store)->top(), cache->get(), read_ahead, &metrics);
+  Filesystem fs(config.fs, (*store)->top(), reader, clock, &metrics);
+  if (!config.fallback.dir.empty()) {
+    FallbackStore* circuit = &(*store)->circuit();
+    fs.set_prover([circuit](const std::string& prefix) { return circuit->ProvePrefix(prefix); });
+  }
   FuseOptions fo;
   fo.mountpoint = config.daemon.mountpoint;
   fo.fsname = config.fs.bucket;
@@ -225,7 +186,7 @@ int Serve(const Config& config, Credentials creds, StartupReporter& reporter) {
     reporter.Fail(session.status());
     return 1;
   }
-  spdlog::info("mounted {} on {} (prefix '{}')", (*store)->Describe(), fo.mountpoint,
+  spdlog::info("mounted {} on {} (prefix '{}')", (*store)->top().Describe(), fo.mountpoint,
                config.fs.prefix);
   reporter.Ready();
   if (!config.daemon.foreground) DetachStdio();

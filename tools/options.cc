@@ -133,6 +133,10 @@ const std::vector<OptionSpec>& OptionTable() {
      [](const std::string& v, Config* c) { return SetNumber(v, &c->fallback.failure_threshold); }},
     {"fallback_probe_interval", true, "5s", "how often OBS is probed while serving from the share",
      [](const std::string& v, Config* c) { return SetDuration(v, &c->fallback.probe_interval); }},
+    {"proof_rate", true, "64M", "bytes/s the background prover reads from the share (0 = no background proofs)",
+     [](const std::string& v, Config* c) { return SetSize(v, &c->fallback.proof_rate); }},
+    {"share_workers", true, "8", "threads that do share I/O (a hung share costs a read its deadline, not a FUSE thread)",
+     [](const std::string& v, Config* c) { return SetNumber(v, &c->fallback.share_workers); }},
     {"max_threads", true, "16", "FUSE worker threads",
      [](const std::string& v, Config* c) { return SetNumber(v, &c->daemon.max_threads); }},
   };
@@ -182,6 +186,9 @@ Status ValidateConfig(const Config& c) {
   }
   if (c.fallback.failure_threshold < 1) {
     return Status::InvalidArgument("fallback_threshold must be at least 1");
+  }
+  if (c.fallback.share_workers < 1 || c.fallback.share_workers > 256) {
+    return Status::InvalidArgument("share_workers must be between 1 and 256");
   }
   if (c.s3.max_retries < 0 || c.s3.max_retries > 20) {
     return Status::InvalidArgument("retries must be between 0 and 20");

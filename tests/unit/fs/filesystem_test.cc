@@ -111,8 +111,28 @@ TEST_F(FilesystemTest, LookupFileThenCachedStatMakesNoSecondHead) {
   ASSERT_TRUE(fs_->Lookup(kRootInode, "hello.txt").ok());
   EXPECT_EQ(store_.counters().head, 1);  // served from the stat cache
   clock_.Advance(std::chrono::seconds(6));  // past stat_ttl (5 s)
+  // The node is one object version: its getattr never needs the store.
   ASSERT_TRUE(fs_->GetAttr(e->ino).ok());
+  EXPECT_EQ(store_.counters().head, 1);
+  // A lookup of the name asks again (a new version would get a new node).
+  ASSERT_TRUE(fs_->Lookup(kRootInode, "hello.txt").ok());
   EXPECT_EQ(store_.counters().head, 2);
+}
+
+TEST_F(FilesystemTest, GetAttrOfAnOpenFileMakesNoRequestEvenWhenTheStoreFails) {
+  store_.PutObject("w.safetensors", "weights");
+  auto e = fs_->Lookup(kRootInode, "w.safetensors");
+  ASSERT_TRUE(e.ok());
+  auto h = fs_->Open(e->ino, O_RDONLY);
+  ASSERT_TRUE(h.ok());
+  clock_.Advance(std::chrono::seconds(60));
+  store_.FailNext(StoreOp::kHead, Status::Unavailable("OBS down"), 100);
+  store_.ResetCounters();
+  auto attr = fs_->GetAttr(e->ino);
+  ASSERT_TRUE(attr.ok()) << attr.status().ToString();
+  EXPECT_EQ(attr->st_size, 7);
+  EXPECT_EQ(store_.counters().head, 0);
+  fs_->Release(h->handle);
 }
 
 TEST_F(FilesystemTest, NegativeEntryMakesNoSecondRequestWithinTtl) {
