@@ -178,7 +178,9 @@ void BlockFetcher::WorkerLoop() {
     Result<BlockData> result = Load(key, *entry, &from_store);
     if (result.ok()) {
       BlockData data = *result;
-      const bool write = from_store && cache_ != nullptr;
+      // An object without an ETag has no version to key its blocks by: it
+      // is never written to the cache.
+      const bool write = from_store && cache_ != nullptr && !key.object.etag.empty();
       if (write) {
         // Announced before the waiters wake: FlushCacheWrites() must wait
         // for this write even before it is queued.
@@ -206,7 +208,7 @@ void BlockFetcher::WorkerLoop() {
 }
 
 std::optional<BlockData> BlockFetcher::LookupCache(const BlockKey& key) {
-  if (!cache_) {
+  if (!cache_ || key.object.etag.empty()) {
     std::lock_guard lock(mu_);
     ++stats_.cache_misses;
     Bump(misses_metric_);

@@ -295,6 +295,20 @@ TEST(BlockFetcher, BytesOfAnotherVersionAreRefusedAndNeverCached) {
   EXPECT_FALSE(cache.Has(BlockKey{id, 0}));
 }
 
+TEST(BlockFetcher, ObjectWithoutAnEtagIsNeverCached) {
+  MemoryStore store;
+  ObjectId id = AddObject(store, "noetag", Pattern(2048));
+  store.SetEtag("noetag", "");  // a server that sends no ETag
+  id.etag = "";
+  FakeCache cache;
+  BlockFetcher f(store, &cache, SmallBlocks());
+  Result<BlockData> r = Wait(f.Fetch(BlockKey{id, 0}));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  f.FlushCacheWrites();
+  EXPECT_FALSE(cache.Has(BlockKey{id, 0}));
+  EXPECT_EQ(cache.gets(), 0);
+}
+
 // Records the keys of GETs in the order they start. The GET of "busy" waits
 // at gate, holding the fetcher's only GET thread while work queues up.
 struct GetOrder {
