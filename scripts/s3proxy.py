@@ -29,6 +29,8 @@ Modes (every S3 request, whatever --fault-ops says):
   --blackhole   read the request, never answer (connection stays open)
   --refuse      stop listening (connect gets ECONNREFUSED); open connections
                 are reset
+  --honor-if-match  answer 412 to a GET/HEAD whose If-Match is not the
+                upstream's ETag (s3rver ignores If-Match; OBS honours it)
 
 Each request draws its fault from one random.Random(--seed) in arrival order,
 so a given sequence of requests sees the same faults on every run.
@@ -100,7 +102,7 @@ class Config:
         "latency_ms": float, "bw_per_conn": parse_rate, "error_rate": float,
         "error_code": int, "reset_rate": float, "short_rate": float,
         "stall_rate": float, "stall_ms": float, "blackhole": bool,
-        "refuse": bool, "fault_ops": None, "seed": int,
+        "refuse": bool, "fault_ops": None, "seed": int, "honor_if_match": bool,
     }
 
     def __init__(self):
@@ -116,6 +118,9 @@ class Config:
         self.refuse = False
         self.fault_ops = ["get"]
         self.seed = 0
+        # Answer 412 to a GET/HEAD whose If-Match differs from the ETag the
+        # upstream returned (s3rver ignores If-Match; OBS and S3 honour it).
+        self.honor_if_match = False
 
     def as_dict(self):
         return {k: getattr(self, k) for k in self.FIELDS}
@@ -740,6 +745,23 @@ class Proxy:
                 return self.upstream_failed(client, state, e)
             if rhead is None:
                 return self.upstream_failed(client, state, OSError("upstream closed"))
+        if (self.cfg.honor_if_match and method in ("GET", "HEAD") and 200 <= status < 300
+                and header(headers, "if-match") is not None):
+            want = header(headers, "if-match").strip().strip('"')
+            got = (header(rheaders, "etag") or "").strip().strip('"')
+            if want != "*" and want != got:
+                # As S3 does: 412 and no body. The upstream body is not read.
+                self.drop_upstream(state)
+                with self.lock:
+                    self.stats["if_match_412"] = self.stats.get("if_match_412", 0) + 1
+                body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>'
+                        'PreconditionFailed</Code><Message>At least one of the pre-conditions '
+                        'you specified did not hold</Message><Condition>If-Match</Condition>'
+                        '</Error>').encode()
+                self.send_simple(client.sock, 412, "application/xml", body,
+                                 close=client_close, head_only=(method == "HEAD"))
+                self.log("412 %s (If-Match %s, object %s)" % (method, want, got))
+                return not client_close
         if expect:
             # Final answer without 100 Continue: the client may or may not
             # send the body; this connection cannot be reused safely.
@@ -858,6 +880,7 @@ def main(argv=None):
     ap.add_argument("--stall-ms", type=float, default=5000.0)
     ap.add_argument("--blackhole", action="store_true")
     ap.add_argument("--refuse", action="store_true")
+    ap.add_argument("--honor-if-match", action="store_true")
     ap.add_argument("--fault-ops", default="get",
                     help="operations faults apply to: get,head,list,put,other")
     ap.add_argument("--include-meta", action="store_true",
@@ -879,7 +902,7 @@ def main(argv=None):
             "stall_rate": args.stall_rate, "stall_ms": args.stall_ms,
             "blackhole": args.blackhole, "refuse": args.refuse,
             "fault_ops": sorted(set(Config.parse_ops(ops)), key=OPS.index),
-            "seed": args.seed,
+            "seed": args.seed, "honor_if_match": args.honor_if_match,
         })
     except ValueError as e:
         ap.error(str(e))
