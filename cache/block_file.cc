@@ -257,8 +257,7 @@ Result<BlockFileInfo> DecodeBlockHeader(std::string_view bytes) {
   uint32_t version = GetU32(p + 8);
   if (version == 1 || version == 2) {
     // They name a block index, not a byte offset: never served.
-    return Status::Corruption(std::string(kOldBlockFormat) + " version " +
-                              std::to_string(version));
+    return Status::Corruption(std::string(kOldBlockFormat) + " version " + std::to_string(version));
   }
   if (version != kBlockFormatVersion) {
     return Status::Corruption("unknown block format version " + std::to_string(version));

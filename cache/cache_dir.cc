@@ -54,8 +54,8 @@ Result<std::vector<CacheDirEntry>> ListFd(int fd, const std::string& path) {
     bool is_dir = e->d_type == DT_DIR;
     if (e->d_type == DT_UNKNOWN) {
       struct stat st;
-      is_dir = ::fstatat(::dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-               S_ISDIR(st.st_mode);
+      is_dir =
+          ::fstatat(::dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
     }
     out.push_back({std::move(name), is_dir});
     errno = 0;
@@ -74,7 +74,8 @@ void EmptyDirAt(int fd) {
   if (!entries.ok()) return;
   for (const auto& e : *entries) {
     if (e.is_dir) {
-      int sub = ::openat(fd, e.name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+      int sub = ::openat(fd, e.name.c_str(),
+                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
       if (sub >= 0) {
         EmptyDirAt(sub);
         ::close(sub);
@@ -176,7 +177,8 @@ Status MakeRealDir(const std::string& path, bool* replaced_symlink) {
   if (::mkdir(path.c_str(), 0700) == 0) return Status::Ok();
   if (errno != EEXIST) return Status::IoError("mkdir " + path + ": " + ErrnoText(errno));
   struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) return Status::IoError("lstat " + path + ": " + ErrnoText(errno));
+  if (::lstat(path.c_str(), &st) != 0)
+    return Status::IoError("lstat " + path + ": " + ErrnoText(errno));
   if (S_ISLNK(st.st_mode)) {
     spdlog::warn("disk cache: {} is a symlink; removing the link (never following it)", path);
     if (::unlink(path.c_str()) != 0 || ::mkdir(path.c_str(), 0700) != 0) {
@@ -331,7 +333,8 @@ Result<bool> CacheDir::TakeCleanMarker() {
     if (errno == ENOENT) return false;
     return Status::IoError("lstat " + path + ": " + ErrnoText(errno));
   }
-  if (::unlink(path.c_str()) != 0) return Status::IoError("unlink " + path + ": " + ErrnoText(errno));
+  if (::unlink(path.c_str()) != 0)
+    return Status::IoError("unlink " + path + ": " + ErrnoText(errno));
   DSFS_RETURN_IF_ERROR(FsyncDir(dir_));
   return S_ISREG(st.st_mode);
 }

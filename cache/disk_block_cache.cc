@@ -54,13 +54,14 @@ DiskBlockCache::DiskBlockCache(DiskCacheOptions options, Metrics* metrics)
                                            "Index entries found without a block file")),
       temp_removed_(metrics_->GetCounter("dsfs_cache_temp_files_removed_total",
                                          "Temp files left by a crash, removed")),
-      old_format_removed_(metrics_->GetCounter(
-          "dsfs_cache_old_format_files_removed_total",
-          "Block files of format 1/2 (no byte offset) deleted by reconcile")),
+      old_format_removed_(
+          metrics_->GetCounter("dsfs_cache_old_format_files_removed_total",
+                               "Block files of format 1/2 (no byte offset) deleted by reconcile")),
       index_writes_(metrics_->GetCounter("dsfs_cache_index_writes_total",
                                          "Write batches applied to the RocksDB index")),
-      turned_off_(metrics_->GetCounter("dsfs_cache_disk_off_total",
-                                       "1 once the disk tier has turned itself off (see the log)")) {
+      turned_off_(
+          metrics_->GetCounter("dsfs_cache_disk_off_total",
+                               "1 once the disk tier has turned itself off (see the log)")) {
   tmp_prefix_ = std::to_string(::getpid()) + "-" +
                 std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
 }
@@ -129,8 +130,7 @@ Result<std::unique_ptr<DiskBlockCache>> DiskBlockCache::Open(const DiskCacheOpti
     first = DiskCacheState::kRebuilding;
   } else if (auto empty = index->Empty(); !empty.ok()) {
     if (empty.status().code() != StatusCode::kCorruption) return empty.status();
-    DSFS_ASSIGN_OR_RETURN(index,
-                          CacheIndex::Recreate(std::move(index), empty.status().message()));
+    DSFS_ASSIGN_OR_RETURN(index, CacheIndex::Recreate(std::move(index), empty.status().message()));
     first = DiskCacheState::kRebuilding;
   } else if (*empty) {
     // An empty index says nothing about the files beside it (it may have
@@ -140,12 +140,11 @@ Result<std::unique_ptr<DiskBlockCache>> DiskBlockCache::Open(const DiskCacheOpti
   } else if (m->block_format != kBlockFormatVersion) {
     // Its ids name blocks of format 1/2, which are never served: rebuild
     // from the files, which deletes those.
-    DSFS_ASSIGN_OR_RETURN(index,
-                          CacheIndex::Recreate(std::move(index),
-                                               "it indexes blocks of format " +
-                                                   std::to_string(m->block_format) +
-                                                   ", this dsfs writes format " +
-                                                   std::to_string(kBlockFormatVersion)));
+    DSFS_ASSIGN_OR_RETURN(
+        index, CacheIndex::Recreate(std::move(index), "it indexes blocks of format " +
+                                                          std::to_string(m->block_format) +
+                                                          ", this dsfs writes format " +
+                                                          std::to_string(kBlockFormatVersion)));
     first = DiskCacheState::kRebuilding;
   } else {
     meta = *m;

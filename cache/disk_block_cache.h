@@ -97,8 +97,8 @@ enum class DiskCacheState { kLoadingIndex, kRebuilding, kReconciling, kReady, kO
 const char* DiskCacheStateName(DiskCacheState state);
 
 struct DiskCacheOptions {
-  std::string dir;                // cache_dir=
-  uint64_t capacity_bytes = 0;    // cache_size=, resolved (ResolveCacheSize); >= block_size
+  std::string dir;              // cache_dir=
+  uint64_t capacity_bytes = 0;  // cache_size=, resolved (ResolveCacheSize); >= block_size
   // block_size=: the mount's block size; BlockKey.index counts these.
   uint64_t block_size = 4 << 20;
   // Background thread for index load, reconcile and recency flushes. Off
@@ -206,8 +206,9 @@ class DiskBlockCache : public BlockCache {
   Counter& old_format_removed_;
   Counter& index_writes_;
   Counter& turned_off_;
-  std::optional<CacheDir> dir_;  // holds the lock; immutable after Open (none if Open found no disk)
-  std::string tmp_prefix_;       // marks this instance's temp files; immutable
+  // Holds the lock; immutable after Open (empty if Open found no usable disk).
+  std::optional<CacheDir> dir_;
+  std::string tmp_prefix_;  // marks this instance's temp files; immutable
   std::atomic<uint64_t> tmp_counter_{0};
   std::atomic<uint64_t> used_bytes_{0};  // written under mu_, read lock-free
 

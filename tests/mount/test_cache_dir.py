@@ -179,10 +179,16 @@ class CacheDirTest(harness.MountTestCase):
     # ------------------------------------------------------------ 4
 
     def test_04_failed_reconcile_turns_the_tier_off_reads_stay_fast(self):
-        """Unclean shutdown + tmp/ replaced by a file: the reconcile fails.
-        The 64 MiB read stays fast and the daemon exits promptly."""
+        """A garbage index (rebuilt from the files) and tmp/ replaced by a
+        file: the rebuild's reconcile fails. The 64 MiB read stays fast and
+        the daemon exits promptly after unmount."""
         cdir = self.fill_cache(["sizes/k10.bin"])
-        os.unlink(os.path.join(cdir, "CLEAN"))
+        idx = os.path.join(cdir, "index")
+        for n in os.listdir(idx):
+            p = os.path.join(idx, n)
+            if os.path.isfile(p) and n != "LOCK":
+                with open(p, "wb") as f:
+                    f.write(b"\xde\xad garbage " * 300)
         shutil.rmtree(os.path.join(cdir, "tmp"))
         with open(os.path.join(cdir, "tmp"), "w") as f:
             f.write("not a directory")

@@ -83,7 +83,8 @@ TEST_F(BlockFileTest, MissingFileIsNotFound) {
 // length (the same bytes asked for with another block size).
 TEST_F(BlockFileTest, WrongExtentIsCorruption) {
   for (const BlockExtent& other :
-       {Ext("models/a.safetensors", 80000, 10000), Ext("models/a.safetensors", 70000, 10000, "\"e2\""),
+       {Ext("models/a.safetensors", 80000, 10000),
+        Ext("models/a.safetensors", 70000, 10000, "\"e2\""),
         Ext("models/b.safetensors", 70000, 10000),
         Ext("models/a.safetensors", 70000, 10000, "\"e1\"", 123456),
         Ext("models/a.safetensors", 70000, 20000), Ext("models/a.safetensors", 70001, 10000),

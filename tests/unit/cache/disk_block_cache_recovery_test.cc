@@ -81,7 +81,8 @@ TEST(DiskBlockCacheRecovery, ReconcileAfterUncleanShutdown) {
   BlockKey orphan = Key("orphan", 0);
   std::string orphan_path = LayoutPath(dir, orphan, 100);
   std::filesystem::create_directories(std::filesystem::path(orphan_path).parent_path());
-  ASSERT_TRUE(WriteBlockFile(orphan_path, ExtentOf(orphan, 100), *Bytes(100, 77)).ok());  // file without entry
+  ASSERT_TRUE(WriteBlockFile(orphan_path, ExtentOf(orphan, 100), *Bytes(100, 77))
+                  .ok());  // file without entry
   std::string bad_path = LayoutPath(dir, Key("bad", 0), 100);
   std::filesystem::create_directories(std::filesystem::path(bad_path).parent_path());
   WriteFileBytes(bad_path, "not a block");

@@ -52,8 +52,8 @@ TEST(DiskBlockCacheIdentity, AnotherBlockSizeNeverServesWrongBytes) {
         ASSERT_GE(got, 0) << obj.key << " block " << i << " with block size " << bs;
         reused += got;
         if (got == 0) {
-      ASSERT_TRUE(c->Put(k, want).ok());
-    }
+          ASSERT_TRUE(c->Put(k, want).ok());
+        }
         ASSERT_EQ(Lookup(*c, k, want), 1);
       }
     }

@@ -353,7 +353,10 @@ TEST(DiskBlockCache, DiskFullFailsPutButKeepsServingReads) {
 TEST(DiskBlockCache, PutWaitsForIndexThenGivesUp) {
   TempDir tmp;
   std::string dir = tmp.Sub("cache");
-  { ASSERT_TRUE(MustOpen(DiskOpts(dir, 64 << 20, 10), nullptr)->Put(Key("f", 1), Bytes(10, 1)).ok()); }
+  {
+    ASSERT_TRUE(
+        MustOpen(DiskOpts(dir, 64 << 20, 10), nullptr)->Put(Key("f", 1), Bytes(10, 1)).ok());
+  }
   auto o = DiskOpts(dir, 64 << 20, 10);
   o.background = false;  // nothing loads the index
   o.ready_wait = std::chrono::milliseconds(20);
