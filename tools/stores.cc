@@ -1,6 +1,7 @@
 #include "tools/stores.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 
@@ -44,7 +45,14 @@ Result<std::unique_ptr<StoreStack>> StoreStack::Build(const Config& config, Cred
     return DescribeProbeFailure(probe_status, config);
   }
   if (has_cache) {
-    auto meta = MetaDb::Open(config.cache.dir + "/meta");
+    // RocksDB aborts (an assertion) creating a db on a full disk; the disk
+    // cache turns itself off there (less than a block free), and so does this.
+    struct statvfs vfs;
+    const bool full = ::statvfs(config.cache.dir.c_str(), &vfs) == 0 &&
+                      static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize < config.cache.block_size;
+    Result<std::unique_ptr<MetaDb>> meta =
+        full ? Result<std::unique_ptr<MetaDb>>(Status::Unavailable("its disk is full"))
+             : MetaDb::Open(config.cache.dir + "/meta");
     if (meta.ok()) {
       stack->meta_ = std::move(*meta);
       stack->proofs_ = std::make_unique<PersistentProofBook>(*stack->meta_);
