@@ -291,11 +291,13 @@ void Prefetcher::OnRead(const ObjectId& id, uint64_t offset, uint64_t len) {
       // FUSE threads, delivers requests that much out of order, and a block
       // dropped too early is fetched twice. A passed block nobody has read
       // yet is most likely such a late request's: it stays 4x as far.
+      // A passed block whose GET still runs is not aborted: a late request
+      // joins that GET instead of starting another.
       const uint64_t keep = 1 + options_.seq_tolerance / block_size_;
       auto it = st.blocks().begin();
       while (it != st.blocks().end() && it->first + keep < first) {
         if (it->second.consumed || it->first + 4 * keep < first) {
-          it = st.Drop(it);
+          it = st.Drop(it, /*abort_running=*/false);
         } else {
           ++it;
         }
@@ -305,16 +307,15 @@ void Prefetcher::OnRead(const ObjectId& id, uint64_t offset, uint64_t len) {
       st.next_offset = offset + len;
       st.last_block = last;
       st.scheduled_until = 0;
-      // A read of a block the stream already holds landed inside its own
-      // read-ahead: most likely a request the kernel's parallel read-ahead
-      // delivered out of order, not a seek away. Its fetches stay (orphaned,
-      // evictable once done): cancelling them would fetch them twice when
-      // the reader goes on. A read outside everything the stream holds
-      // seeked away: what it still fetches is not wanted (fetches a reader
-      // waits for run on).
-      bool inside = false;
-      for (uint64_t idx = first; idx <= last && !inside; ++idx) inside = st.Has(idx);
-      st.CancelAfterSeek(/*keep_running=*/inside);
+      // A read near a block the stream holds (within 4x seq_tolerance, as
+      // far as a passed block is kept) is most likely a request the
+      // kernel's parallel read-ahead delivered out of order, not a seek
+      // away. Its fetches stay (orphaned, evictable once done): cancelling
+      // them would fetch them twice when the reader goes on. A read far
+      // from everything the stream holds seeked away: what it still
+      // fetches is not wanted (fetches a reader waits for run on).
+      const uint64_t margin = 4 * (1 + options_.seq_tolerance / block_size_);
+      st.CancelAfterSeek(/*keep_running=*/st.HoldsNear(first, last, margin));
     }
     st.has_history = true;
   }

@@ -11,10 +11,10 @@
 //   past the read are kept in flight or buffered.
 // - Any other read is a seek: the window resets to 0 (the read fetches only
 //   the blocks it needs) and the stream's blocks become evictable. If the
-//   read is outside every block the stream holds, its read-ahead still
-//   queued or running is cancelled too (a fetch a reader waits for runs
-//   on); a read landing inside it is most likely the kernel's read-ahead
-//   arriving out of order, and its fetches are left to finish.
+//   read is far (more than 4x seq_tolerance) from every block the stream
+//   holds, its read-ahead still queued or running is cancelled too (a fetch
+//   a reader waits for runs on); a read nearer is most likely the kernel's
+//   read-ahead arriving out of order, and its fetches are left to finish.
 // - Objects whose name matches the prefetch_whole glob are prefetched whole
 //   from Opened() on, as fast as the memory budget allows (reads and
 //   Released() free budget, which lets the prefetch continue).

@@ -43,10 +43,11 @@ void ReadAheadStream::Adopt(uint64_t index, BlockData data, uint64_t tick) {
   blocks_.emplace(index, std::move(b));
 }
 
-ReadAheadStream::BlockMap::iterator ReadAheadStream::Drop(BlockMap::iterator it) {
+ReadAheadStream::BlockMap::iterator ReadAheadStream::Drop(BlockMap::iterator it,
+                                                          bool abort_running) {
   Block& b = it->second;
   if (!Ready(b.future)) {
-    (void)fetcher_.CancelPrefetch(BlockKey{id_, it->first});
+    (void)fetcher_.CancelPrefetch(BlockKey{id_, it->first}, abort_running);
   }
   if (Ready(b.future)) {
     Release(b.bytes);

@@ -81,7 +81,14 @@ class ReadAheadStream {
   // Drops one block: ready, its budget returns now; in flight, it is
   // cancelled (if nobody waits for it) and stays charged until done.
   // Returns the next iterator.
-  BlockMap::iterator Drop(BlockMap::iterator it);
+  // abort_running=false leaves a running GET alone (still in the fetcher's
+  // map, so a reader can join it).
+  BlockMap::iterator Drop(BlockMap::iterator it, bool abort_running = true);
+  // Whether the stream holds a block in [first - margin, last + margin].
+  bool HoldsNear(uint64_t first, uint64_t last, uint64_t margin) const {
+    auto it = blocks_.lower_bound(first > margin ? first - margin : 0);
+    return it != blocks_.end() && it->first <= last + margin;
+  }
   // Cancels the fetches still queued (never issued; their budget returns
   // now). Done before aborting running GETs: a GET thread freed by an abort
   // would otherwise start one of them first.
