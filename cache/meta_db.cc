@@ -4,7 +4,11 @@
 #include <rocksdb/options.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/statvfs.h>
+
+#include <chrono>
 #include <filesystem>
+#include <utility>
 
 #include "common/logging.h"
 
@@ -21,7 +25,17 @@ Status FromRocks(const rocksdb::Status& s, const std::string& what) {
 
 }  // namespace
 
+uint64_t MetaDb::FreeBytes(const std::string& path) {
+  struct statvfs st;
+  if (::statvfs(path.c_str(), &st) != 0) return 0;
+  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
 Result<std::unique_ptr<MetaDb>> MetaDb::Open(const std::string& dir) {
+  const std::string parent = std::filesystem::path(dir).parent_path().string();
+  if (FreeBytes(parent.empty() ? "." : parent) < kMinFreeBytes) {
+    return Status::IoError("metadata db " + dir + ": the disk is (nearly) full");
+  }
   rocksdb::Options options;
   options.create_if_missing = true;
   options.write_buffer_size = 4 << 20;
@@ -42,16 +56,28 @@ Result<std::unique_ptr<MetaDb>> MetaDb::Open(const std::string& dir) {
     s = rocksdb::DB::Open(options, dir, &db);
   }
   DSFS_RETURN_IF_ERROR(FromRocks(s, "open metadata db " + dir));
-  return std::unique_ptr<MetaDb>(new MetaDb(db));
+  return std::unique_ptr<MetaDb>(new MetaDb(db, dir));
 }
 
-MetaDb::MetaDb(rocksdb::DB* db) : db_(db) {}
+MetaDb::MetaDb(rocksdb::DB* db, std::string dir) : db_(db), dir_(std::move(dir)) {}
+
+bool MetaDb::RoomToWrite() {
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  if (now >= next_check_ms_.load(std::memory_order_relaxed)) {
+    next_check_ms_.store(now + 1000, std::memory_order_relaxed);
+    room_.store(FreeBytes(dir_) >= kMinFreeBytes, std::memory_order_relaxed);
+  }
+  return room_.load(std::memory_order_relaxed);
+}
 
 MetaDb::~MetaDb() {
   if (db_) (void)db_->Close();
 }
 
 Status MetaDb::Put(std::string_view key, std::string_view value) {
+  if (!RoomToWrite()) return Status::IoError("meta put: the disk is (nearly) full");
   return FromRocks(db_->Put(rocksdb::WriteOptions(), ToSlice(key), ToSlice(value)), "meta put");
 }
 

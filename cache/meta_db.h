@@ -15,9 +15,15 @@
 // little-endian) and carry a format byte: a record of another format reads
 // as absent.
 //
-// Thread-safe (RocksDB is).
+// A nearly full disk: Open refuses and Put skips (IoError) while less than
+// kMinFreeBytes are free (checked at most once a second): RocksDB on a
+// full disk fails in ways that are not always errors, and these records
+// are worth less than the room the other jobs on the disk need.
+//
+// Thread-safe (RocksDB is; the free-space check is atomic).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -34,6 +40,9 @@ namespace dsfs {
 
 class MetaDb {
  public:
+  static constexpr uint64_t kMinFreeBytes = uint64_t{64} << 20;
+  // Free bytes of the filesystem holding path (0 when it cannot be read).
+  static uint64_t FreeBytes(const std::string& path);
   // Opens (creating) the database in dir. A database that cannot be opened
   // as such (corrupt) is moved aside to dir + ".broken" and recreated: it
   // only holds what OBS can tell again.
@@ -47,8 +56,12 @@ class MetaDb {
   Status Delete(std::string_view key);
 
  private:
-  explicit MetaDb(rocksdb::DB* db);
+  MetaDb(rocksdb::DB* db, std::string dir);
+  bool RoomToWrite();
   std::unique_ptr<rocksdb::DB> db_;
+  const std::string dir_;
+  std::atomic<int64_t> next_check_ms_{0};  // steady clock, ms
+  std::atomic<bool> room_{true};
 };
 
 // Length-prefixed little-endian encoding of records.
