@@ -69,7 +69,7 @@ Result<InodeInfo> Filesystem::GetInode(InodeId ino) const {
   return *node;
 }
 
-Status Filesystem::CheckWritable() const {
+Status Filesystem::ReadOnlyError() const {
   if (config_.read_only) return Status::ReadOnly("dsfs is mounted read-only");
   return Status::NotSupported("writes are not implemented");
 }
@@ -134,7 +134,7 @@ Result<NodeMeta> Filesystem::ResolveUncached(const std::string& path,
   return ImplicitDirMeta(config_);
 }
 
-Result<std::shared_ptr<const Listing>> Filesystem::ListDir(const std::string& path) {
+Result<std::shared_ptr<const Listing>> Filesystem::LoadListing(const std::string& path) {
   if (auto cached = meta_.GetListing(path)) return cached;
   auto listing = std::make_shared<Listing>();
   ListRequest req;
@@ -221,7 +221,7 @@ Result<std::string> Filesystem::ReadLink(InodeId ino) {
 Result<uint64_t> Filesystem::OpenDir(InodeId ino) {
   DSFS_ASSIGN_OR_RETURN(InodeInfo node, GetInode(ino));
   if (node.kind != NodeKind::kDir) return Status::NotDirectory(node.path);
-  DSFS_ASSIGN_OR_RETURN(auto listing, ListDir(node.path));
+  DSFS_ASSIGN_OR_RETURN(auto listing, LoadListing(node.path));
   DirHandle handle;
   handle.ino = ino;
   handle.entries.reserve(listing->children.size() + 2);
@@ -266,7 +266,7 @@ void Filesystem::ReleaseDir(uint64_t handle) {
 
 Result<OpenReply> Filesystem::Open(InodeId ino, int flags) {
   if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) {
-    DSFS_RETURN_IF_ERROR(CheckWritable());
+    return ReadOnlyError();
   }
   DSFS_ASSIGN_OR_RETURN(InodeInfo node, GetInode(ino));
   DSFS_ASSIGN_OR_RETURN(NodeMeta meta, Resolve(node.path));
@@ -280,7 +280,7 @@ Result<OpenReply> Filesystem::Open(InodeId ino, int flags) {
   fh.ino = ino;
   fh.object = ObjectId{KeyOf(node.path), meta.etag, meta.size};
   OpenReply reply;
-  reply.keep_cache = inodes_.SwapKernelCacheEtag(ino, meta.etag) == meta.etag;
+  reply.keep_cache = inodes_.ReuseKernelCache(ino, meta.etag);
   reply.handle = next_handle_++;
   reader_.Opened(fh.object);
   std::lock_guard lock(handles_mu_);
@@ -306,7 +306,7 @@ Result<SliceList> Filesystem::ReadSlices(uint64_t handle, uint64_t offset, size_
     // The object changed under this handle: the next open sees the new one.
     if (auto node = inodes_.Get(fh.ino)) {
       meta_.Invalidate(node->path);
-      inodes_.SwapKernelCacheEtag(fh.ino, "");
+      inodes_.DropKernelCache(fh.ino);
     }
     Count("dsfs_fs_stale_reads_total");
   }

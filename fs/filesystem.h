@@ -98,8 +98,9 @@ class Filesystem {
   Result<std::string> GetXattr(InodeId ino, const std::string& name);
   Result<std::string> ListXattr(InodeId ino);
 
-  // Every namespace change is refused while the mount is read-only.
-  Status CheckWritable() const;
+  // The error every write and namespace change gets (there is no write
+  // path yet): ReadOnly (EROFS) on a read-only mount, else NotSupported.
+  Status ReadOnlyError() const;
 
   // The object key of a path.
   std::string KeyOf(const std::string& path) const { return config_.prefix + path; }
@@ -120,7 +121,7 @@ class Filesystem {
   Result<NodeMeta> Resolve(const std::string& path);
   Result<NodeMeta> ResolveUncached(const std::string& path, const Listing::Child* hint);
   // The full listing of a directory (all pages), cached for list_ttl.
-  Result<std::shared_ptr<const Listing>> ListDir(const std::string& path);
+  Result<std::shared_ptr<const Listing>> LoadListing(const std::string& path);
   Result<InodeInfo> GetInode(InodeId ino) const;
   Result<std::string> ProveReport(const InodeInfo& node);
   static constexpr size_t kMaxXattrReport = 60000;

@@ -204,7 +204,7 @@ void OnListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 
 // Every namespace change or write: refused until the write path lands.
 void RefuseWrite(fuse_req_t req, const char* op) {
-  ReplyError(req, op, Self(req).fs().CheckWritable());
+  ReplyError(req, op, Self(req).fs().ReadOnlyError());
 }
 void OnSetAttr(fuse_req_t req, fuse_ino_t, struct stat*, int, fuse_file_info*) {
   RefuseWrite(req, "setattr");

@@ -76,13 +76,19 @@ std::optional<InodeInfo> InodeTable::Get(InodeId id) const {
   return it->second;
 }
 
-std::string InodeTable::SwapKernelCacheEtag(InodeId id, const std::string& etag) {
+bool InodeTable::ReuseKernelCache(InodeId id, const std::string& etag) {
   std::lock_guard lock(mu_);
   auto it = nodes_.find(id);
-  if (it == nodes_.end()) return {};
-  std::string old = std::move(it->second.kernel_cache_etag);
+  if (it == nodes_.end()) return false;
+  const bool same = it->second.kernel_cache_etag == etag;
   it->second.kernel_cache_etag = etag;
-  return old;
+  return same;
+}
+
+void InodeTable::DropKernelCache(InodeId id) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(id);
+  if (it != nodes_.end()) it->second.kernel_cache_etag.clear();
 }
 
 size_t InodeTable::size() const {

@@ -50,8 +50,13 @@ class InodeTable {
   // Drops n lookups; removes the node at zero (never the root).
   void Forget(InodeId id, uint64_t n);
   std::optional<InodeInfo> Get(InodeId id) const;
-  // Records the ETag whose data the kernel may cache; returns the previous one.
-  std::string SwapKernelCacheEtag(InodeId id, const std::string& etag);
+  // An open of version `etag` of the node: whether the kernel may keep the
+  // page cache it has for the node (it holds that version's bytes). From
+  // now on the kernel's pages are taken to be `etag`'s.
+  bool ReuseKernelCache(InodeId id, const std::string& etag);
+  // The kernel's pages for the node are not trusted any more (the object
+  // changed under an open handle): the next open drops them.
+  void DropKernelCache(InodeId id);
   size_t size() const;
 
  private:

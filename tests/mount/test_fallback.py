@@ -12,7 +12,7 @@ measured numbers are printed.
 Environment (besides harness.py's):
   DSFS_TEST_FB_SHARD_MB  size of each of the 4 shards (default 128; 32 when
                          DSFS_SANITIZER_LOG_DIR is set, a sanitizer run)
-  DSFS_TEST_FULL=1       4 x 1 GiB shards, as the issue states
+  DSFS_TEST_FULL=1       4 x 1 GiB shards (the size of real model shards)
   DSFS_TEST_KEEP_LOGS    a directory: each mount's log is copied there
   DSFS_TEST_FB_DBGLEVEL  the mounts' dbglevel (default info)
 """

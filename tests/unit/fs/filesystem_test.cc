@@ -306,7 +306,7 @@ TEST_F(FilesystemTest, WritesAreRefusedReadOnly) {
   EXPECT_EQ(fs_->Open(e->ino, O_WRONLY).status().code(), StatusCode::kReadOnly);
   EXPECT_EQ(fs_->Open(e->ino, O_RDWR).status().code(), StatusCode::kReadOnly);
   EXPECT_EQ(fs_->Open(e->ino, O_RDONLY | O_TRUNC).status().code(), StatusCode::kReadOnly);
-  EXPECT_EQ(ToErrno(fs_->CheckWritable()), EROFS);
+  EXPECT_EQ(ToErrno(fs_->ReadOnlyError()), EROFS);
   EXPECT_TRUE(fs_->StatFs()->f_flag & ST_RDONLY);
 }
 

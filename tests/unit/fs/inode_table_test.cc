@@ -50,11 +50,16 @@ TEST(InodeTable, NewEtagIsANewNodeAndTheOldOneLivesOn) {
   EXPECT_NE(t.Acquire("f", dir), v2);
 }
 
-TEST(InodeTable, KernelCacheEtag) {
+TEST(InodeTable, KernelCacheIsReusedForTheSameVersionOnly) {
   InodeTable t;
   InodeId id = t.Acquire("f", File("e"));
-  EXPECT_EQ(t.SwapKernelCacheEtag(id, "e1"), "");
-  EXPECT_EQ(t.SwapKernelCacheEtag(id, "e2"), "e1");
+  EXPECT_FALSE(t.ReuseKernelCache(id, "e"));  // first open: nothing cached yet
+  EXPECT_TRUE(t.ReuseKernelCache(id, "e"));
+  EXPECT_FALSE(t.ReuseKernelCache(id, "e2"));
+  EXPECT_TRUE(t.ReuseKernelCache(id, "e2"));
+  t.DropKernelCache(id);
+  EXPECT_FALSE(t.ReuseKernelCache(id, "e2"));
+  EXPECT_FALSE(t.ReuseKernelCache(id + 1000, "e"));  // unknown node
 }
 
 TEST(Names, PosixNameRules) {
