@@ -11,19 +11,14 @@
 #include <optional>
 #include <vector>
 
+#include "common/posix.h"
+#include "common/strings.h"
+
 namespace dsfs {
 namespace {
 
 // A passwd file is a few lines; anything much bigger is not one.
 constexpr size_t kMaxFileSize = 1 << 20;
-
-std::string_view Trim(std::string_view s) {
-  const char* ws = " \t\r\n\v\f";
-  size_t b = s.find_first_not_of(ws);
-  if (b == std::string_view::npos) return {};
-  size_t e = s.find_last_not_of(ws);
-  return s.substr(b, e - b + 1);
-}
 
 std::vector<std::string_view> Split(std::string_view s, char sep) {
   std::vector<std::string_view> out;
@@ -38,8 +33,6 @@ std::vector<std::string_view> Split(std::string_view s, char sep) {
     start = pos + 1;
   }
 }
-
-std::string Errno(int err) { return std::strerror(err); }
 
 }  // namespace
 
@@ -119,18 +112,15 @@ Result<Credentials> LoadCredentials(const std::string& passwd_file, const std::s
   if (passwd_file.empty()) {
     return CredentialsFromEnv([](const char* name) { return std::getenv(name); });
   }
-  int fd = ::open(passwd_file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) {
-    return Status::InvalidArgument("cannot open passwd_file " + passwd_file + ": " + Errno(errno));
-  }
   // Checks and reads go through one fd, so the file checked is the file read.
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
+  Fd owned(::open(passwd_file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  const int fd = owned.get();
+  if (fd < 0) {
+    return Status::InvalidArgument("cannot open passwd_file " + passwd_file + ": " + ErrnoText(errno));
+  }
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
-    return Status::InvalidArgument("cannot stat passwd_file " + passwd_file + ": " + Errno(errno));
+    return Status::InvalidArgument("cannot stat passwd_file " + passwd_file + ": " + ErrnoText(errno));
   }
   if (!S_ISREG(st.st_mode)) {
     return Status::InvalidArgument("passwd_file " + passwd_file + " is not a regular file");
@@ -153,7 +143,7 @@ Result<Credentials> LoadCredentials(const std::string& passwd_file, const std::s
     if (n < 0) {
       if (errno == EINTR) continue;
       return Status::InvalidArgument("cannot read passwd_file " + passwd_file + ": " +
-                                     Errno(errno));
+                                     ErrnoText(errno));
     }
     if (n == 0) break;
     content.append(buf, static_cast<size_t>(n));

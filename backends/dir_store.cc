@@ -1,8 +1,5 @@
 #include "backends/dir_store.h"
 
-#include "common/logging.h"
-
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <spdlog/spdlog.h>
@@ -16,6 +13,9 @@
 #include <utility>
 #include <vector>
 
+#include "common/logging.h"
+#include "common/posix.h"
+
 namespace dsfs {
 namespace {
 
@@ -25,35 +25,6 @@ constexpr int kMaxListKeys = 1000;  // S3 caps max-keys at 1000
 // openat2 with RESOLVE_BENEATH returns EAGAIN when a rename races the
 // lookup; a few retries, then give up with a Transient error.
 constexpr int kOpenat2Attempts = 8;
-
-// Owns one file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      Reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { Reset(); }
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-  void Reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
-
-std::string ErrnoText(int err) { return std::strerror(err); }
 
 int64_t MtimeNs(const struct stat& st) {
   return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
@@ -79,8 +50,8 @@ long Openat2(int dirfd, const char* path, uint64_t flags, uint64_t resolve) {
 
 constexpr uint64_t kResolveFlags = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 
-// One directory entry that may be part of a key.
-struct Entry {
+// One entry of a share directory that may be part of a key.
+struct ShareEntry {
   std::string name;
   bool is_dir = false;
   // The entry's position in key order: a directory sorts as "name/".
@@ -89,38 +60,20 @@ struct Entry {
 
 // Reads the entries of an O_RDONLY directory fd (not consumed), keeping
 // regular files and directories, sorted in key byte order.
-Result<std::vector<Entry>> ReadEntries(int dirfd, const std::string& where) {
-  Fd own(::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (own.get() < 0) return Status::IoError("cannot reopen '" + where + "': " + ErrnoText(errno));
-  DIR* dir = ::fdopendir(own.get());
-  if (dir == nullptr) return Status::IoError("fdopendir '" + where + "': " + ErrnoText(errno));
-  own.release();  // owned by dir now
-  std::vector<Entry> entries;
-  for (;;) {
-    errno = 0;
-    struct dirent* de = ::readdir(dir);
-    if (de == nullptr) break;
-    std::string name = de->d_name;
-    if (name == "." || name == "..") continue;
-    unsigned char type = de->d_type;
-    if (type == DT_UNKNOWN) {
-      struct stat st;
-      if (::fstatat(::dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-      type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
-    }
+Result<std::vector<ShareEntry>> ReadEntries(int dirfd, const std::string& where) {
+  DSFS_ASSIGN_OR_RETURN(std::vector<DirChild> children, ReadDirChildren(dirfd, where));
+  std::vector<ShareEntry> entries;
+  for (DirChild& c : children) {
     // Symlinks, fifos, sockets, devices: never objects.
-    if (type != DT_DIR && type != DT_REG) continue;
-    Entry e;
-    e.is_dir = type == DT_DIR;
-    e.sort_name = e.is_dir ? name + "/" : name;
-    e.name = std::move(name);
+    if (c.type == DirChild::Type::kOther) continue;
+    ShareEntry e;
+    e.is_dir = c.is_dir();
+    e.sort_name = e.is_dir ? c.name + "/" : c.name;
+    e.name = std::move(c.name);
     entries.push_back(std::move(e));
   }
-  int err = errno;
-  ::closedir(dir);
-  if (err != 0) return Status::IoError("readdir '" + where + "': " + ErrnoText(err));
   std::sort(entries.begin(), entries.end(),
-            [](const Entry& a, const Entry& b) { return a.sort_name < b.sort_name; });
+            [](const ShareEntry& a, const ShareEntry& b) { return a.sort_name < b.sort_name; });
   return entries;
 }
 
@@ -181,9 +134,9 @@ class ListBuilder {
 Status Walk(int dirfd, const std::string& dir_key, ListBuilder& b) {
   const std::string& prefix = b.request().prefix;
   const std::string& token = b.request().continuation;
-  DSFS_ASSIGN_OR_RETURN(std::vector<Entry> entries,
+  DSFS_ASSIGN_OR_RETURN(std::vector<ShareEntry> entries,
                         ReadEntries(dirfd, dir_key.empty() ? "." : dir_key));
-  for (const Entry& e : entries) {
+  for (const ShareEntry& e : entries) {
     if (b.done()) break;
     std::string full = dir_key + e.sort_name;
     if (full.size() > kMaxKeyLength) continue;  // cannot be (or hold) a key

@@ -3,8 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cctype>
-#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -13,6 +11,7 @@
 
 #include "backends/s3_xml.h"
 #include "backends/sigv4.h"
+#include "common/strings.h"
 
 namespace dsfs {
 namespace {
@@ -22,28 +21,6 @@ constexpr size_t kMaxErrorBody = 64 * 1024;
 // A 1000-key ListObjectsV2 page is ~300 KiB; anything this big is not one.
 constexpr size_t kMaxListBody = 32 * 1024 * 1024;
 constexpr const char* kMetaPrefix = "x-amz-meta-";
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view TrimWs(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
-template <typename T>
-bool ParseNum(std::string_view s, T* out) {
-  if (s.empty()) return false;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
 
 struct SlistDeleter {
   void operator()(curl_slist* l) const { curl_slist_free_all(l); }
@@ -100,11 +77,11 @@ Result<S3Endpoint> ParseEndpoint(const std::string& url) {
     port = rest.substr(colon + 1);
   }
   if (host.empty()) return Status::InvalidArgument("url '" + url + "' has no host");
-  ep.host = Lower(host);
+  ep.host = AsciiLower(host);
   ep.host_port = ep.host;
   if (!port.empty() || rest.find(':') != std::string_view::npos) {
     int p = 0;
-    if (!ParseNum(port, &p) || p < 1 || p > 65535) {
+    if (!ParseInteger(port, &p) || p < 1 || p > 65535) {
       return Status::InvalidArgument("url '" + url + "': bad port '" + std::string(port) + "'");
     }
     ep.host_port += ":" + std::to_string(p);
@@ -197,8 +174,8 @@ size_t S3Store::OnHeader(char* data, size_t size, size_t nitems, void* userp) {
   }
   size_t colon = line.find(':');
   if (colon == std::string_view::npos) return n;
-  reply->headers[Lower(TrimWs(line.substr(0, colon)))] =
-      std::string(TrimWs(line.substr(colon + 1)));
+  reply->headers[AsciiLower(Trim(line.substr(0, colon)))] =
+      std::string(Trim(line.substr(colon + 1)));
   return n;
 }
 
@@ -222,7 +199,7 @@ size_t S3Store::OnBody(char* data, size_t size, size_t nmemb, void* userp) {
       uint64_t len = 0;
       auto it = reply->headers.find("content-length");
       if (call.range->offset != 0 || it == reply->headers.end() ||
-          !ParseNum(std::string_view(it->second), &len) || len != call.range->length) {
+          !ParseInteger(std::string_view(it->second), &len) || len != call.range->length) {
         reply->ignored_range = true;
         return 0;  // aborts the transfer
       }
@@ -586,8 +563,8 @@ Status S3Store::ValidateGet(const Call& call, const Reply& reply) const {
         size_t dash = v.find('-');
         size_t slash = v.find('/');
         good = dash != std::string_view::npos && slash != std::string_view::npos && dash < slash &&
-               ParseNum(v.substr(0, dash), &start) &&
-               ParseNum(v.substr(dash + 1, slash - dash - 1), &end);
+               ParseInteger(v.substr(0, dash), &start) &&
+               ParseInteger(v.substr(dash + 1, slash - dash - 1), &end);
       }
       if (!good || start != r.offset || end != r.offset + r.length - 1) {
         return Status::Transient(what + ": Content-Range '" + (cr ? *cr : std::string()) +
@@ -606,7 +583,7 @@ Status S3Store::ValidateGet(const Call& call, const Reply& reply) const {
   }
   if (const std::string* cl = header("content-length")) {
     uint64_t len = 0;
-    if (!ParseNum(std::string_view(*cl), &len) || len != reply.sink_bytes) {
+    if (!ParseInteger(std::string_view(*cl), &len) || len != reply.sink_bytes) {
       return Status::Transient(what + ": short body: " + std::to_string(reply.sink_bytes) +
                                " bytes, Content-Length " + *cl);
     }
@@ -661,7 +638,7 @@ Result<ObjectInfo> S3Store::Head(const std::string& key) {
   ObjectInfo info;
   info.key = key;
   auto it = reply.headers.find("content-length");
-  if (it == reply.headers.end() || !ParseNum(std::string_view(it->second), &info.size)) {
+  if (it == reply.headers.end() || !ParseInteger(std::string_view(it->second), &info.size)) {
     return Status::InvalidArgument("HEAD '" + key + "': reply has no valid Content-Length");
   }
   if (auto e = reply.headers.find("etag"); e != reply.headers.end()) {

@@ -1,9 +1,10 @@
 #include "backends/s3_xml.h"
 
-#include <charconv>
 #include <cstring>
 #include <ctime>
 #include <pugixml.hpp>
+
+#include "common/strings.h"
 
 namespace dsfs {
 namespace {
@@ -22,13 +23,6 @@ std::string Quote(std::string_view v) {
 Status XmlError(const char* what, const pugi::xml_parse_result& r) {
   return Status::InvalidArgument(std::string("malformed ") + what + " XML: " + r.description() +
                                  " at offset " + std::to_string(r.offset));
-}
-
-template <typename T>
-bool ParseInt(std::string_view s, T* out) {
-  if (s.empty()) return false;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && ptr == s.data() + s.size();
 }
 
 int HexVal(char c) {
@@ -90,15 +84,15 @@ Result<int64_t> ParseIso8601(std::string_view text) {
     return Status::InvalidArgument("bad ISO 8601 time " + Quote(text));
   }
   int y, mo, d, h, mi, s;
-  if (!ParseInt(text.substr(0, 4), &y) || !ParseInt(text.substr(5, 2), &mo) ||
-      !ParseInt(text.substr(8, 2), &d) || !ParseInt(text.substr(11, 2), &h) ||
-      !ParseInt(text.substr(14, 2), &mi) || !ParseInt(text.substr(17, 2), &s)) {
+  if (!ParseInteger(text.substr(0, 4), &y) || !ParseInteger(text.substr(5, 2), &mo) ||
+      !ParseInteger(text.substr(8, 2), &d) || !ParseInteger(text.substr(11, 2), &h) ||
+      !ParseInteger(text.substr(14, 2), &mi) || !ParseInteger(text.substr(17, 2), &s)) {
     return Status::InvalidArgument("bad ISO 8601 time " + Quote(text));
   }
   std::string_view rest = text.substr(19, text.size() - 20);  // between SS and Z
   if (!rest.empty()) {
     uint64_t frac;
-    if (rest[0] != '.' || !ParseInt(rest.substr(1), &frac)) {
+    if (rest[0] != '.' || !ParseInteger(rest.substr(1), &frac)) {
       return Status::InvalidArgument("bad ISO 8601 time " + Quote(text));
     }
   }
@@ -118,9 +112,9 @@ Result<int64_t> ParseHttpDate(std::string_view text) {
     if (text.substr(8, 3) == kMonths[i]) mon = i + 1;
   }
   int y, d, h, mi, s;
-  if (mon == 0 || !ParseInt(text.substr(5, 2), &d) || !ParseInt(text.substr(12, 4), &y) ||
-      !ParseInt(text.substr(17, 2), &h) || !ParseInt(text.substr(20, 2), &mi) ||
-      !ParseInt(text.substr(23, 2), &s)) {
+  if (mon == 0 || !ParseInteger(text.substr(5, 2), &d) || !ParseInteger(text.substr(12, 4), &y) ||
+      !ParseInteger(text.substr(17, 2), &h) || !ParseInteger(text.substr(20, 2), &mi) ||
+      !ParseInteger(text.substr(23, 2), &s)) {
     return Status::InvalidArgument("bad HTTP date " + Quote(text));
   }
   return CivilToEpoch(y, mon, d, h, mi, s, text);
@@ -156,7 +150,7 @@ Result<ListPage> ParseListObjectsV2(std::string_view body) {
     if (!key) return Status::InvalidArgument("ListObjectsV2 <Contents> without <Key>");
     DSFS_ASSIGN_OR_RETURN(info.key, decode(key.text().as_string()));
     std::string size = ChildText(c, "Size");
-    if (!ParseInt(std::string_view(size), &info.size)) {
+    if (!ParseInteger(std::string_view(size), &info.size)) {
       return Status::InvalidArgument("ListObjectsV2: bad <Size> " + Quote(size) + " for key " +
                                      Quote(info.key));
     }

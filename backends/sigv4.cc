@@ -4,9 +4,10 @@
 #include <openssl/hmac.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cstdio>
 #include <map>
+
+#include "common/strings.h"
 
 namespace dsfs::sigv4 {
 namespace {
@@ -14,12 +15,6 @@ namespace {
 bool IsUnreserved(unsigned char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
          c == '.' || c == '_' || c == '~';
-}
-
-std::string ToLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 // Trims surrounding whitespace and collapses inner runs of spaces/tabs
@@ -42,7 +37,7 @@ std::string CanonicalHeaderValue(std::string_view v) {
 void SetHeader(Request* req, std::string_view name, std::string value) {
   auto& hs = req->headers;
   hs.erase(
-      std::remove_if(hs.begin(), hs.end(), [&](const auto& h) { return ToLower(h.first) == name; }),
+      std::remove_if(hs.begin(), hs.end(), [&](const auto& h) { return AsciiLower(h.first) == name; }),
       hs.end());
   hs.emplace_back(std::string(name), std::move(value));
 }
@@ -131,7 +126,7 @@ std::string CanonicalRequest(const Request& req, std::string* signed_headers) {
   // Lower-cased name -> canonical value; repeated headers join with ','.
   std::map<std::string, std::string> hs;
   for (const auto& [name, value] : req.headers) {
-    std::string n = ToLower(CanonicalHeaderValue(name));
+    std::string n = AsciiLower(CanonicalHeaderValue(name));
     std::string v = CanonicalHeaderValue(value);
     auto [it, inserted] = hs.emplace(n, v);
     if (!inserted) it->second += "," + v;

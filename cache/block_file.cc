@@ -11,29 +11,13 @@
 #include <cstring>
 #include <memory>
 
+#include "common/endian.h"
+#include "common/posix.h"
+
 namespace dsfs {
 namespace {
 
 constexpr char kMagic[8] = {'D', 'S', 'F', 'S', 'B', 'L', 'K', '\0'};
-
-void PutU32(std::string* out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-void PutU64(std::string* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-uint32_t GetU32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-uint64_t GetU64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-
-std::string ErrnoText(int err) { return std::strerror(err); }
 
 bool IsAligned(uint64_t n) { return n % kDirectIoAlignment == 0; }
 bool IsAligned(const void* p) { return IsAligned(reinterpret_cast<uintptr_t>(p)); }
@@ -50,27 +34,6 @@ uint64_t HeaderLength(uint64_t key_length, uint64_t etag_length, uint64_t data_l
 uint64_t HeaderLength(const BlockExtent& e) {
   return HeaderLength(e.object.key.size(), e.object.etag.size(), e.length);
 }
-
-// Closes a file descriptor when it goes out of scope.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  // Closes now, reporting the error (close can report a deferred EIO).
-  int Close() {
-    int rc = ::close(fd_);
-    fd_ = -1;
-    return rc;
-  }
-
- private:
-  int fd_;
-};
 
 // Reads exactly len bytes at offset; false with errno on error, false with
 // errno == 0 on end of file.
@@ -129,7 +92,7 @@ Result<BlockFileInfo> ReadHeader(int fd, const std::string& path, uint64_t file_
   size_t have = std::min<uint64_t>(file_size, kDirectIoAlignment);
   bool ok = PreadFull(fd, head, have, 0);
   if (ok) {
-    const uint64_t header_len = GetU32(head + 12);
+    const uint64_t header_len = GetU32Le(head + 12);
     if (header_len > have && header_len <= std::min<uint64_t>(file_size, sizeof(head))) {
       ok = PreadFull(fd, head + have, header_len - have, have);
       have = header_len;
@@ -220,13 +183,13 @@ BlockExtent ExtentOf(const BlockKey& key, uint64_t block_size) {
 BlockId ComputeBlockId(const BlockExtent& e) {
   std::string enc;
   enc.reserve(48 + e.object.key.size() + e.object.etag.size());
-  PutU64(&enc, e.object.key.size());
+  PutU64Le(&enc, e.object.key.size());
   enc += e.object.key;
-  PutU64(&enc, e.object.etag.size());
+  PutU64Le(&enc, e.object.etag.size());
   enc += e.object.etag;
-  PutU64(&enc, e.object.size);
-  PutU64(&enc, e.offset);
-  PutU64(&enc, e.length);
+  PutU64Le(&enc, e.object.size);
+  PutU64Le(&enc, e.offset);
+  PutU64Le(&enc, e.length);
   return Xxh3_128(enc);
 }
 
@@ -235,18 +198,18 @@ std::string EncodeBlockHeader(const BlockExtent& extent, std::string_view data) 
   std::string h;
   h.reserve(header_len);
   h.append(kMagic, sizeof(kMagic));
-  PutU32(&h, kBlockFormatVersion);
-  PutU32(&h, static_cast<uint32_t>(header_len));
-  PutU64(&h, extent.object.size);
-  PutU64(&h, extent.offset);
-  PutU64(&h, data.size());
-  PutU64(&h, Xxh3_64(data));
-  PutU32(&h, static_cast<uint32_t>(extent.object.key.size()));
-  PutU32(&h, static_cast<uint32_t>(extent.object.etag.size()));
+  PutU32Le(&h, kBlockFormatVersion);
+  PutU32Le(&h, static_cast<uint32_t>(header_len));
+  PutU64Le(&h, extent.object.size);
+  PutU64Le(&h, extent.offset);
+  PutU64Le(&h, data.size());
+  PutU64Le(&h, Xxh3_64(data));
+  PutU32Le(&h, static_cast<uint32_t>(extent.object.key.size()));
+  PutU32Le(&h, static_cast<uint32_t>(extent.object.etag.size()));
   h += extent.object.key;
   h += extent.object.etag;
   h.resize(header_len - 8, '\0');
-  PutU64(&h, Xxh3_64(h));
+  PutU64Le(&h, Xxh3_64(h));
   return h;
 }
 
@@ -254,7 +217,7 @@ Result<BlockFileInfo> DecodeBlockHeader(std::string_view bytes) {
   if (bytes.size() < kBlockHeaderFixedSize + 8) return Status::Corruption("short header");
   const char* p = bytes.data();
   if (std::memcmp(p, kMagic, sizeof(kMagic)) != 0) return Status::Corruption("bad magic");
-  uint32_t version = GetU32(p + 8);
+  uint32_t version = GetU32Le(p + 8);
   if (version == 1 || version == 2) {
     // They name a block index, not a byte offset: never served.
     return Status::Corruption(std::string(kOldBlockFormat) + " version " + std::to_string(version));
@@ -262,26 +225,26 @@ Result<BlockFileInfo> DecodeBlockHeader(std::string_view bytes) {
   if (version != kBlockFormatVersion) {
     return Status::Corruption("unknown block format version " + std::to_string(version));
   }
-  uint64_t header_len = GetU32(p + 12);
+  uint64_t header_len = GetU32Le(p + 12);
   if (header_len < kBlockHeaderFixedSize + 8 || header_len > bytes.size() ||
       header_len > kMaxBlockHeaderSize) {
     return Status::Corruption("bad header length " + std::to_string(header_len));
   }
-  uint64_t key_len = GetU32(p + 48);
-  uint64_t etag_len = GetU32(p + 52);
-  if (header_len != HeaderLength(key_len, etag_len, GetU64(p + 32))) {
+  uint64_t key_len = GetU32Le(p + 48);
+  uint64_t etag_len = GetU32Le(p + 52);
+  if (header_len != HeaderLength(key_len, etag_len, GetU64Le(p + 32))) {
     return Status::Corruption("header lengths do not add up");
   }
-  if (Xxh3_64(p, header_len - 8) != GetU64(p + header_len - 8)) {
+  if (Xxh3_64(p, header_len - 8) != GetU64Le(p + header_len - 8)) {
     return Status::Corruption("header checksum mismatch");
   }
   BlockFileInfo info;
   info.header_length = header_len;
-  info.extent.object.size = GetU64(p + 16);
-  info.extent.offset = GetU64(p + 24);
-  info.data_length = GetU64(p + 32);
+  info.extent.object.size = GetU64Le(p + 16);
+  info.extent.offset = GetU64Le(p + 24);
+  info.data_length = GetU64Le(p + 32);
   info.extent.length = info.data_length;
-  info.data_checksum = GetU64(p + 40);
+  info.data_checksum = GetU64Le(p + 40);
   info.extent.object.key.assign(p + kBlockHeaderFixedSize, key_len);
   info.extent.object.etag.assign(p + kBlockHeaderFixedSize + key_len, etag_len);
   if (info.extent.offset > info.extent.object.size ||

@@ -1,6 +1,5 @@
 #include "cache/cache_dir.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
@@ -15,12 +14,12 @@
 #include <sstream>
 #include <utility>
 
+#include "common/posix.h"
+
 namespace dsfs {
 namespace {
 
 constexpr char kFormatPrefix[] = "dsfs-cache-format ";
-
-std::string ErrnoText(int err) { return std::strerror(err); }
 
 std::string ParentOf(const std::string& path) {
   size_t slash = path.find_last_of('/');
@@ -40,29 +39,11 @@ Status FsyncDir(const std::string& dir) {
 
 // Lists an open directory (takes ownership of fd).
 Result<std::vector<CacheDirEntry>> ListFd(int fd, const std::string& path) {
-  DIR* d = ::fdopendir(fd);
-  if (!d) {
-    int err = errno;
-    ::close(fd);
-    return Status::IoError("opendir " + path + ": " + ErrnoText(err));
-  }
+  Fd owned(fd);
+  DSFS_ASSIGN_OR_RETURN(std::vector<DirChild> children, ReadDirChildren(fd, path));
   std::vector<CacheDirEntry> out;
-  errno = 0;
-  while (dirent* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    if (name == "." || name == "..") continue;
-    bool is_dir = e->d_type == DT_DIR;
-    if (e->d_type == DT_UNKNOWN) {
-      struct stat st;
-      is_dir =
-          ::fstatat(::dirfd(d), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
-    }
-    out.push_back({std::move(name), is_dir});
-    errno = 0;
-  }
-  int err = errno;
-  ::closedir(d);
-  if (err != 0) return Status::IoError("readdir " + path + ": " + ErrnoText(err));
+  out.reserve(children.size());
+  for (DirChild& c : children) out.push_back({std::move(c.name), c.is_dir()});
   return out;
 }
 

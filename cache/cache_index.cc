@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <system_error>
 
+#include "common/endian.h"
+
 namespace dsfs {
 namespace {
 
@@ -13,23 +15,6 @@ constexpr uint8_t kRecordVersion = 1;
 const char kMetaUsed[] = "m:used";
 const char kMetaSeq[] = "m:seq";
 const char kMetaBlockFormat[] = "m:blkfmt";
-
-void PutU64Le(std::string* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-uint64_t GetU64Le(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-void PutU64Be(std::string* out, uint64_t v) {
-  for (int i = 7; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-uint64_t GetU64Be(const char* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
 
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return Status::Ok();

@@ -10,10 +10,10 @@
 #include <cstring>
 #include <utility>
 
+#include "common/posix.h"
+
 namespace dsfs {
 namespace {
-
-std::string ErrnoText(int err) { return std::strerror(err); }
 
 // Free bytes of the filesystem holding path, or of its nearest existing
 // parent (cache_dir may not exist yet). nullopt if it cannot be measured.

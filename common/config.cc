@@ -3,11 +3,12 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <limits>
+
+#include "common/strings.h"
 
 namespace dsfs {
 namespace {
@@ -21,9 +22,7 @@ Result<std::pair<uint64_t, std::string>> SplitNumber(const std::string& text, co
   if (ec != std::errc() || ptr == begin) {
     return Status::InvalidArgument(std::string("not a ") + what + ": '" + text + "'");
   }
-  std::string suffix(ptr, end);
-  for (auto& c : suffix) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return std::make_pair(n, suffix);
+  return std::make_pair(n, AsciiLower(std::string_view(ptr, end)));
 }
 
 }  // namespace

@@ -3,12 +3,12 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <charconv>
 #include <ctime>
 #include <functional>
 #include <sstream>
 
 #include "common/logging.h"
+#include "common/strings.h"
 #include "fs/names.h"
 
 namespace dsfs {
@@ -31,12 +31,7 @@ Status SetDuration(const std::string& v, milliseconds* out) {
 
 template <typename T>
 Status SetNumber(const std::string& v, T* out, int base = 10) {
-  T n{};
-  auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), n, base);
-  if (ec != std::errc() || ptr != v.data() + v.size() || v.empty()) {
-    return Status::InvalidArgument("not a number: '" + v + "'");
-  }
-  *out = n;
+  if (!ParseInteger(v, out, base)) return Status::InvalidArgument("not a number: '" + v + "'");
   return Status::Ok();
 }
 

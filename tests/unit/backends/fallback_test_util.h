@@ -18,35 +18,9 @@
 #include <thread>
 #include <vector>
 
+#include "tests/unit/temp_dir.h"
+
 namespace dsfs::testing {
-
-// A fresh directory, removed with its contents at destruction.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/dsfs-fallback-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string Join(const std::string& rel) const { return path_ + "/" + rel; }
-
-  // Writes ROOT/rel (creating parent directories).
-  void Write(const std::string& rel, const std::string& data) const {
-    std::filesystem::path p = Join(rel);
-    std::filesystem::create_directories(p.parent_path());
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out << data;
-  }
-
- private:
-  std::string path_;
-};
 
 // Records formatted log lines (thread-safe).
 class CaptureSink : public spdlog::sinks::base_sink<std::mutex> {

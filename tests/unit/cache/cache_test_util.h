@@ -9,30 +9,9 @@
 #include <string>
 
 #include "cache/block_cache.h"
+#include "tests/unit/temp_dir.h"
 
 namespace dsfs::testing {
-
-// A fresh directory under /tmp, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/dsfs-cache-test-XXXXXX";
-    char* p = ::mkdtemp(tmpl);
-    EXPECT_NE(p, nullptr);
-    path_ = p ? p : "/tmp";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 inline BlockKey Key(const std::string& key, uint64_t index, const std::string& etag = "\"e1\"",
                     uint64_t size = 1 << 30) {
