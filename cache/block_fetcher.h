@@ -47,57 +47,31 @@
 #include "cache/memory_budget.h"
 #include "common/cancel.h"
 #include "common/clock.h"
+#include "common/config.h"
 #include "common/metrics.h"
 #include "common/status.h"
 
 namespace dsfs {
 
-// Read-ahead tunables, with the reason for each default. The integrator
-// maps mount options onto these (see the report of issue 3).
+// Read-ahead tunables. Filled from Config by ReadAheadOptionsFrom
+// (cache/cache_options.h); the defaults are a default Config's, and the
+// reason for each is beside it in common/config.h (CacheConfig).
 struct ReadAheadOptions {
-  // block_size=: unit of caching and of one ranged GET. 4 MiB amortizes the
-  // per-request latency of OBS (~10-30 ms) while keeping small random reads
-  // cheap enough.
-  uint64_t block_size = uint64_t{4} << 20;
-  // max_inflight=: GET threads, i.e. ranged GETs in flight across all
-  // files. One TCP stream to OBS gives ~50-100 MB/s, and each 4 MiB GET
-  // waits ~20 ms for its first byte: 32 saturate 10 Gbit/s.
-  int max_inflight = 32;
-  // readahead_initial=: first window of a sequential reader (1 block), so a
-  // reader that only looks at a file's header costs little.
-  uint64_t window_initial = uint64_t{4} << 20;
-  // readahead_max=: the window doubles per block consumed up to this.
-  // 128 MiB = 32 blocks, one per GET thread.
-  uint64_t window_max = uint64_t{128} << 20;
-  // prefetch_mem=: global budget for read-ahead data in flight or buffered,
-  // across all files. Default min(1 GiB, RAM/8).
+  uint64_t block_size = CacheConfig{}.block_size;
+  int max_inflight = CacheConfig{}.max_inflight;
+  // First window of a sequential reader: one block.
+  uint64_t window_initial = CacheConfig{}.block_size;
+  uint64_t window_max = CacheConfig{}.readahead_max;
+  // CacheConfig::prefetch_mem resolved (0 there = this rule).
   uint64_t prefetch_mem = DefaultPrefetchMemory();
-  // prefetch_whole=: fnmatch(3) glob; a file whose name matches is
-  // prefetched whole when opened (within the budget). Matched against the
-  // last path component, or the whole key when the glob contains '/'.
-  // Empty disables. Model shards are read whole, so fetch them whole.
-  std::string prefetch_whole = "*.safetensors";
-  // A read within this distance of the expected next offset still counts
-  // as sequential: the kernel issues read-ahead requests in parallel and
-  // FUSE threads serve them out of order.
-  uint64_t seq_tolerance = uint64_t{8} << 20;
-  // Blocks queued for asynchronous cache writes. When it is full, read-ahead
-  // waits (bounded) for room and a block a reader waited for is not cached
-  // (dsfs_cache_write_dropped_total): a read never waits for the cache.
-  size_t cache_write_queue = 16;
+  std::string prefetch_whole = CacheConfig{}.prefetch_whole;
+  uint64_t seq_tolerance = CacheConfig{}.seq_tolerance;
+  size_t cache_write_queue = CacheConfig{}.cache_write_queue;
   // Where the buffers of fetched blocks come from (null: plain allocations).
   // Must outlive the reader.
   BufferPool* buffers = nullptr;
-  // Objects whose read-ahead state is kept without an open handle (reads
-  // without Opened); the least recently used beyond this are forgotten.
-  size_t max_tracked_objects = 4096;
-  // A stream none of whose handles has read for this long is idle: a
-  // reading stream short of budget may take back its queued and unread
-  // read-ahead. A loader moves on to its next shard within milliseconds and
-  // a reader blocked in a GET has already been answered from read-ahead up
-  // to it, so 1 s only catches handles that stopped reading (a loader that
-  // opened every shard first and reads them in another order).
-  std::chrono::milliseconds readahead_idle{1000};
+  size_t max_tracked_objects = CacheConfig{}.max_tracked_objects;
+  std::chrono::milliseconds readahead_idle = CacheConfig{}.readahead_idle;
   // Time source for readahead_idle (null: the steady clock). Must outlive
   // the reader.
   const Clock* clock = nullptr;

@@ -87,6 +87,7 @@
 #include "cache/cache_dir.h"
 #include "cache/cache_index.h"
 #include "cache/lru_policy.h"
+#include "common/config.h"
 #include "common/metrics.h"
 #include "common/status.h"
 
@@ -96,21 +97,21 @@ namespace dsfs {
 enum class DiskCacheState { kLoadingIndex, kRebuilding, kReconciling, kReady, kOff };
 const char* DiskCacheStateName(DiskCacheState state);
 
+// Filled from Config by DiskCacheOptionsFrom (cache/cache_options.h); the
+// defaults are a default Config's (reasons in common/config.h, CacheConfig).
 struct DiskCacheOptions {
   std::string dir;              // cache_dir=
   uint64_t capacity_bytes = 0;  // cache_size=, resolved (ResolveCacheSize); >= block_size
   // block_size=: the mount's block size; BlockKey.index counts these.
-  uint64_t block_size = 4 << 20;
+  uint64_t block_size = CacheConfig{}.block_size;
   // Background thread for index load, reconcile and recency flushes. Off
   // only in tests and tools that call LoadIndex()/Reconcile() themselves.
   bool background = true;
-  // Recency is written to the index this often (and when this many blocks
-  // are pending): a crash forgets at most this much LRU order.
-  std::chrono::milliseconds access_flush_interval{5000};
-  size_t access_flush_batch = 4096;
+  std::chrono::milliseconds access_flush_interval = CacheConfig{}.access_flush_interval;
+  size_t access_flush_batch = CacheConfig{}.access_flush_batch;
   // How long a Put waits for the index to load after Open before giving up
   // (Unavailable; callers skip caching that block).
-  std::chrono::milliseconds ready_wait{30000};
+  std::chrono::milliseconds ready_wait = CacheConfig{}.cache_ready_wait;
   // Where the buffers of blocks read back come from (null: plain allocations).
   // Must outlive the cache.
   BufferPool* buffers = nullptr;

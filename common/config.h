@@ -1,6 +1,12 @@
 // Every tunable of dsfs, with the reason for its default next to it.
 // One Config is built by the option parser (tools/) and passed down by
-// constructor; nothing reads options from anywhere else.
+// constructor; nothing reads options from anywhere else. Components take
+// their own option structs (ReadAheadOptions, DiskCacheOptions,
+// FuseOptions, MetadataCacheOptions), filled from a Config
+// by one *OptionsFrom(const Config&) function each; their defaults are read
+// from a default Config, never written twice (tests/unit/tools/
+// options_from_config_test.cc fails when they drift). Fields without a
+// mount option are tunables all the same: change them here.
 #pragma once
 
 #include <sys/types.h>
@@ -49,7 +55,9 @@ struct S3Config {
   // Exponential backoff with full jitter: base * 2^attempt, capped.
   milliseconds retry_base{100};
   milliseconds retry_cap{3000};
-  // Pooled connections kept alive to the endpoint.
+  // Idle connections kept alive to the endpoint for reuse: 64 covers every
+  // GET thread (max_inflight=32) plus HEAD/LIST traffic, so a busy mount
+  // never pays a new TCP/TLS handshake.
   int max_connections = 64;
 };
 
@@ -79,6 +87,10 @@ struct FsConfig {
   milliseconds list_ttl{5000};
   // Negative (ENOENT) entries live shorter so a new object appears soon.
   milliseconds negative_ttl{1000};
+  // Metadata cache bounds: stat + negative entries (200k is ~60 MB and more
+  // names than a model tree has), and whole directory listings.
+  size_t max_stat_entries = 200'000;
+  size_t max_listings = 10'000;
   // Writes are not implemented yet: the mount is read-only.
   bool read_only = true;
   // mtime of directories that have no marker object (the mount time).
@@ -93,6 +105,11 @@ struct DaemonConfig {
   std::string log_level = "warn";  // dbglevel= (s3fs: crit/err/warn/info/debug)
   std::string passwd_file;         // passwd_file=
   unsigned max_threads = 16;       // FUSE worker threads: reads block on the network
+  // Kernel read-ahead of the mount (the bdi's read_ahead_kb). The kernel's
+  // default of 128 KiB keeps FUSE reads small; 8 MiB lets it send 1 MiB
+  // reads well ahead of the reader. Needs root; skipped otherwise. 0 keeps
+  // the kernel's value.
+  unsigned kernel_readahead_kb = 8192;
 };
 
 // Read-ahead and the block cache on the local SSD.
@@ -104,20 +121,55 @@ struct CacheConfig {
   // 10% leaves the SSD to the workloads that own it.
   std::string size = "10%";
   // block_size=: unit of caching and of one ranged GET (4 MiB amortizes
-  // OBS's per-request latency; small random reads stay cheap).
+  // OBS's per-request latency of ~10-30 ms; small random reads stay cheap).
+  // Also the first read-ahead window of a sequential reader (one block), so
+  // a reader that only looks at a file's header costs little, and the
+  // largest block the disk cache accepts.
   uint64_t block_size = uint64_t{4} << 20;
   // prefetch_mem=: one budget for all read-ahead data; 0 = min(1 GiB, RAM/8).
   uint64_t prefetch_mem = 0;
-  // prefetch_whole=: files whose name matches this glob are fetched whole
-  // on open; model loaders read shards by mmap faults that look random.
+  // prefetch_whole=: files whose name matches this fnmatch(3) glob (last
+  // path component, or the whole key when it contains '/') are fetched
+  // whole on open, within prefetch_mem; model loaders read shards by mmap
+  // faults that look random. Empty disables.
   std::string prefetch_whole = "*.safetensors";
   // max_inflight=: ranged GETs in flight across all files. One OBS
   // connection gives ~64 MiB/s, and a 4 MiB GET spends ~20 ms of its ~80 ms
   // waiting for the first byte: 32 fill a 10 Gbit/s link.
   int max_inflight = 32;
-  // readahead_max=: largest read-ahead window of one sequential reader
-  // (128 MiB = 32 blocks: one reader keeps every GET thread busy).
+  // readahead_max=: largest read-ahead window of one sequential reader; the
+  // window doubles per block consumed up to this (128 MiB = 32 blocks: one
+  // reader keeps every GET thread busy).
   uint64_t readahead_max = uint64_t{128} << 20;
+  // A read within this distance of the expected next offset still counts
+  // as sequential: the kernel issues read-ahead requests in parallel and
+  // FUSE threads serve them out of order.
+  uint64_t seq_tolerance = uint64_t{8} << 20;
+  // Blocks queued for asynchronous cache writes. When it is full,
+  // read-ahead waits (bounded) for room and a block a reader waited for is
+  // not cached (dsfs_cache_write_dropped_total): a read never waits for the
+  // cache. 16 blocks (64 MiB) absorb a burst while the SSD catches up.
+  size_t cache_write_queue = 16;
+  // Objects whose read-ahead state is kept without an open handle (reads
+  // without open, e.g. after the kernel dropped the handle); the least
+  // recently used beyond this are forgotten. A few hundred bytes each.
+  size_t max_tracked_objects = 4096;
+  // A read-ahead stream none of whose handles has read for this long is
+  // idle: a reading stream short of budget may take back its queued and
+  // unread read-ahead. A loader moves on to its next shard within
+  // milliseconds and a reader blocked in a GET has already been answered
+  // from read-ahead up to it, so 1 s only catches handles that stopped
+  // reading (a loader that opened every shard first and reads them in
+  // another order).
+  milliseconds readahead_idle{1000};
+  // Disk cache: recency is written to the index this often and when this
+  // many blocks are pending; a crash forgets at most this much LRU order.
+  milliseconds access_flush_interval{5000};
+  size_t access_flush_batch = 4096;
+  // How long a cache Put waits for the index to load after mount before
+  // giving up (the block is then not cached): 30 s covers loading a large
+  // index on a slow disk without holding a writer forever.
+  milliseconds cache_ready_wait{30000};
 };
 
 // SFS fallback: a directory (the NFS share) that mirrors bucket/prefix.
@@ -125,10 +177,13 @@ struct FallbackConfig {
   std::string dir;  // fallback=: empty = no fallback
   // fallback_threshold=: consecutive retryable OBS failures that switch
   // reads to the share (a connect failure switches at once). 3 rides out a
-  // single 503 without flapping while switching within a few requests.
+  // single 503 without flapping while switching within a few requests: the
+  // primary already retried each request with backoff, so three failed
+  // requests in a row mean it is down, not unlucky.
   int failure_threshold = 3;
   // fallback_probe_interval=: how often the primary is probed while the
-  // circuit is open; recovery is noticed within this.
+  // circuit is open; recovery is noticed within this, and an outage costs
+  // one LIST per interval.
   milliseconds probe_interval{5000};
   // proof_rate=: bytes per second the background prover may read from the
   // share to prove its copies (0 = only on demand). 64 MiB/s proves a

@@ -16,14 +16,6 @@ constexpr uint64_t kMaxSymlinkSize = 4096;
 // Old tools mark directories with "name_$folder$" objects: never shown.
 constexpr std::string_view kFolderSuffix = "_$folder$";
 
-MetadataCacheOptions CacheOptions(const FsConfig& c) {
-  MetadataCacheOptions o;
-  o.stat_ttl = c.stat_ttl;
-  o.list_ttl = c.list_ttl;
-  o.negative_ttl = c.negative_ttl;
-  return o;
-}
-
 mode_t TypeBits(NodeKind kind) {
   switch (kind) {
     case NodeKind::kDir: return S_IFDIR;
@@ -45,6 +37,16 @@ std::string BaseName(const std::string& path) {
 
 }  // namespace
 
+MetadataCacheOptions MetadataCacheOptionsFrom(const FsConfig& c) {
+  MetadataCacheOptions o;
+  o.stat_ttl = c.stat_ttl;
+  o.list_ttl = c.list_ttl;
+  o.negative_ttl = c.negative_ttl;
+  o.max_entries = c.max_stat_entries;
+  o.max_listings = c.max_listings;
+  return o;
+}
+
 std::string JoinPath(const std::string& dir, const std::string& name) {
   return dir.empty() ? name : dir + "/" + name;
 }
@@ -55,7 +57,7 @@ Filesystem::Filesystem(const FsConfig& config, ObjectStore& store, ObjectReader&
       store_(store),
       reader_(reader),
       metrics_(metrics),
-      meta_(CacheOptions(config), clock) {}
+      meta_(MetadataCacheOptionsFrom(config), clock) {}
 
 Filesystem::~Filesystem() = default;
 

@@ -36,6 +36,9 @@
 
 namespace dsfs {
 
+// The metadata cache of a mount: fs.* TTLs and bounds.
+MetadataCacheOptions MetadataCacheOptionsFrom(const FsConfig& fs);
+
 struct EntryReply {
   InodeId ino = 0;
   struct stat attr {};

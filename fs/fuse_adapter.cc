@@ -278,6 +278,20 @@ void SetKernelReadahead(const std::string& mountpoint, unsigned kb) {
 
 }  // namespace
 
+FuseOptions FuseOptionsFrom(const Config& config) {
+  FuseOptions o;
+  o.mountpoint = config.daemon.mountpoint;
+  o.fsname = config.fs.bucket;
+  o.allow_other = config.fs.allow_other;
+  o.read_only = config.fs.read_only;
+  o.debug = config.daemon.fuse_debug;
+  o.max_threads = config.daemon.max_threads;
+  o.attr_ttl = config.fs.stat_ttl;
+  o.negative_ttl = config.fs.negative_ttl;
+  o.kernel_readahead_kb = config.daemon.kernel_readahead_kb;
+  return o;
+}
+
 std::string FindMountDevice(const std::string& mountinfo, const std::string& mountpoint) {
   // mountinfo escapes space, tab, newline and backslash as octal.
   std::string escaped;

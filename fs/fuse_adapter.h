@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "common/config.h"
 #include "common/metrics.h"
 #include "common/status.h"
 #include "fs/filesystem.h"
@@ -16,20 +17,24 @@ struct fuse_session;
 
 namespace dsfs {
 
+// Filled from Config by FuseOptionsFrom; the defaults are a default
+// Config's (reasons in common/config.h).
 struct FuseOptions {
   std::string mountpoint;
-  std::string fsname;   // shown as the source in /proc/mounts (the bucket)
-  bool allow_other = false;
-  bool read_only = true;
-  bool debug = false;   // libfuse request trace
-  unsigned max_threads = 16;
-  std::chrono::milliseconds attr_ttl{5000};      // kernel attr/entry cache
-  std::chrono::milliseconds negative_ttl{1000};  // kernel negative dentries
-  // Kernel read-ahead for the mount (bdi read_ahead_kb). The kernel's
-  // default of 128 KiB keeps FUSE reads small; 8 MiB lets it send 1 MiB
-  // reads well ahead of the reader. Needs root; skipped otherwise.
-  unsigned kernel_readahead_kb = 8192;
+  std::string fsname;  // shown as the source in /proc/mounts (the bucket)
+  bool allow_other = FsConfig{}.allow_other;
+  bool read_only = FsConfig{}.read_only;
+  bool debug = DaemonConfig{}.fuse_debug;  // libfuse request trace
+  unsigned max_threads = DaemonConfig{}.max_threads;
+  std::chrono::milliseconds attr_ttl = FsConfig{}.stat_ttl;          // kernel attr/entry cache
+  std::chrono::milliseconds negative_ttl = FsConfig{}.negative_ttl;  // kernel negative dentries
+  // bdi read_ahead_kb of the mount; 0 keeps the kernel's.
+  unsigned kernel_readahead_kb = DaemonConfig{}.kernel_readahead_kb;
 };
+
+// The options of the mount: daemon.*, fs.allow_other/read_only, the stat
+// and negative TTLs as the kernel's, the bucket as fsname.
+FuseOptions FuseOptionsFrom(const Config& config);
 
 // The "major:minor" of the mount at `mountpoint`, from a mountinfo text
 // (the last matching line wins: a mount stacked over another).

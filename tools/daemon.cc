@@ -17,6 +17,7 @@
 #include "backends/dir_store.h"
 #include "backends/fallback_store.h"
 #include "backends/s3_store.h"
+#include "cache/cache_options.h"
 #include "cache/caching_reader.h"
 #include "cache/disk_block_cache.h"
 #include "common/clock.h"
@@ -97,34 +98,21 @@ void DetachStdio() {
   if (null > STDERR_FILENO) close(null);
 }
 
-ReadAheadOptions ReadAheadFrom(const CacheConfig& c) {
-  ReadAheadOptions o;
-  o.block_size = c.block_size;
-  o.max_inflight = c.max_inflight;
-  o.window_initial = c.block_size;
-  o.window_max = c.readahead_max;
-  if (c.prefetch_mem) o.prefetch_mem = c.prefetch_mem;
-  o.prefetch_whole = c.prefetch_whole;
-  return o;
-}
-
 // The disk tier under cache_dir=, or none. A cache that cannot be used
 // (foreign owner, read-only disk, unknown format, in use by another dsfs,
 // an index that cannot be opened, bad cache_size) fails the mount with its
 // message; a corrupt index is rebuilt by the cache itself, and a full disk
 // mounts with the disk tier off (the cache logs why).
-Result<std::unique_ptr<BlockCache>> OpenBlockCache(const CacheConfig& c, BufferPool* buffers,
+Result<std::unique_ptr<BlockCache>> OpenBlockCache(const Config& config, BufferPool* buffers,
                                                    Metrics* metrics) {
+  const CacheConfig& c = config.cache;
   if (c.dir.empty()) return std::unique_ptr<BlockCache>();
   auto cap = ResolveCacheSize(c.size, c.dir);
   if (!cap.ok()) return cap.status().WithContext("cache_size");
   if (*cap < 2 * c.block_size) {
     return Status::InvalidArgument("cache_size " + c.size + " is smaller than two blocks");
   }
-  DiskCacheOptions o;
-  o.dir = c.dir;
-  o.capacity_bytes = *cap;
-  o.block_size = c.block_size;
+  DiskCacheOptions o = DiskCacheOptionsFrom(config, *cap);
   o.buffers = buffers;
   auto disk = DiskBlockCache::Open(o, metrics);
   if (!disk.ok()) {
@@ -151,7 +139,7 @@ int Serve(const Config& config, Credentials creds, StartupReporter& reporter) {
   Metrics metrics;
   // Freed block buffers are kept for reuse: one per GET thread.
   BufferPool buffers(config.cache.block_size, static_cast<size_t>(config.cache.max_inflight));
-  auto cache = OpenBlockCache(config.cache, &buffers, &metrics);
+  auto cache = OpenBlockCache(config, &buffers, &metrics);
   if (!cache.ok()) {
     reporter.Fail(cache.status());
     return 1;
@@ -164,7 +152,7 @@ int Serve(const Config& config, Credentials creds, StartupReporter& reporter) {
     return 1;
   }
   SteadyClock clock;
-  ReadAheadOptions read_ahead = ReadAheadFrom(config.cache);
+  ReadAheadOptions read_ahead = ReadAheadOptionsFrom(config);
   read_ahead.buffers = &buffers;
   CachingReader reader((*store)->top(), cache->get(), read_ahead, &metrics);
   Filesystem fs(config.fs, (*store)->top(), reader, clock, &metrics);
@@ -172,15 +160,7 @@ int Serve(const Config& config, Credentials creds, StartupReporter& reporter) {
     FallbackStore* circuit = &(*store)->circuit();
     fs.set_prover([circuit](const std::string& prefix) { return circuit->ProvePrefix(prefix); });
   }
-  FuseOptions fo;
-  fo.mountpoint = config.daemon.mountpoint;
-  fo.fsname = config.fs.bucket;
-  fo.allow_other = config.fs.allow_other;
-  fo.read_only = config.fs.read_only;
-  fo.debug = config.daemon.fuse_debug;
-  fo.max_threads = config.daemon.max_threads;
-  fo.attr_ttl = config.fs.stat_ttl;
-  fo.negative_ttl = config.fs.negative_ttl;
+  const FuseOptions fo = FuseOptionsFrom(config);
   auto session = FuseSession::Mount(fs, fo, &metrics);
   if (!session.ok()) {
     reporter.Fail(session.status());

@@ -1,0 +1,180 @@
+// Config (common/config.h) is the one source of every tunable and default.
+// The components' option structs are filled from it by one *OptionsFrom
+// function each, and their own defaults must be a default Config's:
+// - DefaultsAreADefaultConfigs: the struct a component gets when nobody
+//   sets anything equals the one built from Config{} (no second default).
+// - EveryTunableIsMapped: each Config field reaches the struct.
+// (FallbackOptions is not covered yet: the fallback store is being rebuilt.)
+// Each test names every field of the struct in a structured binding, so
+// adding a field does not compile until it is mapped and checked here.
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+#include "cache/cache_options.h"
+#include "cache/memory_budget.h"
+#include "common/config.h"
+#include "fs/filesystem.h"
+#include "fs/fuse_adapter.h"
+
+namespace dsfs {
+namespace {
+
+using std::chrono::milliseconds;
+
+TEST(ReadAheadOptionsFrom, DefaultsAreADefaultConfigs) {
+  const ReadAheadOptions from = ReadAheadOptionsFrom(Config{});
+  const ReadAheadOptions def{};
+  const auto& [bs, inflight, win0, winmax, mem, whole, tol, queue, buffers, tracked, idle, clock] =
+      from;
+  EXPECT_EQ(bs, def.block_size);
+  EXPECT_EQ(inflight, def.max_inflight);
+  EXPECT_EQ(win0, def.window_initial);
+  EXPECT_EQ(winmax, def.window_max);
+  EXPECT_EQ(mem, def.prefetch_mem);
+  EXPECT_EQ(whole, def.prefetch_whole);
+  EXPECT_EQ(tol, def.seq_tolerance);
+  EXPECT_EQ(queue, def.cache_write_queue);
+  EXPECT_EQ(buffers, nullptr);
+  EXPECT_EQ(def.buffers, nullptr);
+  EXPECT_EQ(tracked, def.max_tracked_objects);
+  EXPECT_EQ(idle, def.readahead_idle);
+  EXPECT_EQ(clock, nullptr);
+  EXPECT_EQ(def.clock, nullptr);
+  // The values themselves are the Config's.
+  EXPECT_EQ(bs, CacheConfig{}.block_size);
+  EXPECT_EQ(win0, CacheConfig{}.block_size);  // first window: one block
+  EXPECT_EQ(mem, DefaultPrefetchMemory());   // prefetch_mem=0: the RAM rule
+}
+
+TEST(ReadAheadOptionsFrom, EveryTunableIsMapped) {
+  Config c;
+  c.cache.block_size = 1 << 20;
+  c.cache.max_inflight = 7;
+  c.cache.readahead_max = 9 << 20;
+  c.cache.prefetch_mem = 33 << 20;
+  c.cache.prefetch_whole = "*.bin";
+  c.cache.seq_tolerance = 3 << 20;
+  c.cache.cache_write_queue = 5;
+  c.cache.max_tracked_objects = 11;
+  c.cache.readahead_idle = milliseconds(77);
+  const auto& [bs, inflight, win0, winmax, mem, whole, tol, queue, buffers, tracked, idle, clock] =
+      ReadAheadOptionsFrom(c);
+  EXPECT_EQ(bs, 1u << 20);
+  EXPECT_EQ(inflight, 7);
+  EXPECT_EQ(win0, 1u << 20);
+  EXPECT_EQ(winmax, 9u << 20);
+  EXPECT_EQ(mem, 33u << 20);
+  EXPECT_EQ(whole, "*.bin");
+  EXPECT_EQ(tol, 3u << 20);
+  EXPECT_EQ(queue, 5u);
+  EXPECT_EQ(buffers, nullptr);
+  EXPECT_EQ(tracked, 11u);
+  EXPECT_EQ(idle, milliseconds(77));
+  EXPECT_EQ(clock, nullptr);
+}
+
+TEST(DiskCacheOptionsFrom, DefaultsAreADefaultConfigs) {
+  const DiskCacheOptions from = DiskCacheOptionsFrom(Config{}, 0);
+  const DiskCacheOptions def{};
+  const auto& [dir, cap, bs, background, flush_every, flush_batch, ready_wait, buffers] = from;
+  EXPECT_EQ(dir, def.dir);
+  EXPECT_EQ(cap, def.capacity_bytes);
+  EXPECT_EQ(bs, def.block_size);
+  EXPECT_EQ(background, def.background);
+  EXPECT_EQ(flush_every, def.access_flush_interval);
+  EXPECT_EQ(flush_batch, def.access_flush_batch);
+  EXPECT_EQ(ready_wait, def.ready_wait);
+  EXPECT_EQ(buffers, nullptr);
+  EXPECT_EQ(def.buffers, nullptr);
+  EXPECT_EQ(bs, CacheConfig{}.block_size);
+}
+
+TEST(DiskCacheOptionsFrom, EveryTunableIsMapped) {
+  Config c;
+  c.cache.dir = "/x/cache";
+  c.cache.block_size = 1 << 20;
+  c.cache.access_flush_interval = milliseconds(123);
+  c.cache.access_flush_batch = 17;
+  c.cache.cache_ready_wait = milliseconds(456);
+  const auto& [dir, cap, bs, background, flush_every, flush_batch, ready_wait, buffers] =
+      DiskCacheOptionsFrom(c, 99 << 20);
+  EXPECT_EQ(dir, "/x/cache");
+  EXPECT_EQ(cap, 99u << 20);
+  EXPECT_EQ(bs, 1u << 20);
+  EXPECT_TRUE(background);  // not a tunable: off only in tests
+  EXPECT_EQ(flush_every, milliseconds(123));
+  EXPECT_EQ(flush_batch, 17u);
+  EXPECT_EQ(ready_wait, milliseconds(456));
+  EXPECT_EQ(buffers, nullptr);
+}
+
+TEST(FuseOptionsFrom, DefaultsAreADefaultConfigs) {
+  const FuseOptions from = FuseOptionsFrom(Config{});
+  const FuseOptions def{};
+  const auto& [mnt, fsname, allow_other, read_only, debug, threads, attr_ttl, neg_ttl, ra_kb] =
+      from;
+  EXPECT_EQ(mnt, def.mountpoint);
+  EXPECT_EQ(fsname, def.fsname);
+  EXPECT_EQ(allow_other, def.allow_other);
+  EXPECT_EQ(read_only, def.read_only);
+  EXPECT_EQ(debug, def.debug);
+  EXPECT_EQ(threads, def.max_threads);
+  EXPECT_EQ(attr_ttl, def.attr_ttl);
+  EXPECT_EQ(neg_ttl, def.negative_ttl);
+  EXPECT_EQ(ra_kb, def.kernel_readahead_kb);
+}
+
+TEST(FuseOptionsFrom, EveryTunableIsMapped) {
+  Config c;
+  c.daemon.mountpoint = "/mnt/m";
+  c.fs.bucket = "b";
+  c.fs.allow_other = true;
+  c.fs.read_only = false;
+  c.daemon.fuse_debug = true;
+  c.daemon.max_threads = 3;
+  c.fs.stat_ttl = milliseconds(11);
+  c.fs.negative_ttl = milliseconds(22);
+  c.daemon.kernel_readahead_kb = 64;
+  const auto& [mnt, fsname, allow_other, read_only, debug, threads, attr_ttl, neg_ttl, ra_kb] =
+      FuseOptionsFrom(c);
+  EXPECT_EQ(mnt, "/mnt/m");
+  EXPECT_EQ(fsname, "b");
+  EXPECT_TRUE(allow_other);
+  EXPECT_FALSE(read_only);
+  EXPECT_TRUE(debug);
+  EXPECT_EQ(threads, 3u);
+  EXPECT_EQ(attr_ttl, milliseconds(11));
+  EXPECT_EQ(neg_ttl, milliseconds(22));
+  EXPECT_EQ(ra_kb, 64u);
+}
+
+TEST(MetadataCacheOptionsFrom, DefaultsAreADefaultConfigs) {
+  const MetadataCacheOptions from = MetadataCacheOptionsFrom(FsConfig{});
+  const MetadataCacheOptions def{};
+  const auto& [stat_ttl, neg_ttl, list_ttl, max_entries, max_listings] = from;
+  EXPECT_EQ(stat_ttl, def.stat_ttl);
+  EXPECT_EQ(neg_ttl, def.negative_ttl);
+  EXPECT_EQ(list_ttl, def.list_ttl);
+  EXPECT_EQ(max_entries, def.max_entries);
+  EXPECT_EQ(max_listings, def.max_listings);
+}
+
+TEST(MetadataCacheOptionsFrom, EveryTunableIsMapped) {
+  FsConfig fs;
+  fs.stat_ttl = milliseconds(1);
+  fs.negative_ttl = milliseconds(2);
+  fs.list_ttl = milliseconds(3);
+  fs.max_stat_entries = 4;
+  fs.max_listings = 5;
+  const auto& [stat_ttl, neg_ttl, list_ttl, max_entries, max_listings] =
+      MetadataCacheOptionsFrom(fs);
+  EXPECT_EQ(stat_ttl, milliseconds(1));
+  EXPECT_EQ(neg_ttl, milliseconds(2));
+  EXPECT_EQ(list_ttl, milliseconds(3));
+  EXPECT_EQ(max_entries, 4u);
+  EXPECT_EQ(max_listings, 5u);
+}
+
+}  // namespace
+}  // namespace dsfs
