@@ -43,6 +43,9 @@ Result<Credentials> ParseCredentialsFile(std::string_view content, const std::st
   int def_line = 0;
   int specific_line = 0;
   int lineno = 0;
+  // Editors on Windows start a UTF-8 file with a byte order mark; it would
+  // become part of the access key and fail as "access denied".
+  if (content.starts_with("\xEF\xBB\xBF")) content.remove_prefix(3);
   for (std::string_view raw : Split(content, '\n')) {
     ++lineno;
     std::string_view line = Trim(raw);

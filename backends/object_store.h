@@ -48,6 +48,9 @@ struct ListRequest {
   std::string delimiter;      // "/" for one directory level, "" for recursive
   std::string continuation;   // from the previous page's next_continuation
   int max_keys = 1000;
+  // Set and cancelled (a FUSE interrupt: the lister was killed): the store
+  // stops the transfer at its next check and fails with Cancelled.
+  CancelTokenPtr cancel;
 };
 
 struct ListPage {

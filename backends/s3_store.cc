@@ -11,6 +11,7 @@
 
 #include "backends/s3_xml.h"
 #include "backends/sigv4.h"
+#include "common/logging.h"
 #include "common/strings.h"
 
 namespace dsfs {
@@ -21,6 +22,8 @@ constexpr size_t kMaxErrorBody = 64 * 1024;
 // A 1000-key ListObjectsV2 page is ~300 KiB; anything this big is not one.
 constexpr size_t kMaxListBody = 32 * 1024 * 1024;
 constexpr const char* kMetaPrefix = "x-amz-meta-";
+// S3's (and OBS's) largest object: a bigger size is a broken reply.
+constexpr uint64_t kMaxObjectSize = uint64_t{5} << 40;
 
 struct SlistDeleter {
   void operator()(curl_slist* l) const { curl_slist_free_all(l); }
@@ -130,6 +133,7 @@ struct S3Store::Call {
   size_t buf_len = 0;
   std::optional<ByteRange> range;
   std::string if_match;
+  CancelTokenPtr cancel;  // the caller's; may be null
 };
 
 struct S3Store::Reply {
@@ -141,6 +145,12 @@ struct S3Store::Reply {
   bool overflow = false;
   bool ignored_range = false;
   bool body_too_large = false;
+  // A non-2xx body reached kMaxErrorBody: the transfer was cut there.
+  bool error_body_cut = false;
+  // The progress callback aborted the transfer: Stop() or the caller.
+  bool stopped = false;
+  bool cancelled = false;
+  const std::atomic<bool>* stopping = nullptr;
   // First-byte deadline: set when any response line arrives.
   bool responded = false;
   bool first_byte_timeout = false;
@@ -153,8 +163,8 @@ struct S3Store::Reply {
     headers.clear();
     body.clear();
     sink_bytes = 0;
-    overflow = ignored_range = body_too_large = false;
-    responded = first_byte_timeout = false;
+    overflow = ignored_range = body_too_large = error_body_cut = false;
+    responded = first_byte_timeout = stopped = cancelled = false;
   }
 };
 
@@ -181,9 +191,21 @@ size_t S3Store::OnHeader(char* data, size_t size, size_t nitems, void* userp) {
 
 int S3Store::OnProgress(void* userp, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   auto* reply = static_cast<Reply*>(userp);
-  if (reply->responded || std::chrono::steady_clock::now() < reply->first_byte_deadline) return 0;
+  // Returning 1 aborts the transfer: CURLE_ABORTED_BY_CALLBACK.
+  if (reply->stopping != nullptr && reply->stopping->load()) {
+    reply->stopped = true;
+    return 1;
+  }
+  if (IsCancelled(reply->call->cancel)) {
+    reply->cancelled = true;
+    return 1;
+  }
+  if (reply->responded || reply->first_byte_deadline == std::chrono::steady_clock::time_point() ||
+      std::chrono::steady_clock::now() < reply->first_byte_deadline) {
+    return 0;
+  }
   reply->first_byte_timeout = true;
-  return 1;  // aborts the transfer: CURLE_ABORTED_BY_CALLBACK
+  return 1;
 }
 
 size_t S3Store::OnBody(char* data, size_t size, size_t nmemb, void* userp) {
@@ -218,8 +240,11 @@ size_t S3Store::OnBody(char* data, size_t size, size_t nmemb, void* userp) {
       reply->body_too_large = true;
       return 0;
     }
-    reply->body.append(data, cap - reply->body.size());  // keep the start of an error
-    return n;
+    // Keep the start of an error and stop reading: a body that never
+    // ends must not hold the request until request_timeout.
+    reply->body.append(data, cap - reply->body.size());
+    reply->error_body_cut = true;
+    return 0;
   }
   reply->body.append(data, n);
   return n;
@@ -406,14 +431,14 @@ S3Store::Attempt S3Store::PerformOnce(const Call& call, Reply* reply) {
   // cut and retried: one stalled GET must not hold a reader for the whole
   // low-speed window. (curl calls the progress function about once a
   // second while idle, so the cut comes within ~1 s of the deadline.)
-  reply->first_byte_deadline = std::chrono::steady_clock::now() + config_.first_byte_timeout;
-  if (config_.first_byte_timeout.count() > 0) {
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, OnProgress);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, reply);
-  } else {
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 1L);
-  }
+  // The same callback aborts the transfer on Stop() or the caller's cancel.
+  reply->first_byte_deadline = config_.first_byte_timeout.count() > 0
+                                   ? std::chrono::steady_clock::now() + config_.first_byte_timeout
+                                   : std::chrono::steady_clock::time_point();
+  reply->stopping = &stopping_;
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, OnProgress);
+  curl_easy_setopt(h, CURLOPT_XFERINFODATA, reply);
 
   if (requests_ != nullptr) requests_->Add();
   const CURLcode rc = curl_easy_perform(h);
@@ -425,7 +450,13 @@ S3Store::Attempt S3Store::PerformOnce(const Call& call, Reply* reply) {
 
   const std::string curl_msg = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
   const std::string what = std::string(call.op) + " '" + call.key + "'";
-  if (rc == CURLE_OK) {
+  if (rc == CURLE_ABORTED_BY_CALLBACK && (reply->stopped || reply->cancelled)) {
+    result.status = CancelStatus(call);
+    if (result.status.ok()) result.status = Status::Cancelled(what + ": cancelled");
+    return result;
+  }
+  // A cut error body is a complete answer: its status says what happened.
+  if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && reply->error_body_cut)) {
     if (reply->status >= 200 && reply->status < 300) {
       result.status = call.buf != nullptr ? ValidateGet(call, *reply) : Status::Ok();
       result.retry = result.status.retryable();
@@ -526,8 +557,12 @@ Status S3Store::MapHttpError(const Call& call, const Reply& reply, bool* retry) 
     return Status::Transient(what + ": " + detail);
   }
   if (s >= 300 && s < 400) {
-    return Status::InvalidArgument(what + ": redirected (" + detail +
-                                   "): wrong endpoint or region for bucket '" + bucket_ + "'");
+    auto loc = reply.headers.find("location");
+    std::string to = loc == reply.headers.end() ? "" : " to '" + loc->second + "'";
+    return Status::IoError(what + ": redirected (" + detail + ")" + Scrub(std::move(to)) +
+                           ": the endpoint (url=" + config_.endpoint + "), region or addressing (" +
+                           (config_.path_style ? "path" : "virtual-host") +
+                           " style) is wrong for bucket '" + bucket_ + "'");
   }
   return Status::InvalidArgument(what + ": " + detail);
 }
@@ -591,8 +626,38 @@ Status S3Store::ValidateGet(const Call& call, const Reply& reply) const {
   return Status::Ok();
 }
 
+Status S3Store::CancelStatus(const Call& call) const {
+  const std::string what = std::string(call.op) + " '" + call.key + "'";
+  if (stopping_.load()) return Status::Cancelled(what + ": cancelled: dsfs is shutting down");
+  if (IsCancelled(call.cancel)) return Status::Cancelled(what + ": cancelled by the caller");
+  return Status::Ok();
+}
+
+bool S3Store::SleepUnlessCancelled(const Call& call, std::chrono::milliseconds delay) {
+  // The caller's check is polled; Stop() wakes the sleep at once.
+  constexpr std::chrono::milliseconds kPoll{100};
+  const auto until = std::chrono::steady_clock::now() + delay;
+  std::unique_lock lock(stop_mu_);
+  while (true) {
+    if (!CancelStatus(call).ok()) return false;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= until) return true;
+    stop_cv_.wait_for(lock, std::min<std::chrono::steady_clock::duration>(until - now, kPoll),
+                      [&] { return stopping_.load(); });
+  }
+}
+
+void S3Store::Stop() {
+  {
+    std::lock_guard lock(stop_mu_);
+    stopping_.store(true);
+  }
+  stop_cv_.notify_all();
+}
+
 Status S3Store::Execute(const Call& call, Reply* reply) {
   if (!endpoint_status_.ok()) return endpoint_status_;
+  if (Status c = CancelStatus(call); !c.ok()) return c;
   Attempt attempt;
   for (int n = 0;; ++n) {
     const auto start = std::chrono::steady_clock::now();
@@ -600,14 +665,19 @@ Status S3Store::Execute(const Call& call, Reply* reply) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::steady_clock::now() - start)
                         .count();
-    spdlog::debug("s3 {} {} -> {} {} ({} ms, attempt {})", call.op, call.key, reply->status,
-                  attempt.status.ok() ? "OK" : StatusCodeName(attempt.status.code()), ms, n + 1);
+    spdlog::debug("s3 {} {} -> {} {} ({} ms, attempt {})", call.op, EscapeForLog(call.key),
+                  reply->status, attempt.status.ok() ? "OK" : StatusCodeName(attempt.status.code()),
+                  ms, n + 1);
     if (attempt.status.ok() || !attempt.retry || n >= config_.max_retries) break;
     const auto delay = BackoffDelay(n);
-    spdlog::debug("s3 {} {}: {}; retry {} in {} ms", call.op, call.key, attempt.status.ToString(),
-                  n + 1, delay.count());
+    spdlog::debug("s3 {} {}: {}; retry {} in {} ms", call.op, EscapeForLog(call.key),
+                  EscapeForLog(attempt.status.ToString()), n + 1, delay.count());
     if (retries_ != nullptr) retries_->Add();
-    std::this_thread::sleep_for(delay);
+    if (!SleepUnlessCancelled(call, delay)) {
+      attempt.status = CancelStatus(call);
+      attempt.retry = false;
+      break;
+    }
   }
   if (!attempt.status.ok() && attempt.status.code() != StatusCode::kNotFound &&
       errors_ != nullptr) {
@@ -641,6 +711,11 @@ Result<ObjectInfo> S3Store::Head(const std::string& key) {
   if (it == reply.headers.end() || !ParseInteger(std::string_view(it->second), &info.size)) {
     return Status::InvalidArgument("HEAD '" + key + "': reply has no valid Content-Length");
   }
+  if (info.size > kMaxObjectSize) {
+    return Status::Corruption("HEAD '" + key + "': bad server reply: size " +
+                              std::to_string(info.size) +
+                              " is over S3's 5 TiB maximum object size");
+  }
   if (auto e = reply.headers.find("etag"); e != reply.headers.end()) {
     info.etag = StripEtagQuotes(e->second);
   }
@@ -649,7 +724,8 @@ Result<ObjectInfo> S3Store::Head(const std::string& key) {
     if (t.ok()) {
       info.mtime_sec = *t;
     } else {
-      spdlog::debug("s3 HEAD {}: ignoring Last-Modified: {}", key, t.status().ToString());
+      spdlog::debug("s3 HEAD {}: ignoring Last-Modified: {}", EscapeForLog(key),
+                    EscapeForLog(t.status().ToString()));
     }
   }
   if (auto ct = reply.headers.find("content-type"); ct != reply.headers.end()) {
@@ -678,6 +754,7 @@ Result<ListPage> S3Store::List(const ListRequest& request) {
     call.query.emplace_back("continuation-token", request.continuation);
   }
   if (request.max_keys > 0) call.query.emplace_back("max-keys", std::to_string(request.max_keys));
+  call.cancel = request.cancel;
   Reply reply;
   DSFS_RETURN_IF_ERROR(Execute(call, &reply));
   auto page = ParseListObjectsV2(reply.body);
@@ -700,6 +777,7 @@ Result<GetResult> S3Store::Get(const GetRequest& request, char* buf, size_t buf_
   call.buf_len = buf_len;
   call.range = request.range;
   call.if_match = request.if_match;
+  call.cancel = request.cancel;
   if (request.range) {
     const ByteRange& r = *request.range;
     if (r.length == 0) {

@@ -18,16 +18,32 @@
 // A connect failure that outlasts the retries is Unavailable:
 // "cannot connect to <host:port>: <curl error>".
 //
+// Bounds: a non-2xx body is read up to 64 KiB and the transfer is cut
+// there (an error body that never ends costs nothing); the reply is then
+// classified by its HTTP status. A 3xx is an IoError naming the endpoint,
+// region or addressing as wrong. A size over S3's 5 TiB maximum is a bad
+// reply (Corruption).
+//
+// Cancellation: Stop() aborts every transfer in flight (within ~1 s: curl
+// polls the progress callback about once a second while idle) and makes
+// every later request fail at once with Cancelled, backoff sleeps
+// included; the daemon calls it on shutdown so no thread waits for a
+// black-holed origin. A request's cancel token (ListRequest/GetRequest)
+// aborts that one request the same way (a FUSE interrupt, a closed file).
+//
 // Secrets: no log line or Status carries the secret key, the session
 // token, the Authorization header or a signature (no CURLOPT_VERBOSE;
 // server-provided text is scrubbed of the secret and token).
 //
-// Lock order: pool_mu_ and rng_mu_ are leaves and never held together.
+// Lock order: pool_mu_, rng_mu_ and stop_mu_ are leaves and never held
+// together.
 #pragma once
 
 #include <curl/curl.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -79,6 +95,11 @@ class S3Store : public ObjectStore {
   // "s3://bucket@host:port"
   std::string Describe() const override;
 
+  // Aborts every request in flight and fails every later one with
+  // Cancelled ("shutting down"). Idempotent; thread-safe.
+  void Stop();
+  bool stopped() const { return stopping_.load(); }
+
   // Region used in signatures (ResolveRegion of the config).
   const std::string& region() const { return region_; }
   // Idle pooled handles, for tests of connection reuse.
@@ -107,6 +128,11 @@ class S3Store : public ObjectStore {
   std::string PathFor(const std::string& key) const;
   std::string HostHeader() const;
   std::chrono::milliseconds BackoffDelay(int retry);
+  // Sleeps `delay` unless Stop() or the call's cancel check comes first;
+  // false when it was cut short.
+  bool SleepUnlessCancelled(const Call& call, std::chrono::milliseconds delay);
+  // The Cancelled status for a stopped store or a cancelled call, or OK.
+  Status CancelStatus(const Call& call) const;
 
   CURL* AcquireHandle();
   void ReleaseHandle(CURL* handle);
@@ -128,6 +154,10 @@ class S3Store : public ObjectStore {
 
   std::mutex rng_mu_;
   std::mt19937_64 rng_;  // guarded by rng_mu_
+
+  std::atomic<bool> stopping_{false};
+  std::mutex stop_mu_;               // only pairs with stop_cv_
+  std::condition_variable stop_cv_;  // wakes backoff sleeps on Stop()
 };
 
 }  // namespace dsfs

@@ -98,6 +98,13 @@ TEST_F(CredentialsTest, MalformedLinesNameTheLineButNotTheSecret) {
   }
 }
 
+TEST_F(CredentialsTest, ByteOrderMarkIsStripped) {
+  auto c = ParseCredentialsFile(std::string("\xEF\xBB\xBF") + "AKBOM:" + kSecret + "\n", "b", "x");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->access_key, "AKBOM");
+  EXPECT_EQ(c->secret_key, kSecret);
+}
+
 TEST_F(CredentialsTest, GroupOrOtherBitsRefused) {
   for (mode_t mode : {0640, 0604, 0660, 0601, 0610}) {
     std::string path = Write("p" + std::to_string(mode), std::string("AK:") + kSecret, mode);

@@ -627,10 +627,124 @@ TEST_F(S3StoreTest, RedirectMeansWrongEndpointOrRegion) {
                                                 "addressed using the specified endpoint."));
   auto page = Store()->List({});
   ASSERT_FALSE(page.ok());
-  EXPECT_EQ(page.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(page.status().message().find("wrong endpoint or region"), std::string::npos)
+  // EIO with a message that says what to fix, not EINVAL.
+  EXPECT_EQ(page.status().code(), StatusCode::kIoError);
+  EXPECT_EQ(ToErrno(page.status()), EIO);
+  EXPECT_NE(page.status().message().find("redirected (301 PermanentRedirect"), std::string::npos)
+      << page.status().message();
+  EXPECT_NE(page.status().message().find("region or addressing (path style) is wrong"),
+            std::string::npos)
       << page.status().message();
   EXPECT_EQ(server_.request_count(), 1u);
+}
+
+TEST_F(S3StoreTest, ErrorBodyThatNeverEndsIsCutAndClassifiedByStatus) {
+  // A 500 announcing 100 GB and sending 256 KiB, then nothing: only the
+  // first 64 KiB are read; the request and low-speed deadlines (60 s)
+  // never come into it.
+  std::string raw =
+      "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/xml\r\n"
+      "Content-Length: 100000000000\r\n\r\n<Error><Code>InternalError</Code>";
+  raw.append(256 * 1024, 'x');
+  server_.Push({raw, ScriptedHttpServer::Action::kRespond});
+  S3Config cfg = Config();
+  cfg.max_retries = 0;
+  cfg.request_timeout = std::chrono::milliseconds(60000);
+  cfg.low_speed_time = std::chrono::milliseconds(60000);
+  const auto start = std::chrono::steady_clock::now();
+  char buf[10];
+  auto n = Store(cfg)->Get({"k", ByteRange{0, 10}, ""}, buf, sizeof(buf));
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), StatusCode::kTransient) << n.status().ToString();
+  EXPECT_NE(n.status().message().find("500"), std::string::npos) << n.status().message();
+  EXPECT_EQ(n.status().message().find("timed out"), std::string::npos) << n.status().message();
+  EXPECT_LT(took, std::chrono::seconds(20));  // a hang until the deadline would break it
+}
+
+TEST_F(S3StoreTest, HeadSizeOverS3MaximumIsABadReply) {
+  server_.Push(ScriptedHttpServer::Reply(200, "", {{"ETag", "\"e\""}}, true, 1L << 62));
+  auto info = Store()->Head("k");
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(ToErrno(info.status()), EIO);
+  EXPECT_NE(info.status().message().find("5 TiB"), std::string::npos) << info.status().message();
+  EXPECT_EQ(server_.request_count(), 1u);  // not retried
+}
+
+TEST_F(S3StoreTest, StopAbortsARequestInFlightAndFailsLaterOnes) {
+  server_.Push(ScriptedHttpServer::Hang());
+  S3Config cfg = Config();
+  cfg.request_timeout = std::chrono::milliseconds(60000);
+  cfg.low_speed_time = std::chrono::milliseconds(60000);
+  cfg.first_byte_timeout = std::chrono::milliseconds(0);
+  auto store = Store(cfg);
+  const auto start = std::chrono::steady_clock::now();
+  Status got;
+  std::thread t([&] { got = store->Head("k").status(); });
+  while (server_.request_count() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  store->Stop();
+  t.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_EQ(got.code(), StatusCode::kCancelled) << got.ToString();
+  EXPECT_NE(got.message().find("shutting down"), std::string::npos) << got.message();
+  auto later = store->List({});
+  EXPECT_EQ(later.status().code(), StatusCode::kCancelled);
+  EXPECT_EQ(server_.request_count(), 1u);
+}
+
+TEST_F(S3StoreTest, StopCutsABackoffSleep) {
+  server_.Push(ScriptedHttpServer::S3ErrorReply(503, "SlowDown", "slow down"));
+  S3Config cfg = Config();
+  cfg.max_retries = 3;
+  cfg.retry_base = std::chrono::milliseconds(60000);
+  cfg.retry_cap = std::chrono::milliseconds(60000);
+  auto store = Store(cfg);
+  const auto start = std::chrono::steady_clock::now();
+  Status got;
+  std::thread t([&] { got = store->Head("k").status(); });
+  while (server_.request_count() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  store->Stop();
+  t.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_EQ(got.code(), StatusCode::kCancelled) << got.ToString();
+}
+
+TEST_F(S3StoreTest, CancelTokenAbortsAListOrAGetInFlight) {
+  S3Config cfg = Config();
+  cfg.request_timeout = std::chrono::milliseconds(60000);
+  cfg.low_speed_time = std::chrono::milliseconds(60000);
+  cfg.first_byte_timeout = std::chrono::milliseconds(0);
+  auto store = Store(cfg);
+  for (const bool get : {false, true}) {
+    server_.Push(ScriptedHttpServer::Hang());
+    const size_t before = server_.request_count();
+    auto token = std::make_shared<CancelToken>();
+    const auto start = std::chrono::steady_clock::now();
+    Status got;
+    std::thread t([&] {
+      if (get) {
+        char buf[10];
+        GetRequest req{"k", ByteRange{0, 10}, ""};
+        req.cancel = token;
+        got = store->Get(req, buf, sizeof(buf)).status();
+      } else {
+        ListRequest req;
+        req.cancel = token;
+        got = store->List(req).status();
+      }
+    });
+    while (server_.request_count() == before) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    token->Cancel();
+    t.join();
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+    EXPECT_EQ(got.code(), StatusCode::kCancelled) << got.ToString();
+    EXPECT_NE(got.message().find("cancelled by the caller"), std::string::npos) << got.message();
+    EXPECT_FALSE(store->stopped());
+  }
 }
 
 TEST_F(S3StoreTest, RequestTimeout400IsRetried) {
