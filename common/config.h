@@ -88,9 +88,24 @@ struct FsConfig {
   // Negative (ENOENT) entries live shorter so a new object appears soon.
   milliseconds negative_ttl{1000};
   // Metadata cache bounds: stat + negative entries (200k is ~60 MB and more
-  // names than a model tree has), and whole directory listings.
+  // names than a model tree has).
   size_t max_stat_entries = 200'000;
-  size_t max_listings = 10'000;
+  // list_mem=: all directory listings in memory, cached or held by open
+  // directory handles (which share one listing per directory). ~200 bytes
+  // a name: 256 MiB holds ~1.3M names, several huge model directories,
+  // while a user opening many handles cannot grow the daemon past it.
+  uint64_t list_mem = uint64_t{256} << 20;
+  // How often expired stat and listing entries are swept: often enough that
+  // an expired big listing does not linger, rare enough that the O(n) sweep
+  // is noise.
+  milliseconds list_sweep_interval{1000};
+  // list_timeout=: one whole directory listing, all pages. A 1M-key
+  // directory lists in ~100 s from OBS; a server that never ends a listing
+  // (IsTruncated for ever) fails with EIO after this.
+  milliseconds list_timeout{300000};
+  // Pages in a row with no entry but a new continuation token: S3 does not
+  // send those, a broken or hostile server loops with them.
+  int list_max_empty_pages = 16;
   // Writes are not implemented yet: the mount is read-only.
   bool read_only = true;
   // mtime of directories that have no marker object (the mount time).

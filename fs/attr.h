@@ -8,8 +8,8 @@
 #include <sys/stat.h>
 
 #include "backends/object_store.h"
-#include "cache/metadata_cache.h"
 #include "common/config.h"
+#include "fs/metadata_cache.h"
 
 namespace dsfs {
 

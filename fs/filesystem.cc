@@ -5,16 +5,22 @@
 #include <map>
 #include <spdlog/spdlog.h>
 
+#include <unordered_set>
+
+#include "common/logging.h"
 #include "fs/attr.h"
 #include "fs/names.h"
 
 namespace dsfs {
 namespace {
 
-// Symlink targets are small; refuse to read a "symlink" object that is not.
-constexpr uint64_t kMaxSymlinkSize = 4096;
+// The kernel takes a symlink target of at most PATH_MAX - 1 bytes (a
+// longer reply fails in libfuse with EINVAL and no word of why).
+constexpr uint64_t kMaxSymlinkSize = 4095;
 // Old tools mark directories with "name_$folder$" objects: never shown.
 constexpr std::string_view kFolderSuffix = "_$folder$";
+// S3's (and OBS's) largest object: a listed size above it is a bad reply.
+constexpr uint64_t kMaxObjectSize = uint64_t{5} << 40;
 
 mode_t TypeBits(NodeKind kind) {
   switch (kind) {
@@ -43,7 +49,8 @@ MetadataCacheOptions MetadataCacheOptionsFrom(const FsConfig& c) {
   o.list_ttl = c.list_ttl;
   o.negative_ttl = c.negative_ttl;
   o.max_entries = c.max_stat_entries;
-  o.max_listings = c.max_listings;
+  o.max_listing_bytes = c.list_mem;
+  o.sweep_interval = c.list_sweep_interval;
   return o;
 }
 
@@ -54,6 +61,7 @@ std::string JoinPath(const std::string& dir, const std::string& name) {
 Filesystem::Filesystem(const FsConfig& config, ObjectStore& store, ObjectReader& reader,
                        const Clock& clock, Metrics* metrics)
     : config_(config),
+      clock_(clock),
       store_(store),
       reader_(reader),
       metrics_(metrics),
@@ -136,42 +144,106 @@ Result<NodeMeta> Filesystem::ResolveUncached(const std::string& path,
   return ImplicitDirMeta(config_);
 }
 
-Result<std::shared_ptr<const Listing>> Filesystem::LoadListing(const std::string& path) {
+Result<std::shared_ptr<const Listing>> Filesystem::LoadListing(const std::string& path,
+                                                              const CancelTokenPtr& cancel) {
   if (auto cached = meta_.GetListing(path)) return cached;
-  auto listing = std::make_shared<Listing>();
+  Listing listing;
   ListRequest req;
   req.prefix = path.empty() ? config_.prefix : KeyOf(path) + "/";
   req.delimiter = "/";
+  req.cancel = cancel;
+  const std::string what = "listing of '" + EscapeForLog(req.prefix) + "'";
+  const auto deadline = clock_.Now() + config_.list_timeout;
+  std::unordered_set<std::string> tokens;  // every continuation token seen
+  size_t pages = 0;
+  int empty_pages = 0;
   size_t skipped = 0;
+  // A hostile listing may hold millions of bad keys: log the first few.
+  constexpr size_t kMaxSkipLogs = 10;
+  auto skip = [&](const char* why, const std::string& key) {
+    if (++skipped <= kMaxSkipLogs)
+      spdlog::warn("{}: skipping {}: '{}'", what, why, EscapeForLog(key));
+  };
+  auto add = [&](std::string name, Listing::Child child, bool replace) {
+    const size_t bytes = Listing::ChildBytes(name, child);
+    bool inserted = false;
+    if (replace) {
+      inserted = listing.children.insert_or_assign(std::move(name), std::move(child)).second;
+    } else {
+      inserted = listing.children.try_emplace(std::move(name), std::move(child)).second;
+    }
+    if (inserted) listing.bytes += bytes;
+  };
   do {
+    if (IsCancelled(cancel)) return Status::Cancelled(what + ": interrupted");
+    if (clock_.Now() >= deadline) {
+      return Status::Corruption(what + ": not finished after " +
+                                std::to_string(config_.list_timeout.count() / 1000) + " s (" +
+                                std::to_string(pages) + " pages): the server does not end it");
+    }
     Count("dsfs_fs_list_requests_total");
     DSFS_ASSIGN_OR_RETURN(ListPage page, store_.List(req));
+    ++pages;
+    if (page.objects.empty() && page.common_prefixes.empty() && !page.next_continuation.empty()) {
+      if (++empty_pages >= config_.list_max_empty_pages) {
+        return Status::Corruption(what + ": the server sent " + std::to_string(empty_pages) +
+                                  " empty pages in a row, each with a new continuation token");
+      }
+    } else {
+      empty_pages = 0;
+    }
     for (const auto& obj : page.objects) {
+      if (!obj.key.starts_with(req.prefix)) {
+        skip("a key outside the listed prefix", obj.key);
+        continue;
+      }
       std::string name = obj.key.substr(req.prefix.size());
       if (name.empty()) continue;  // the directory's own marker
       if (name.ends_with(kFolderSuffix)) continue;
       if (!IsValidName(name)) {
-        ++skipped;
-        spdlog::warn("skipping object key that cannot be a file name: '{}'", obj.key);
+        skip("an object key that cannot be a file name", obj.key);
         continue;
       }
-      Listing::Child child{NodeKind::kFile, obj.size, obj.etag, obj.mtime_sec};
-      listing->children.insert_or_assign(name, child);  // the file wins a name clash
+      if (obj.size > kMaxObjectSize) {
+        skip("an object over S3's 5 TiB maximum size (a bad reply)", obj.key);
+        continue;
+      }
+      // The file wins a name clash.
+      add(std::move(name), Listing::Child{NodeKind::kFile, obj.size, obj.etag, obj.mtime_sec},
+          /*replace=*/true);
     }
     for (const auto& cp : page.common_prefixes) {
+      if (!cp.starts_with(req.prefix)) {
+        skip("a prefix outside the listed prefix", cp);
+        continue;
+      }
       std::string name = cp.substr(req.prefix.size());
       if (!name.empty() && name.back() == '/') name.pop_back();
       if (!IsValidName(name)) {
-        ++skipped;
-        spdlog::warn("skipping prefix that cannot be a directory name: '{}'", cp);
+        skip("a prefix that cannot be a directory name", cp);
         continue;
       }
-      listing->children.try_emplace(name, Listing::Child{NodeKind::kDir, 0, "", 0});
+      add(std::move(name), Listing::Child{NodeKind::kDir, 0, "", 0}, /*replace=*/false);
+    }
+    if (!meta_.MakeRoomForListing(listing.bytes)) {
+      return Status::IoError(what + ": directory listings would take more than list_mem=" +
+                             std::to_string(meta_.max_listing_bytes() >> 20) + " MiB (" +
+                             std::to_string(meta_.live_listing_bytes() >> 20) +
+                             " MiB held by open directories, this one " +
+                             std::to_string(listing.bytes >> 20) + " MiB so far)");
+    }
+    if (!page.next_continuation.empty() && !tokens.insert(page.next_continuation).second) {
+      return Status::Corruption(what + ": the server repeated continuation token '" +
+                                EscapeForLog(page.next_continuation.substr(0, 64)) + "' (page " +
+                                std::to_string(pages) + "): it would loop for ever");
     }
     req.continuation = page.next_continuation;
   } while (!req.continuation.empty());
+  if (skipped > kMaxSkipLogs) {
+    spdlog::warn("{}: skipped {} keys in all ({} logged)", what, skipped, kMaxSkipLogs);
+  }
   if (skipped && metrics_) metrics_->GetCounter("dsfs_fs_skipped_keys_total").Add(skipped);
-  std::shared_ptr<const Listing> result = std::move(listing);
+  std::shared_ptr<const Listing> result = meta_.Track(std::move(listing));
   meta_.PutListing(path, result);
   return result;
 }
@@ -211,37 +283,34 @@ Result<std::string> Filesystem::ReadLink(InodeId ino) {
   DSFS_ASSIGN_OR_RETURN(InodeInfo node, GetInode(ino));
   DSFS_ASSIGN_OR_RETURN(NodeMeta meta, Resolve(node.path));
   if (meta.kind != NodeKind::kSymlink) return Status::InvalidArgument("not a symlink");
-  if (meta.size > kMaxSymlinkSize) return Status::InvalidArgument("symlink target too long");
+  if (meta.size > kMaxSymlinkSize) {
+    return Status::NameTooLong("symlink '" + node.path + "': target of " +
+                               std::to_string(meta.size) + " bytes (at most " +
+                               std::to_string(kMaxSymlinkSize) + ")");
+  }
   std::string target(meta.size, '\0');
   if (meta.size == 0) return target;
   GetRequest req{.key = KeyOf(node.path), .range = std::nullopt, .if_match = meta.etag};
   DSFS_ASSIGN_OR_RETURN(GetResult got, store_.Get(req, target.data(), target.size()));
   target.resize(got.bytes);
+  // A NUL would cut the target the kernel sees while st_size says more.
+  if (target.find('\0') != std::string::npos) {
+    return Status::Corruption("symlink '" + node.path + "': target contains a NUL byte");
+  }
   return target;
 }
 
-Result<uint64_t> Filesystem::OpenDir(InodeId ino) {
+Result<uint64_t> Filesystem::OpenDir(InodeId ino, const CancelTokenPtr& cancel) {
   DSFS_ASSIGN_OR_RETURN(InodeInfo node, GetInode(ino));
   if (node.kind != NodeKind::kDir) return Status::NotDirectory(node.path);
-  DSFS_ASSIGN_OR_RETURN(auto listing, LoadListing(node.path));
+  DSFS_ASSIGN_OR_RETURN(auto listing, LoadListing(node.path, cancel));
   DirHandle handle;
   handle.ino = ino;
-  handle.entries.reserve(listing->children.size() + 2);
-  handle.entries.push_back({".", ino, S_IFDIR});
-  handle.entries.push_back({"..", ino == kRootInode ? ino : inodes_.PeekId(ParentOf(node.path)),
-                            S_IFDIR});
-  for (const auto& [name, child] : listing->children) {
-    const std::string path = JoinPath(node.path, name);
-    // A listing cannot tell a symlink from a file (that is in the object's
-    // metadata): unless a stat says so, a file's type is "unknown" and the
-    // caller stats it.
-    mode_t type = TypeBits(child.kind);
-    if (child.kind != NodeKind::kDir) {
-      auto cached = meta_.GetStat(path);
-      type = cached.state == MetadataCache::Lookup::kFound ? TypeBits(cached.meta.kind) : 0;
-    }
-    handle.entries.push_back({name, inodes_.PeekId(path), type});
-  }
+  handle.parent = ino == kRootInode ? ino : inodes_.PeekId(ParentOf(node.path));
+  handle.path = node.path;
+  handle.cursor_offset = 2;
+  handle.cursor = listing->children.begin();
+  handle.listing = std::move(listing);
   uint64_t id = next_handle_++;
   std::lock_guard lock(handles_mu_);
   dirs_[id] = std::move(handle);
@@ -250,20 +319,52 @@ Result<uint64_t> Filesystem::OpenDir(InodeId ino) {
 
 Result<std::vector<DirEntry>> Filesystem::ReadDir(uint64_t handle, uint64_t offset,
                                                   size_t max_entries) {
-  std::lock_guard lock(handles_mu_);
-  auto it = dirs_.find(handle);
-  if (it == dirs_.end()) return Status::InvalidArgument("bad directory handle");
-  const auto& entries = it->second.entries;
+  DirHandle h;
+  {
+    std::lock_guard lock(handles_mu_);
+    auto it = dirs_.find(handle);
+    if (it == dirs_.end()) return Status::InvalidArgument("bad directory handle");
+    h = it->second;  // shares the listing; the cursor stays valid with it
+  }
+  const auto& children = h.listing->children;
   std::vector<DirEntry> out;
-  for (uint64_t i = offset; i < entries.size() && out.size() < max_entries; ++i) {
-    out.push_back(entries[i]);
+  uint64_t i = offset;
+  for (; i < 2 && out.size() < max_entries; ++i) {
+    out.push_back({i == 0 ? "." : "..", i == 0 ? h.ino : h.parent, S_IFDIR});
+  }
+  if (out.size() >= max_entries || i - 2 >= children.size()) return out;
+  auto child = h.cursor;
+  if (h.cursor_offset != i) {
+    child = std::next(children.begin(), static_cast<std::ptrdiff_t>(i - 2));
+  }
+  for (; child != children.end() && out.size() < max_entries; ++child, ++i) {
+    const auto& [name, c] = *child;
+    const std::string path = JoinPath(h.path, name);
+    // A listing cannot tell a symlink from a file (that is in the object's
+    // metadata): unless a stat says so, a file's type is "unknown" and the
+    // caller stats it.
+    mode_t type = TypeBits(c.kind);
+    if (c.kind != NodeKind::kDir) {
+      auto cached = meta_.GetStat(path);
+      type = cached.state == MetadataCache::Lookup::kFound ? TypeBits(cached.meta.kind) : 0;
+    }
+    out.push_back({name, inodes_.PeekId(path), type});
+  }
+  std::lock_guard lock(handles_mu_);
+  if (auto it = dirs_.find(handle); it != dirs_.end()) {
+    it->second.cursor_offset = i;
+    it->second.cursor = child;
   }
   return out;
 }
 
 void Filesystem::ReleaseDir(uint64_t handle) {
+  std::shared_ptr<const Listing> last;  // freed outside the lock
   std::lock_guard lock(handles_mu_);
-  dirs_.erase(handle);
+  auto it = dirs_.find(handle);
+  if (it == dirs_.end()) return;
+  last = std::move(it->second.listing);
+  dirs_.erase(it);
 }
 
 Result<OpenReply> Filesystem::Open(InodeId ino, int flags) {
@@ -282,7 +383,9 @@ Result<OpenReply> Filesystem::Open(InodeId ino, int flags) {
   fh.ino = ino;
   fh.object = ObjectId{KeyOf(node.path), meta.etag, meta.size};
   OpenReply reply;
-  reply.keep_cache = inodes_.ReuseKernelCache(ino, meta.etag);
+  // Without an ETag nothing says the kernel's pages are still the object's.
+  const bool reuse = inodes_.ReuseKernelCache(ino, meta.etag);
+  reply.keep_cache = reuse && !meta.etag.empty();
   reply.handle = next_handle_++;
   reader_.Opened(fh.object);
   std::lock_guard lock(handles_mu_);

@@ -27,12 +27,12 @@
 
 #include "backends/fallback_store.h"
 #include "backends/object_store.h"
-#include "cache/metadata_cache.h"
 #include "cache/object_reader.h"
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/metrics.h"
 #include "fs/inode_table.h"
+#include "fs/metadata_cache.h"
 
 namespace dsfs {
 
@@ -70,9 +70,12 @@ class Filesystem {
   Result<struct stat> GetAttr(InodeId ino);
   Result<std::string> ReadLink(InodeId ino);
 
-  // Directory handles snapshot the listing at open, so readdir offsets are
-  // stable while the handle lives.
-  Result<uint64_t> OpenDir(InodeId ino);
+  // Directory handles hold the listing of the open (one immutable Listing
+  // shared by every handle and the cache; entries are made from it as
+  // readdir asks), so readdir offsets are stable while the handle lives.
+  // `cancel`: cancelled when the caller gives up (FUSE interrupt); a
+  // listing in progress then stops with Cancelled (EINTR).
+  Result<uint64_t> OpenDir(InodeId ino, const CancelTokenPtr& cancel = nullptr);
   // Entries from `offset` on ("." and ".." first); an entry's next offset is
   // its index + 1.
   Result<std::vector<DirEntry>> ReadDir(uint64_t handle, uint64_t offset, size_t max_entries);
@@ -116,7 +119,13 @@ class Filesystem {
   };
   struct DirHandle {
     InodeId ino = 0;
-    std::vector<DirEntry> entries;
+    InodeId parent = 0;
+    std::string path;
+    std::shared_ptr<const Listing> listing;
+    // Where the last readdir stopped, so sequential readdirs do not walk
+    // the map from the start: the child at offset cursor_offset.
+    uint64_t cursor_offset = 0;
+    std::map<std::string, Listing::Child>::const_iterator cursor;
   };
 
   // What `path` is: cache, then the parent's cached listing, then HEAD of
@@ -124,13 +133,18 @@ class Filesystem {
   Result<NodeMeta> Resolve(const std::string& path);
   Result<NodeMeta> ResolveUncached(const std::string& path, const Listing::Child* hint);
   // The full listing of a directory (all pages), cached for list_ttl.
-  Result<std::shared_ptr<const Listing>> LoadListing(const std::string& path);
+  // Bounded against servers that never end a listing: a repeated
+  // continuation token, list_max_empty_pages empty pages in a row, more
+  // than list_timeout in all, or more than list_mem of listings fail it.
+  Result<std::shared_ptr<const Listing>> LoadListing(const std::string& path,
+                                                     const CancelTokenPtr& cancel);
   Result<InodeInfo> GetInode(InodeId ino) const;
   Result<std::string> ProveReport(const InodeInfo& node);
   static constexpr size_t kMaxXattrReport = 60000;
   void Count(const char* name);
 
   const FsConfig config_;
+  const Clock& clock_;
   ObjectStore& store_;
   ObjectReader& reader_;
   Metrics* metrics_;

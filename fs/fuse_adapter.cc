@@ -2,16 +2,23 @@
 #include "fs/fuse_adapter.h"
 
 #include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/uio.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <new>
 #include <sstream>
+#include <thread>
 #include <vector>
+
+#include "common/logging.h"
 
 namespace dsfs {
 namespace {
@@ -25,10 +32,11 @@ void ReplyError(fuse_req_t req, const char* op, const Status& status) {
   const int err = ToErrno(status);
   auto& self = Self(req);
   if (self.metrics()) self.metrics()->GetCounter("dsfs_fuse_errors_total").Add();
-  if (err == ENOENT || err == EROFS || err == ENODATA) {
-    spdlog::debug("{}: {}", op, status.ToString());
+  // Messages carry keys and server text: escaped, so they cannot forge lines.
+  if (err == ENOENT || err == EROFS || err == ENODATA || err == EINTR) {
+    spdlog::debug("{}: {}", op, EscapeForLog(status.ToString()));
   } else {
-    spdlog::warn("{}: {} (errno {})", op, status.ToString(), err);
+    spdlog::warn("{}: {} (errno {})", op, EscapeForLog(status.ToString()), err);
   }
   fuse_reply_err(req, err);
 }
@@ -109,7 +117,15 @@ void OnReadLink(fuse_req_t req, fuse_ino_t ino) {
 
 void OnOpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Guard(req, "opendir", [&] {
-    auto r = Self(req).fs().OpenDir(ino);
+    // A listing can take many requests: a killed `ls` interrupts it.
+    // libfuse calls the function from the thread that reads the INTERRUPT
+    // (at once if it came first); the token outlives the reply, after
+    // which libfuse no longer calls it.
+    auto cancel = std::make_shared<CancelToken>();
+    fuse_req_interrupt_func(
+        req, [](fuse_req_t, void* token) { static_cast<CancelToken*>(token)->Cancel(); },
+        cancel.get());
+    auto r = Self(req).fs().OpenDir(ino, cancel);
     if (!r.ok()) return ReplyError(req, "opendir", r.status());
     fi->fh = *r;
     fi->cache_readdir = 0;
@@ -355,12 +371,43 @@ FuseSession::~FuseSession() {
   fuse_session_destroy(session_);
 }
 
-Status FuseSession::Loop() {
+Status FuseSession::Loop(const std::function<void()>& on_exit) {
+  // libfuse joins its workers before the loop returns; one stuck in a
+  // network call would hold the exit. The watcher sees the exit flag (a
+  // signal, or the unmount) first and lets the daemon cancel those calls.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool loop_done = false;  // guarded by mu
+  std::thread watcher;
+  const pthread_t loop_thread = pthread_self();
+  if (on_exit) {
+    watcher = std::thread([&] {
+      std::unique_lock lock(mu);
+      while (!loop_done && !fuse_session_exited(session_)) {
+        cv.wait_for(lock, std::chrono::milliseconds(100));
+      }
+      const bool exiting = !loop_done;
+      lock.unlock();
+      on_exit();
+      // A signal taken by another thread leaves libfuse's loop thread
+      // asleep until some request arrives: the same signal on it (whose
+      // handler only sets the exit flag) wakes it now.
+      if (exiting && signals_installed_) pthread_kill(loop_thread, SIGTERM);
+    });
+  }
   fuse_loop_config* cfg = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(cfg, options_.max_threads);
   fuse_loop_cfg_set_idle_threads(cfg, std::max(1u, options_.max_threads / 2));
   int rc = fuse_session_loop_mt(session_, cfg);
   fuse_loop_cfg_destroy(cfg);
+  if (watcher.joinable()) {
+    {
+      std::lock_guard lock(mu);
+      loop_done = true;
+    }
+    cv.notify_all();
+    watcher.join();
+  }
   if (rc < 0) return Status::IoError(std::string("FUSE loop failed: ") + std::strerror(-rc));
   return Status::Ok();
 }

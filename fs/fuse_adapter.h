@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -48,7 +49,10 @@ class FuseSession {
   ~FuseSession();  // unmounts
 
   // Serves requests until unmounted or a signal (SIGINT/SIGTERM/SIGHUP).
-  Status Loop();
+  // on_exit runs (on another thread, within ~100 ms) once the session is
+  // told to exit, before the loop waits for the requests in progress: the
+  // daemon cancels the network there, so no request keeps it from exiting.
+  Status Loop(const std::function<void()>& on_exit = {});
 
   // Per-request glue; public so the C callbacks can reach it.
   Filesystem& fs() { return fs_; }

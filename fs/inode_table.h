@@ -19,7 +19,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "cache/metadata_cache.h"
+#include "fs/metadata_cache.h"
 
 namespace dsfs {
 

@@ -152,12 +152,13 @@ TEST(FuseOptionsFrom, EveryTunableIsMapped) {
 TEST(MetadataCacheOptionsFrom, DefaultsAreADefaultConfigs) {
   const MetadataCacheOptions from = MetadataCacheOptionsFrom(FsConfig{});
   const MetadataCacheOptions def{};
-  const auto& [stat_ttl, neg_ttl, list_ttl, max_entries, max_listings] = from;
+  const auto& [stat_ttl, neg_ttl, list_ttl, max_entries, max_listing_bytes, sweep] = from;
   EXPECT_EQ(stat_ttl, def.stat_ttl);
   EXPECT_EQ(neg_ttl, def.negative_ttl);
   EXPECT_EQ(list_ttl, def.list_ttl);
   EXPECT_EQ(max_entries, def.max_entries);
-  EXPECT_EQ(max_listings, def.max_listings);
+  EXPECT_EQ(max_listing_bytes, def.max_listing_bytes);
+  EXPECT_EQ(sweep, def.sweep_interval);
 }
 
 TEST(MetadataCacheOptionsFrom, EveryTunableIsMapped) {
@@ -166,14 +167,16 @@ TEST(MetadataCacheOptionsFrom, EveryTunableIsMapped) {
   fs.negative_ttl = milliseconds(2);
   fs.list_ttl = milliseconds(3);
   fs.max_stat_entries = 4;
-  fs.max_listings = 5;
-  const auto& [stat_ttl, neg_ttl, list_ttl, max_entries, max_listings] =
+  fs.list_mem = 5;
+  fs.list_sweep_interval = milliseconds(6);
+  const auto& [stat_ttl, neg_ttl, list_ttl, max_entries, max_listing_bytes, sweep] =
       MetadataCacheOptionsFrom(fs);
   EXPECT_EQ(stat_ttl, milliseconds(1));
   EXPECT_EQ(neg_ttl, milliseconds(2));
   EXPECT_EQ(list_ttl, milliseconds(3));
   EXPECT_EQ(max_entries, 4u);
-  EXPECT_EQ(max_listings, 5u);
+  EXPECT_EQ(max_listing_bytes, 5u);
+  EXPECT_EQ(sweep, milliseconds(6));
 }
 
 }  // namespace
