@@ -11,7 +11,9 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
+#include <sstream>
 
 #include "backends/credentials.h"
 #include "backends/dir_store.h"
@@ -127,6 +129,9 @@ Result<std::unique_ptr<BlockCache>> OpenBlockCache(const Config& config, BufferP
 
 // Runs in the (possibly daemonized) process that serves the mount.
 int Serve(const Config& config, Credentials creds, StartupReporter& reporter) {
+  // The log, the cache's block files and its index hold key names and
+  // data: only the mounting user reads them.
+  umask(0077);
   const std::string logfile =
       config.daemon.logfile.empty() && !config.daemon.foreground ? "syslog" : config.daemon.logfile;
   if (Status s = SetupLogging(logfile, config.daemon.log_level); !s.ok()) {
@@ -170,7 +175,19 @@ int Serve(const Config& config, Credentials creds, StartupReporter& reporter) {
                config.fs.prefix);
   reporter.Ready();
   if (!config.daemon.foreground) DetachStdio();
-  Status s = (*session)->Loop();
+  // Shutdown order: the exit is seen (signal or unmount) -> every S3
+  // transfer in flight is aborted and new ones fail at once -> libfuse
+  // joins its workers (their requests now end quickly) -> unmount -> the
+  // reader joins its fetch threads -> the disk cache closes cleanly. No
+  // step waits on the network, so a black-holed origin cannot hold it.
+  S3Store* s3 = &(*store)->s3();
+  auto stop_network = [s3, &fo] {
+    if (s3->stopped()) return;
+    spdlog::info("shutting down {}: cancelling S3 requests in flight", fo.mountpoint);
+    s3->Stop();
+  };
+  Status s = (*session)->Loop(stop_network);
+  stop_network();
   spdlog::info("unmounting {}", fo.mountpoint);
   session->reset();
   if (!s.ok()) {
@@ -191,6 +208,47 @@ Status CheckLocalInput(const Config& config) {
   }
   if (!S_ISDIR(st.st_mode)) {
     return Status::InvalidArgument("mountpoint '" + mnt + "' is not a directory");
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+// path made absolute and free of symlinks, also when its tail does not
+// exist yet (a cache_dir the cache will create).
+std::string ResolvePartly(const std::string& path) {
+  std::string head = path.empty() ? "." : path;
+  std::string tail;
+  while (true) {
+    char buf[PATH_MAX];
+    if (realpath(head.c_str(), buf)) {
+      std::string out = buf;
+      if (!tail.empty()) out += (out == "/" ? "" : "/") + tail;
+      return out;
+    }
+    if (head == "/" || head == ".") return path;
+    const size_t slash = head.find_last_of('/');
+    const std::string last = slash == std::string::npos ? head : head.substr(slash + 1);
+    if (!last.empty()) tail = tail.empty() ? last : last + "/" + tail;
+    head = slash == std::string::npos ? "." : slash == 0 ? "/" : head.substr(0, slash);
+  }
+}
+
+}  // namespace
+
+Status CheckMountTargets(const Config& config, const std::string& mountinfo) {
+  const std::string& mnt = config.daemon.mountpoint;
+  if (!FindMountDevice(mountinfo, mnt).empty()) {
+    return Status::InvalidArgument("mountpoint '" + mnt +
+                                   "' is already a mount point (unmount it first)");
+  }
+  if (!config.cache.dir.empty()) {
+    const std::string cache = ResolvePartly(config.cache.dir);
+    if (cache == mnt || cache.starts_with(mnt == "/" ? mnt : mnt + "/")) {
+      return Status::InvalidArgument("cache_dir '" + config.cache.dir +
+                                     "' is inside the mountpoint '" + mnt +
+                                     "': the cache would be stored through dsfs itself");
+    }
   }
   return Status::Ok();
 }
@@ -235,6 +293,15 @@ int RunDaemon(const CommandLine& cl) {
     return 1;
   }
   config.daemon.mountpoint = *abs;
+  {
+    std::ifstream in("/proc/self/mountinfo");
+    std::stringstream text;
+    text << in.rdbuf();
+    if (Status s = CheckMountTargets(config, text.str()); !s.ok()) {
+      std::fprintf(stderr, "dsfs: error: %s\n", s.message().c_str());
+      return 1;
+    }
+  }
   auto creds = LoadCredentials(config.daemon.passwd_file, config.fs.bucket);
   if (!creds.ok()) {
     std::fprintf(stderr, "dsfs: error: %s\n", creds.status().message().c_str());

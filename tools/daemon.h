@@ -19,6 +19,12 @@ Status CheckLocalInput(const Config& config);
 Result<std::string> AbsoluteMountpoint(const std::string& path);
 
 // The message for a failed start-up probe of the bucket.
+// Refuses a mountpoint that is already a mount point (two dsfs stacked on
+// one directory) and a cache_dir equal to or inside the mountpoint (the
+// cache would go through dsfs itself). mountpoint must be absolute and
+// resolved; mountinfo is the text of /proc/self/mountinfo.
+Status CheckMountTargets(const Config& config, const std::string& mountinfo);
+
 Status DescribeProbeFailure(const Status& status, const Config& config);
 
 }  // namespace dsfs

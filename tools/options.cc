@@ -98,6 +98,10 @@ const std::vector<OptionSpec>& OptionTable() {
      [](const std::string& v, Config* c) { return SetDuration(v, &c->fs.stat_ttl); }},
     {"list_ttl", true, "5s", "how long a directory listing is trusted",
      [](const std::string& v, Config* c) { return SetDuration(v, &c->fs.list_ttl); }},
+    {"list_mem", true, "256M", "memory for all directory listings (cached or held by open directories)",
+     [](const std::string& v, Config* c) { return SetSize(v, &c->fs.list_mem); }},
+    {"list_timeout", true, "300s", "deadline of one whole directory listing (all pages)",
+     [](const std::string& v, Config* c) { return SetDuration(v, &c->fs.list_timeout); }},
     {"negative_ttl", true, "1s", "how long a 'no such file' answer is trusted",
      [](const std::string& v, Config* c) { return SetDuration(v, &c->fs.negative_ttl); }},
     {"connect_timeout", true, "3s", "TCP/TLS connect timeout",
@@ -165,6 +169,34 @@ bool IsIgnoredOption(const std::string& name) {
 
 }  // namespace
 
+namespace {
+
+// Every numeric option has a documented range (README options table): a
+// value outside it is a typo or would overflow a deadline.
+Status CheckRange(const char* name, milliseconds v, milliseconds lo, milliseconds hi,
+                  const char* range) {
+  if (v < lo || v > hi) {
+    return Status::InvalidArgument(std::string(name) + " must be between " + range + " (got " +
+                                   std::to_string(v.count()) + " ms)");
+  }
+  return Status::Ok();
+}
+
+template <typename T>
+Status CheckRange(const char* name, T v, T lo, T hi, const char* range) {
+  if (v < lo || v > hi) {
+    return Status::InvalidArgument(std::string(name) + " must be between " + range + " (got " +
+                                   std::to_string(v) + ")");
+  }
+  return Status::Ok();
+}
+
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+constexpr uint64_t kGiB = uint64_t{1} << 30;
+constexpr milliseconds kDay{24LL * 3600 * 1000};
+
+}  // namespace
+
 Status ValidateConfig(const Config& c) {
   const uint64_t bs = c.cache.block_size;
   if (bs < (64u << 10) || bs > (64u << 20)) {
@@ -176,8 +208,14 @@ Status ValidateConfig(const Config& c) {
   if (c.cache.readahead_max < bs) {
     return Status::InvalidArgument("readahead_max must be at least block_size");
   }
+  DSFS_RETURN_IF_ERROR(
+      CheckRange("readahead_max", c.cache.readahead_max, bs, 4 * kGiB, "block_size and 4G"));
   if (c.cache.prefetch_mem != 0 && c.cache.prefetch_mem < 2 * bs) {
     return Status::InvalidArgument("prefetch_mem must be at least two blocks");
+  }
+  if (c.cache.prefetch_mem != 0) {
+    DSFS_RETURN_IF_ERROR(CheckRange("prefetch_mem", c.cache.prefetch_mem, 2 * bs, 256 * kGiB,
+                                    "two blocks and 256G"));
   }
   if (c.fallback.failure_threshold < 1) {
     return Status::InvalidArgument("fallback_threshold must be at least 1");
@@ -185,10 +223,29 @@ Status ValidateConfig(const Config& c) {
   if (c.fallback.share_workers < 1 || c.fallback.share_workers > 256) {
     return Status::InvalidArgument("share_workers must be between 1 and 256");
   }
+  DSFS_RETURN_IF_ERROR(
+      CheckRange("fallback_threshold", c.fallback.failure_threshold, 1, 1000, "1 and 1000"));
   if (c.s3.max_retries < 0 || c.s3.max_retries > 20) {
     return Status::InvalidArgument("retries must be between 0 and 20");
   }
   if (c.daemon.max_threads < 1) return Status::InvalidArgument("max_threads must be at least 1");
+  DSFS_RETURN_IF_ERROR(CheckRange("max_threads", c.daemon.max_threads, 1u, 1024u, "1 and 1024"));
+  DSFS_RETURN_IF_ERROR(CheckRange("list_mem", c.fs.list_mem, kMiB, 64 * kGiB, "1M and 64G"));
+  DSFS_RETURN_IF_ERROR(CheckRange("stat_ttl", c.fs.stat_ttl, milliseconds(0), kDay, "0 and 24h"));
+  DSFS_RETURN_IF_ERROR(CheckRange("list_ttl", c.fs.list_ttl, milliseconds(0), kDay, "0 and 24h"));
+  DSFS_RETURN_IF_ERROR(
+      CheckRange("negative_ttl", c.fs.negative_ttl, milliseconds(0), kDay, "0 and 24h"));
+  DSFS_RETURN_IF_ERROR(
+      CheckRange("list_timeout", c.fs.list_timeout, milliseconds(1000), kDay, "1s and 24h"));
+  DSFS_RETURN_IF_ERROR(CheckRange("connect_timeout", c.s3.connect_timeout, milliseconds(100),
+                                  milliseconds(300000), "100ms and 5m"));
+  // 0 would mean "no deadline at all" to curl: refused.
+  DSFS_RETURN_IF_ERROR(CheckRange("request_timeout", c.s3.request_timeout, milliseconds(1000),
+                                  milliseconds(3600000), "1s and 1h"));
+  DSFS_RETURN_IF_ERROR(CheckRange("first_byte_timeout", c.s3.first_byte_timeout, milliseconds(0),
+                                  milliseconds(300000), "0 (off) and 5m"));
+  DSFS_RETURN_IF_ERROR(CheckRange("fallback_probe_interval", c.fallback.probe_interval,
+                                  milliseconds(100), milliseconds(3600000), "100ms and 1h"));
   return Status::Ok();
 }
 

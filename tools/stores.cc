@@ -65,6 +65,7 @@ Result<std::unique_ptr<StoreStack>> StoreStack::Build(const Config& config, Cred
   }
   DSFS_ASSIGN_OR_RETURN(auto s3,
                         S3Store::Create(config.s3, std::move(creds), config.fs.bucket, metrics));
+  stack->s3_ = s3.get();
   std::unique_ptr<ObjectStore> share;
   if (has_share) {
     auto dir = DirStore::Open(config.fallback.dir);

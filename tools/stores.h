@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "backends/fallback_store.h"
+#include "backends/s3_store.h"
 #include "cache/meta_db.h"
 #include "cache/offline_store.h"
 #include "cache/persistent_proofs.h"
@@ -30,6 +31,8 @@ class StoreStack {
   // What the filesystem and the reader use.
   ObjectStore& top() { return *top_; }
   FallbackStore& circuit() { return *circuit_; }
+  // OBS itself, for Stop() at shutdown (owned by the circuit).
+  S3Store& s3() { return *s3_; }
 
  private:
   StoreStack() = default;
@@ -40,6 +43,7 @@ class StoreStack {
   std::unique_ptr<FallbackStore> circuit_;       // owns S3Store and the share
   std::unique_ptr<OfflineStore> offline_;        // null without meta_
   ObjectStore* top_ = nullptr;
+  S3Store* s3_ = nullptr;
 };
 
 }  // namespace dsfs

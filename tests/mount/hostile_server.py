@@ -10,6 +10,12 @@ Use from a test:
     srv = ScriptedS3("bucket", {"ok.txt": b"hi", "../escape": b"x"})
     srv.start(); ... srv.url ...; srv.stop()
 or standalone: python3 hostile_server.py [--port N] (hostile data set).
+
+Misbehaviour on request (test_bounds):
+    srv.faults[key] = "endless_500" | "error_500:<message>" | "redirect" |
+                      "hang" | "huge_head"
+    srv.list_faults[prefix] = "same_token" | "empty_pages" | "slow_forever"
+    srv.synthetic[prefix] = N   # N keys prefix + "f0000000".., made per page
 """
 
 import argparse
@@ -68,6 +74,11 @@ class ScriptedS3:
         self.host = host
         self.requests = []  # (method, path, query dict)
         self.lock = threading.Lock()
+        self.faults = {}       # key -> fault name (see the module doc)
+        self.list_faults = {}  # prefix -> listing fault
+        self.synthetic = {}    # prefix -> number of generated keys
+        self.released = threading.Event()  # ends "hang" handlers on stop()
+        self.list_count = 0
         self.httpd = None
         self.thread = None
 
@@ -94,6 +105,7 @@ class ScriptedS3:
         return self
 
     def stop(self):
+        self.released.set()
         if self.httpd is not None:
             self.httpd.shutdown()
             self.httpd.server_close()
@@ -251,6 +263,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return self._send(200, body,
                                   {"Content-Type": "application/xml"})
             return self._list(q)
+        fault = self.s3.faults.get(key)
+        if fault is not None:
+            return self._fault(fault, head_only)
         obj = self.s3.objects.get(key)
         if obj is None:
             return self._error(404, "NoSuchKey",
@@ -287,9 +302,102 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not head_only:
             self.wfile.write(data)
 
+    def _fault(self, fault, head_only):
+        if fault == "huge_head":
+            return self._send(200, b"", {"Content-Length": str(1 << 62),
+                                         "ETag": '"huge"'}, head_only=True)
+        if head_only:  # every other fault is about the GET
+            return self._send(200, b"", {"Content-Length": "10",
+                                         "ETag": '"f"'}, head_only=True)
+        if fault == "endless_500":
+            # A 500 whose body never ends (until the client leaves).
+            self.send_response(500)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(1 << 40))
+            self.end_headers()
+            chunk = b"<Error><Code>InternalError</Code>" + b"x" * 65536
+            try:
+                while not self.s3.released.is_set():
+                    self.wfile.write(chunk)
+            except OSError:
+                pass
+            self.close_connection = True
+            return None
+        if fault.startswith("error_500:"):
+            return self._error(500, "InternalError", fault[len("error_500:"):])
+        if fault == "redirect":
+            body = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>'
+                    b"PermanentRedirect</Code><Message>The bucket you are "
+                    b"attempting to access must be addressed using the "
+                    b"specified endpoint.</Message></Error>")
+            return self._send(301, body, {
+                "Content-Type": "application/xml",
+                "Location": "http://elsewhere.example/"})
+        if fault == "hang":
+            self.s3.released.wait()
+            self.close_connection = True
+            return None
+        raise ValueError(f"unknown fault {fault}")
+
+    def _list_fault(self, fault, prefix):
+        with self.s3.lock:
+            self.s3.list_count += 1
+            n = self.s3.list_count
+        keys = []
+        if fault == "same_token":
+            keys, token = [prefix + "a"], "the-same-token"
+        elif fault == "empty_pages":
+            token = f"empty-{n}"
+        elif fault == "slow_forever":
+            time.sleep(0.2)
+            keys, token = [prefix + f"k{n:09d}"], f"slow-{n}"
+        else:
+            raise ValueError(f"unknown list fault {fault}")
+        out = ['<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult>',
+               f"<Name>{escape(self.s3.bucket)}</Name>",
+               f"<Prefix>{escape(prefix)}</Prefix>",
+               "<IsTruncated>true</IsTruncated>",
+               f"<KeyCount>{len(keys)}</KeyCount>",
+               f"<NextContinuationToken>{token}</NextContinuationToken>"]
+        for k in keys:
+            out.append(f"<Contents><Key>{escape(k)}</Key><LastModified>"
+                       "2024-01-01T00:00:00.000Z</LastModified><ETag>"
+                       "&quot;e&quot;</ETag><Size>1</Size></Contents>")
+        out.append("</ListBucketResult>")
+        return self._send(200, "".join(out).encode(),
+                          {"Content-Type": "application/xml"})
+
+    def _synthetic_list(self, prefix, count, q):
+        token = q.get("continuation-token")
+        start = 0
+        if token:
+            start = int(base64.urlsafe_b64decode(token.encode()).decode()) + 1
+        max_keys = min(int(q.get("max-keys", "1000")), self.s3.page_size)
+        end = min(count, start + max_keys)
+        etag = '"0123456789abcdef0123456789abcdef"'
+        out = ['<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult>',
+               f"<Name>{escape(self.s3.bucket)}</Name>",
+               f"<Prefix>{escape(prefix)}</Prefix>",
+               f"<IsTruncated>{'true' if end < count else 'false'}"
+               "</IsTruncated>", f"<KeyCount>{end - start}</KeyCount>"]
+        if end < count:
+            tok = base64.urlsafe_b64encode(str(end - 1).encode()).decode()
+            out.append(f"<NextContinuationToken>{tok}</NextContinuationToken>")
+        for i in range(start, end):
+            out.append(f"<Contents><Key>{prefix}f{i:07d}</Key><LastModified>"
+                       "2024-01-01T00:00:00.000Z</LastModified><ETag>"
+                       f"{escape(etag)}</ETag><Size>1</Size></Contents>")
+        out.append("</ListBucketResult>")
+        return self._send(200, "".join(out).encode(),
+                          {"Content-Type": "application/xml"})
+
     def _list(self, q):
         v2 = q.get("list-type") == "2"
         prefix = q.get("prefix", "")
+        if prefix in self.s3.list_faults:
+            return self._list_fault(self.s3.list_faults[prefix], prefix)
+        if prefix in self.s3.synthetic:
+            return self._synthetic_list(prefix, self.s3.synthetic[prefix], q)
         delimiter = q.get("delimiter", "")
         max_keys = min(int(q.get("max-keys", "1000")), self.s3.page_size)
         url_enc = q.get("encoding-type") == "url"

@@ -92,6 +92,37 @@ TEST(Options, Fallback) {
   EXPECT_FALSE(Parse({"b", "/m", "-o", "fallback_threshold=x"}).ok());
 }
 
+TEST(Options, NumericOptionsHaveDocumentedRanges) {
+  auto refused = [](const char* opt, const char* want) {
+    auto cl = Parse({"b", "/m", "-o", opt});
+    EXPECT_FALSE(cl.ok()) << opt;
+    if (!cl.ok()) {
+      EXPECT_NE(cl.status().message().find(want), std::string::npos) << cl.status().message();
+    }
+  };
+  refused("stat_ttl=3000000h", "stat_ttl must be between 0 and 24h");
+  refused("list_ttl=25h", "list_ttl must be between");
+  refused("negative_ttl=2d", "not a duration");
+  refused("request_timeout=0", "request_timeout must be between 1s and 1h");
+  refused("connect_timeout=10ms", "connect_timeout must be between");
+  refused("first_byte_timeout=1h", "first_byte_timeout must be between");
+  refused("fallback_probe_interval=0", "fallback_probe_interval must be between");
+  refused("list_timeout=0", "list_timeout must be between");
+  refused("prefetch_mem=1T", "prefetch_mem must be between");
+  refused("readahead_max=64G", "readahead_max must be between");
+  refused("max_threads=100000", "max_threads must be between 1 and 1024");
+  refused("max_threads=0", "max_threads must be at least 1");
+  refused("list_mem=100K", "list_mem must be between 1M and 64G");
+  refused("fallback_threshold=5000", "fallback_threshold must be between");
+  auto ok = Parse({"b", "/m", "-o",
+                   "stat_ttl=24h,list_ttl=0,request_timeout=1s,first_byte_timeout=0,"
+                   "max_threads=1024,list_mem=1G,list_timeout=10m,prefetch_mem=256G,"
+                   "readahead_max=4G"});
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->config.fs.list_mem, uint64_t{1} << 30);
+  EXPECT_EQ(ok->config.fs.list_timeout, std::chrono::minutes(10));
+}
+
 TEST(Options, TlsVerificationNeedsAnExplicitOption) {
   auto cl = Parse({"b", "/m"});
   ASSERT_TRUE(cl.ok());
@@ -132,6 +163,35 @@ TEST(Daemon, LocalInputChecks) {
   EXPECT_NE(CheckLocalInput(c).message().find("not a directory"), std::string::npos);
   c.daemon.mountpoint = "/tmp";
   EXPECT_TRUE(CheckLocalInput(c).ok());
+}
+
+TEST(Daemon, RefusesAMountPointAndACacheInsideTheMount) {
+  const std::string mountinfo =
+      "22 1 0:21 / / rw - ext4 /dev/sda1 rw\n"
+      "99 22 0:55 / /mnt/models rw,nosuid - fuse.dsfs bucket rw\n";
+  Config c;
+  c.daemon.mountpoint = "/mnt/models";
+  auto twice = CheckMountTargets(c, mountinfo);
+  EXPECT_NE(twice.message().find("is already a mount point"), std::string::npos) << twice.message();
+  c.daemon.mountpoint = "/mnt/other";
+  EXPECT_TRUE(CheckMountTargets(c, mountinfo).ok());
+  for (const char* inside : {"/mnt/other", "/mnt/other/", "/mnt/other/cache/x"}) {
+    c.cache.dir = inside;
+    auto s = CheckMountTargets(c, mountinfo);
+    EXPECT_NE(s.message().find("is inside the mountpoint"), std::string::npos) << inside;
+  }
+  c.cache.dir = "/mnt/other-cache";  // a sibling whose name starts the same
+  EXPECT_TRUE(CheckMountTargets(c, mountinfo).ok());
+  // Through a symlink to the mountpoint.
+  char tmpl[] = "/tmp/dsfs-mnt-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string link = std::string(tmpl) + "-link";
+  ASSERT_EQ(symlink(tmpl, link.c_str()), 0);
+  c.daemon.mountpoint = tmpl;
+  c.cache.dir = link + "/not-yet/cache";
+  EXPECT_FALSE(CheckMountTargets(c, mountinfo).ok());
+  unlink(link.c_str());
+  rmdir(tmpl);
 }
 
 TEST(Daemon, ProbeFailureMessages) {
