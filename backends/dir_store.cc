@@ -242,9 +242,9 @@ DirStore::~DirStore() {
 
 void DirStore::Warn(const std::string& message) const {
   if (logger_) {
-    logger_->warn("dir store {}: {}", root_, message);
+    logger_->warn("dir store {}: {}", EscapeForLog(root_), EscapeForLog(message));
   } else {
-    spdlog::warn("dir store {}: {}", root_, message);
+    spdlog::warn("dir store {}: {}", EscapeForLog(root_), EscapeForLog(message));
   }
 }
 

@@ -50,7 +50,7 @@ class BoundsTest(unittest.TestCase):
             "loop/a": b"x", "empty/a": b"x", "slow/a": b"x",
             "big/f0000000": b"x",
             "endless.bin": b"x", "moved.bin": b"x", "huge.bin": b"x",
-            "hang.bin": b"x", FORGED_KEY: b"x",
+            "hang.bin": b"x", "hang.safetensors": b"x", FORGED_KEY: b"x",
             "long-link": (b"a" * 4096, {"mode": SYMLINK}),
             "nul-link": (b"abc\0def", {"mode": SYMLINK}),
         }
@@ -62,6 +62,7 @@ class BoundsTest(unittest.TestCase):
             "moved.bin": "redirect",
             "huge.bin": "huge_head",
             "hang.bin": "hang",
+            "hang.safetensors": "hang",
             FORGED_KEY: "error_500:boom\nfallback: OBS recovered",
         })
         cls.server.list_faults.update({
@@ -315,6 +316,29 @@ class BoundsTest(unittest.TestCase):
         harness.wait_until(lambda: not harness.is_mounted(mnt), 10, 0.1,
                            "the mount to go")
         # A clean close: the next mount does not need to reconcile.
+        self.assertTrue(os.path.exists(os.path.join(cache, "CLEAN")),
+                        harness.tail(log))
+
+    def test_14_umount_with_prefetch_gets_to_a_black_hole_is_quick(self):
+        # prefetch_whole (*.safetensors) starts GETs on open; nobody waits
+        # for them when the file is closed, the unmount must not either.
+        cache = os.path.join(self.tmp, "cache-umount")
+        mnt, log, pid = self.mount(f"cache_dir={cache}", "cache_size=64M",
+                                   "first_byte_timeout=0")
+        fd = os.open(os.path.join(mnt, "hang.safetensors"), os.O_RDONLY)
+        time.sleep(1.5)
+        os.close(fd)
+        start = time.monotonic()
+        r = subprocess.run(["fusermount3", "-u", mnt], capture_output=True,
+                           text=True, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        harness.wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 60,
+                           0.05, "the daemon to exit after the unmount")
+        took = time.monotonic() - start
+        print(f"\numount with a prefetch GET black-holed: exit after "
+              f"{took:.2f} s", flush=True)
+        self.mounts.remove(mnt)
+        self.assertLess(took, 10)
         self.assertTrue(os.path.exists(os.path.join(cache, "CLEAN")),
                         harness.tail(log))
 

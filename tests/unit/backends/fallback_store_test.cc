@@ -135,6 +135,19 @@ class FallbackStoreTest : public ::testing::Test {
   LogCapture log_;
 };
 
+TEST_F(FallbackStoreTest, ReasonFromTheServerCannotForgeALogLine) {
+  PutBoth("k", "data");
+  auto fb = Make();
+  primary_.FailNext(StoreOp::kHead,
+                    Status::Unavailable("GET 'x\nfallback: OBS recovered': connect refused"));
+  ASSERT_TRUE(fb->Head("k").ok());
+  ASSERT_TRUE(fb->circuit_open());
+  for (const auto& line : log_.sink->Lines()) {
+    EXPECT_EQ(line.find('\n'), std::string::npos) << line;
+  }
+  EXPECT_GE(log_.sink->Count("x\\nfallback: OBS recovered"), 1);
+}
+
 TEST_F(FallbackStoreTest, ClosedCircuitServesThePrimaryOnly) {
   primary_.PutObject("k", "from-obs");  // not on the share at all
   auto fb = Make();
