@@ -279,7 +279,7 @@ Result<struct stat> Filesystem::GetAttr(InodeId ino) {
   return ToStat(ino, *meta, config_);
 }
 
-Result<std::string> Filesystem::ReadLink(InodeId ino) {
+Result<std::string> Filesystem::ReadLink(InodeId ino, const CancelTokenPtr& cancel) {
   DSFS_ASSIGN_OR_RETURN(InodeInfo node, GetInode(ino));
   DSFS_ASSIGN_OR_RETURN(NodeMeta meta, Resolve(node.path));
   if (meta.kind != NodeKind::kSymlink) return Status::InvalidArgument("not a symlink");
@@ -291,6 +291,7 @@ Result<std::string> Filesystem::ReadLink(InodeId ino) {
   std::string target(meta.size, '\0');
   if (meta.size == 0) return target;
   GetRequest req{.key = KeyOf(node.path), .range = std::nullopt, .if_match = meta.etag};
+  req.cancel = cancel;
   DSFS_ASSIGN_OR_RETURN(GetResult got, store_.Get(req, target.data(), target.size()));
   target.resize(got.bytes);
   // A NUL would cut the target the kernel sees while st_size says more.

@@ -68,7 +68,8 @@ class Filesystem {
   Result<EntryReply> Lookup(InodeId parent, const std::string& name);
   void Forget(InodeId ino, uint64_t nlookup);
   Result<struct stat> GetAttr(InodeId ino);
-  Result<std::string> ReadLink(InodeId ino);
+  // `cancel`: as for OpenDir (the target's GET stops with Cancelled).
+  Result<std::string> ReadLink(InodeId ino, const CancelTokenPtr& cancel = nullptr);
 
   // Directory handles hold the listing of the open (one immutable Listing
   // shared by every handle and the cache; entries are made from it as

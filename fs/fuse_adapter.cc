@@ -54,6 +54,29 @@ void Guard(fuse_req_t req, const char* op, F&& body) {
   }
 }
 
+// While alive: a token that the kernel's INTERRUPT for `req` cancels (the
+// caller was killed), for work that waits on the network. libfuse calls
+// the function from the thread that reads the INTERRUPT (at once if that
+// came first); the destructor unregisters it, and since libfuse calls it
+// holding the request's lock, which unregistering takes, no call can be
+// in flight after that. End the scope before replying (the reply frees
+// the request).
+class InterruptScope {
+ public:
+  explicit InterruptScope(fuse_req_t req) : req_(req), token_(std::make_shared<CancelToken>()) {
+    fuse_req_interrupt_func(
+        req_, [](fuse_req_t, void* t) { static_cast<CancelToken*>(t)->Cancel(); }, token_.get());
+  }
+  ~InterruptScope() { fuse_req_interrupt_func(req_, nullptr, nullptr); }
+  InterruptScope(const InterruptScope&) = delete;
+  InterruptScope& operator=(const InterruptScope&) = delete;
+  CancelTokenPtr token() const { return token_; }
+
+ private:
+  fuse_req_t req_;
+  std::shared_ptr<CancelToken> token_;
+};
+
 void OnInit(void* userdata, fuse_conn_info* conn) {
   (void)userdata;
   // Large kernel read-ahead so sequential readers send big, early reads.
@@ -109,7 +132,10 @@ void OnGetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 
 void OnReadLink(fuse_req_t req, fuse_ino_t ino) {
   Guard(req, "readlink", [&] {
-    auto r = Self(req).fs().ReadLink(ino);
+    auto r = [&] {
+      InterruptScope interrupt(req);
+      return Self(req).fs().ReadLink(ino, interrupt.token());
+    }();
     if (!r.ok()) return ReplyError(req, "readlink", r.status());
     fuse_reply_readlink(req, r->c_str());
   });
@@ -118,18 +144,16 @@ void OnReadLink(fuse_req_t req, fuse_ino_t ino) {
 void OnOpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Guard(req, "opendir", [&] {
     // A listing can take many requests: a killed `ls` interrupts it.
-    // libfuse calls the function from the thread that reads the INTERRUPT
-    // (at once if it came first); the token outlives the reply, after
-    // which libfuse no longer calls it.
-    auto cancel = std::make_shared<CancelToken>();
-    fuse_req_interrupt_func(
-        req, [](fuse_req_t, void* token) { static_cast<CancelToken*>(token)->Cancel(); },
-        cancel.get());
-    auto r = Self(req).fs().OpenDir(ino, cancel);
+    auto r = [&] {
+      InterruptScope interrupt(req);
+      return Self(req).fs().OpenDir(ino, interrupt.token());
+    }();
     if (!r.ok()) return ReplyError(req, "opendir", r.status());
     fi->fh = *r;
     fi->cache_readdir = 0;
-    fuse_reply_open(req, fi);
+    // The caller is gone (interrupted): no releasedir will come, and the
+    // handle would hold its listing (and list_mem) for ever.
+    if (fuse_reply_open(req, fi) == -ENOENT) Self(req).fs().ReleaseDir(*r);
   });
 }
 
