@@ -204,7 +204,8 @@ void FallbackStore::ProbeLoop() {
     Status probe = RunProbe();
     lock.lock();
     if (stop_ || !open_.load(std::memory_order_relaxed)) continue;
-    if (IsPrimaryDownError(probe)) {
+    // A probe cut by the store's shutdown (S3Store::Stop) says nothing.
+    if (IsPrimaryDownError(probe) || probe.code() == StatusCode::kCancelled) {
       Log().debug("fallback: probe of OBS failed: {}", EscapeForLog(probe.ToString()));
       continue;
     }

@@ -284,6 +284,22 @@ TEST_F(FallbackStoreTest, ReadInProgressContinuesFromAProvenShareCopyAtTheSameOf
   EXPECT_EQ(Count("dsfs_share_proven_total"), 1u);
 }
 
+TEST_F(FallbackStoreTest, ProbeCutByShutdownDoesNotCloseTheCircuit) {
+  PutBoth("k", "0123456789");
+  std::atomic<int> probes{0};
+  primary_.SetHook([&](StoreOp op, const std::string&) {
+    if (op == StoreOp::kList) ++probes;
+  });
+  auto fb = Make();
+  OpenCircuit(*fb, "k");
+  // What S3Store answers once Stop() was called.
+  primary_.FailNext(StoreOp::kList, Status::Cancelled("LIST '': dsfs is shutting down"));
+  fb->ProbeNow();
+  ASSERT_TRUE(WaitFor([&] { return probes.load() >= 1; }));
+  EXPECT_TRUE(fb->circuit_open());
+  EXPECT_EQ(log_.sink->Count(kCloseLine), 0);
+}
+
 TEST_F(FallbackStoreTest, ProbeClosesTheCircuitWhenThePrimaryAnswers) {
   PutBoth("k", "0123456789");
   std::atomic<int> probes{0};
