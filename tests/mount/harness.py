@@ -23,6 +23,7 @@ import hmac
 import http.client
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -304,6 +305,66 @@ class S3Client:
         if st not in (200, 204):
             raise S3Error(st, body)
 
+    # Multipart upload: CreateMultipartUpload, UploadPart, Complete.
+
+    def create_multipart_upload(self, bucket, key,
+                                content_type="application/octet-stream"):
+        """Returns the UploadId."""
+        st, _, body = self.request("POST", self._key_path(bucket, key),
+                                   query={"uploads": ""},
+                                   headers={"Content-Type": content_type})
+        if st != 200:
+            raise S3Error(st, body)
+        m = re.search(rb"<UploadId>([^<]+)</UploadId>", body)
+        if not m:
+            raise S3Error(st, body)
+        return m.group(1).decode()
+
+    def upload_part(self, bucket, key, upload_id, number, data):
+        """Returns the part's ETag (quotes stripped)."""
+        st, hdrs, body = self.request(
+            "PUT", self._key_path(bucket, key),
+            query={"partNumber": str(number), "uploadId": upload_id},
+            body=data, unsigned=True)
+        if st != 200:
+            raise S3Error(st, body)
+        return hdrs.get("etag", "").strip('"')
+
+    def complete_multipart_upload(self, bucket, key, upload_id, part_etags):
+        """part_etags: [(number, etag)]. Returns the object's ETag as the
+        server reports it (quotes stripped)."""
+        xml = "<CompleteMultipartUpload>" + "".join(
+            f"<Part><PartNumber>{n}</PartNumber><ETag>\"{e}\"</ETag></Part>"
+            for n, e in part_etags) + "</CompleteMultipartUpload>"
+        st, _, body = self.request("POST", self._key_path(bucket, key),
+                                   query={"uploadId": upload_id},
+                                   body=xml.encode(),
+                                   headers={"Content-Type": "application/xml"})
+        if st != 200 or b"<Error>" in body:
+            raise S3Error(st, body)
+        m = re.search(rb"<ETag>([^<]+)</ETag>", body)
+        return m.group(1).decode().replace("&quot;", "").strip('"') if m \
+            else ""
+
+    def put_multipart(self, bucket, key, data, part_size):
+        """Uploads `data` in parts of part_size bytes (the last may be
+        shorter). Returns the ETag the server gave the object."""
+        upload_id = self.create_multipart_upload(bucket, key)
+        parts = []
+        for i, off in enumerate(range(0, len(data), part_size), start=1):
+            parts.append((i, self.upload_part(bucket, key, upload_id, i,
+                                              data[off:off + part_size])))
+        return self.complete_multipart_upload(bucket, key, upload_id, parts)
+
+
+def multipart_etag(data, part_size):
+    """The ETag S3 and OBS give a multipart upload of `data` in parts of
+    part_size bytes: hex MD5 of the concatenated binary part MD5s, '-',
+    the part count."""
+    digests = [hashlib.md5(data[o:o + part_size]).digest()
+               for o in range(0, len(data), part_size)]
+    return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
+
 
 def s3fs_meta(mode=None, uid=None, gid=None, mtime=None):
     """x-amz-meta-* values the way s3fs writes them (decimal numbers)."""
@@ -345,6 +406,7 @@ class S3rver:
         self.port = None
         self.proc = None
         self.logpath = None
+        self.datadir = None
 
     @property
     def scheme(self):
@@ -355,6 +417,7 @@ class S3rver:
 
     def start(self, timeout=30):
         datadir = tempfile.mkdtemp(prefix="s3rver-data-", dir=self.workdir)
+        self.datadir = datadir
         self.logpath = os.path.join(self.workdir, f"s3rver-{id(self)}.log")
         for attempt in range(3):
             self.port = free_port()
@@ -400,6 +463,46 @@ class S3rver:
         if self.tls:
             ctx = ssl.create_default_context(cafile=self.tls[1])
         return S3Client("127.0.0.1", self.port, ak, sk, tls_context=ctx)
+
+    def put_multipart_s3_style(self, bucket, key, data, part_size):
+        """A multipart upload of `data` whose ETag is the S3/OBS multipart
+        form (see multipart_etag). s3rver 3.7.1 stores a completed upload
+        as one object with the plain MD5 of its bytes as ETag (S3 and OBS
+        never do that), so the S3 form is written into the ETag file s3rver
+        keeps beside the object and answers HEAD, GET and LIST from.
+        Returns that ETag, checked by a HEAD."""
+        client = self.client()
+        try:
+            got = client.put_multipart(bucket, key, data, part_size)
+            want = multipart_etag(data, part_size)
+        finally:
+            client.close()
+        if got != want:
+            self.set_stored_etag(bucket, key, want)
+        return want
+
+    def set_stored_etag(self, bucket, key, etag):
+        """Makes s3rver answer `etag` for an existing object: s3rver keeps
+        the ETag in a file beside the object's data (<name>._S3rver_object
+        .md5) and answers HEAD, GET and LIST from it. For ETags S3 gives
+        but s3rver does not make (multipart, SSE-KMS). Checked by a
+        HEAD."""
+        *dirs, name = key.split("/")
+        path = os.path.join(self.datadir, bucket, *dirs,
+                            f"{name}._S3rver_object.md5")
+        if not os.path.exists(path):
+            raise HarnessError(f"s3rver keeps no ETag file for {key} at "
+                               f"{path}")
+        with open(path, "w") as f:
+            f.write(etag)
+        client = self.client()
+        try:
+            st, hdrs = client.head(bucket, key)
+        finally:
+            client.close()
+        if st != 200 or hdrs.get("etag", "").strip('"') != etag:
+            raise HarnessError(f"ETag of {key}: HEAD {st} "
+                               f"{hdrs.get('etag')!r}, want {etag!r}")
 
     def stop(self):
         if self.proc is None:
