@@ -463,9 +463,12 @@ class FallbackTest(harness.MountTestCase):
     def test_6_no_fallback_eio_then_recovers_without_remount(self):
         """OBS goes down under a mount without fallback: reads fail with EIO
         within a bound and never hang; when OBS is back, reads work again
-        in the same mount."""
-        mnt, log = self.mount_proxy("prefetch_whole=", "stat_ttl=1s",
-                                    "list_ttl=1s", "negative_ttl=100ms")
+        in the same mount (once the probe, every fallback_probe_interval,
+        has seen OBS answer)."""
+        mnt, log = self.mount_proxy(
+            "prefetch_whole=", "stat_ttl=1s", "list_ttl=1s",
+            "negative_ttl=100ms",
+            f"fallback_probe_interval={int(PROBE_INTERVAL)}s")
         a = os.path.join(mnt, "small", "a.bin")
         b = os.path.join(mnt, "small", "b.bin")
         self.assertEqual(fu.read_file(a), self.small["small/a.bin"])
@@ -484,8 +487,18 @@ class FallbackTest(harness.MountTestCase):
             self.assertEqual(err.errno, errno.EIO, f"{p}: {err!r}")
         print(f"\nno fallback, OBS refusing: EIO after "
               f"{', '.join(f'{t:.2f}s' for t in times)}")
+        t_up = time.monotonic()
         self.proxy.configure(refuse=False)
-        self.assertEqual(fu.read_file(a), self.small["small/a.bin"])
+        got = None
+        while time.monotonic() - t_up < PROBE_INTERVAL + SLACK:
+            try:
+                got = fu.read_file(a)
+                break
+            except OSError:
+                time.sleep(0.1)
+        print(f"readable again {time.monotonic() - t_up:.2f}s after OBS "
+              f"came back")
+        self.assertEqual(got, self.small["small/a.bin"])
         self.assertEqual(fu.read_file(b), self.small["small/b.bin"])
 
     def test_6b_no_fallback_blackhole_eio_bound(self):
