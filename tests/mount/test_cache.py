@@ -489,12 +489,14 @@ class CacheTest(harness.MountTestCase):
         size = self.objs["model.safetensors"][1]
         print(f"4 KiB of other.bin: {bin_bytes / MiB:.1f} MiB fetched")
         self.assertLess(bin_bytes, size // 2, "a *.bin file was fetched whole")
+        # Kept open while it is fetched: closing the last handle cancels a
+        # stream's read-ahead (the reader is gone), whole-file or not.
         with open(os.path.join(mnt, "model.safetensors"), "rb") as f:
             self.assertTrue(f.read(4096) ==
                             harness.rand_bytes(13, 4096))
-        harness.wait_until(
-            lambda: cu.counter(mnt, "dsfs_s3_bytes_read_total") - bin_bytes
-            >= size, 60, 0.1, "model.safetensors to be fetched whole")
+            harness.wait_until(
+                lambda: cu.counter(mnt, "dsfs_s3_bytes_read_total") - bin_bytes
+                >= size, 60, 0.1, "model.safetensors to be fetched whole")
         s = cu.stats(mnt)
         fetched = s["dsfs_s3_bytes_read_total"] - bin_bytes
         print(f"4 KiB of model.safetensors: {fetched / MiB:.1f} MiB "
