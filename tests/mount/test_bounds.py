@@ -21,6 +21,11 @@ import unittest
 import harness
 from hostile_server import ScriptedS3
 
+# Under ASan the allocator keeps freed memory in its quarantine and caches
+# (hundreds of MiB): the memory bounds are checked strictly in the normal
+# build; a sanitizer build only catches gross growth.
+ASAN_SLACK_MIB = 600 if os.environ.get("DSFS_SANITIZER_LOG_DIR") else 0
+
 MiB = 1024 * 1024
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3} ")
 FORGED_KEY = "forged\nfallback: OBS recovered"
@@ -173,8 +178,8 @@ class BoundsTest(unittest.TestCase):
                 fds.append(os.open(d, os.O_RDONLY | os.O_DIRECTORY))
             held = vmrss_mib(pid)
             print(f"300 open handles: VmRSS {held:.0f} MiB", flush=True)
-            # Before: a copy of the listing per handle (~22 MB each).
-            self.assertLess(held, 400)
+            # Before: a copy of the listing per handle (~22 MB each), 6+ GB.
+            self.assertLess(held, 400 + ASAN_SLACK_MIB)
         finally:
             for fd in fds:
                 os.close(fd)
@@ -195,7 +200,7 @@ class BoundsTest(unittest.TestCase):
               f"{peak:.0f} -> {end:.0f} MiB", flush=True)
         # At most the last two listings (~20 MiB each) alive at any time;
         # before, all ten stayed (~300 MiB).
-        self.assertLess(end - base, 120)
+        self.assertLess(end - base, 120 + ASAN_SLACK_MIB)
         self.unmount(mnt)
 
     # ---------------------------------------------------- 4. error bodies
