@@ -90,6 +90,76 @@ struct GetResult {
   DataSource source = DataSource::kObjectStore;
 };
 
+
+// ---- Writes (the write path; stores that cannot write keep the defaults,
+// which fail with NotSupported) ----
+
+// The bytes a PUT or UploadPart sends: `length` bytes from memory
+// (`data`, when fd < 0) or from a file at `offset` (a staged file on the
+// cache disk, read with pread as it is sent; the caller keeps it open and
+// unchanged until the call returns).
+struct Body {
+  const char* data = nullptr;
+  int fd = -1;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
+// What a write stores beside the bytes (the s3fs/obsfs on-bucket format
+// lives in these: x-amz-meta-mode/uid/gid/mtime, Content-Type).
+struct ObjectAttrs {
+  // User metadata, lower-case names without the x-amz-meta- prefix.
+  std::map<std::string, std::string> meta;
+  // Empty: application/octet-stream.
+  std::string content_type;
+};
+
+struct PutRequest {
+  std::string key;
+  Body body;
+  ObjectAttrs attrs;
+  CancelTokenPtr cancel;
+};
+
+// What a completed write created: the new version.
+struct PutResult {
+  std::string etag;  // quotes stripped; never empty on success
+};
+
+// Server-side CopyObject (at most 5 GiB of source; larger objects are
+// copied part by part with UploadPart's copy source).
+struct CopyRequest {
+  std::string source_key;
+  // Non-empty: fail with PreconditionFailed unless the source still has
+  // this ETag (x-amz-copy-source-if-match), so a rename never copies a
+  // version other than the one it looked at.
+  std::string source_if_match;
+  std::string key;  // the destination
+  // Set: the destination gets these attributes (metadata directive
+  // REPLACE); unset: the source's are copied.
+  std::optional<ObjectAttrs> attrs;
+  CancelTokenPtr cancel;
+};
+
+struct UploadPartRequest {
+  std::string key;
+  std::string upload_id;
+  int part_number = 0;  // 1..10000
+  // The part's bytes: `body`, or when copy_source is non-empty, the bytes
+  // copy_range of object copy_source (UploadPartCopy), which must still
+  // have ETag copy_source_if_match when that is non-empty.
+  Body body;
+  std::string copy_source;
+  ByteRange copy_range;
+  std::string copy_source_if_match;
+  CancelTokenPtr cancel;
+};
+
+struct CompletedPart {
+  int part_number = 0;
+  std::string etag;  // as UploadPart returned it
+};
+
 class ObjectStore {
  public:
   virtual ~ObjectStore() = default;
@@ -110,6 +180,31 @@ class ObjectStore {
 
   // For logs: "s3://bucket@host", "dir:/mnt/share".
   virtual std::string Describe() const = 0;
+
+  // ---- Writes ----
+  // A write either creates the whole new version or changes nothing: a
+  // failed or cancelled call never leaves a partial object under `key`.
+  // Every body is sent with its Content-MD5, so the server refuses bytes
+  // damaged on the way; a single-part ETag that is not the body's MD5 is
+  // Corruption.
+
+  // PutObject of body.length bytes (at most 5 GiB).
+  virtual Result<PutResult> Put(const PutRequest& request);
+  virtual Result<PutResult> Copy(const CopyRequest& request);
+  // Starts a multipart upload; returns its upload id.
+  virtual Result<std::string> CreateMultipartUpload(const std::string& key,
+                                                    const ObjectAttrs& attrs);
+  // Uploads (or copies) one part; returns the part's ETag.
+  virtual Result<std::string> UploadPart(const UploadPartRequest& request);
+  // Parts in ascending part_number order. The result's ETag is the new
+  // version's ("<md5 of part md5s>-<count>" on S3).
+  virtual Result<PutResult> CompleteMultipartUpload(const std::string& key,
+                                                    const std::string& upload_id,
+                                                    const std::vector<CompletedPart>& parts);
+  // Drops an upload and its parts (idempotent: an unknown id is OK).
+  virtual Status AbortMultipartUpload(const std::string& key, const std::string& upload_id);
+  // Deletes `key` (OK when it does not exist, as S3 answers).
+  virtual Status Delete(const std::string& key);
 };
 
 }  // namespace dsfs

@@ -211,12 +211,35 @@ struct FallbackConfig {
   int share_workers = 8;
 };
 
+// The write path: files written through the mount are staged on local disk
+// and uploaded on flush/fsync/close.
+struct WriteConfig {
+  // Where staged files live: cache_dir/staging when there is a disk cache
+  // (outside anything the cache's clean-up touches), else tmpdir= (s3fs's
+  // option name, default /tmp).
+  std::string tmpdir = "/tmp";
+  // multipart_size=: part size of uploads, in MiB as s3fs reads it; a file
+  // larger than one part goes up as a parallel multipart upload. 16 MiB
+  // keeps the per-part wait for the first byte (~20 ms) under 10% of a
+  // part's transfer at 64 MiB/s per connection. Raised for a file so it
+  // stays within S3's 10,000 parts (a 5 TiB object gets 525 MiB parts).
+  uint64_t multipart_size = uint64_t{16} << 20;
+  // parallel_count= (s3fs's name): parts uploaded at once per file. 8
+  // connections of ~64 MiB/s fill a 4 Gbit/s share of the link.
+  int parallel_count = 8;
+  // max_dirty=: bytes written but not yet uploaded, over all open files.
+  // Past it a writer waits while its full parts are uploaded early (as
+  // parts of its pending multipart upload). 5 GiB as s3fs's max_dirty_data.
+  uint64_t max_dirty = uint64_t{5} << 30;
+};
+
 struct Config {
   S3Config s3;
   FsConfig fs;
   DaemonConfig daemon;
   CacheConfig cache;
   FallbackConfig fallback;
+  WriteConfig write;
 };
 
 // "4M", "200G", "1048576" -> bytes. Suffixes K/M/G/T (powers of 1024),
