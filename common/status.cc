@@ -23,6 +23,9 @@ const char* StatusCodeName(StatusCode code) {
     case StatusCode::kNotSupported: return "NotSupported";
     case StatusCode::kNoAttribute: return "NoAttribute";
     case StatusCode::kCancelled: return "Cancelled";
+    case StatusCode::kExists: return "Exists";
+    case StatusCode::kNotEmpty: return "NotEmpty";
+    case StatusCode::kNotPermitted: return "NotPermitted";
   }
   return "Unknown";
 }
@@ -51,6 +54,9 @@ int ToErrno(const Status& status) {
     case StatusCode::kNotSupported: return ENOTSUP;
     case StatusCode::kNoAttribute: return ENODATA;
     case StatusCode::kCancelled: return EINTR;
+    case StatusCode::kExists: return EEXIST;
+    case StatusCode::kNotEmpty: return ENOTEMPTY;
+    case StatusCode::kNotPermitted: return EPERM;
     case StatusCode::kThrottled:
     case StatusCode::kTransient:
     case StatusCode::kUnavailable:

@@ -30,6 +30,9 @@ enum class StatusCode {
   kNotSupported,        //                                         -> ENOTSUP
   kNoAttribute,         // no such extended attribute              -> ENODATA
   kCancelled,           // the caller gave up (interrupt, close)   -> EINTR
+  kExists,              // the name is taken                       -> EEXIST
+  kNotEmpty,            // rmdir / rename onto a non-empty dir     -> ENOTEMPTY
+  kNotPermitted,        // an operation dsfs never does (link)     -> EPERM
 };
 
 // Name of a code, for logs and test failure messages.
@@ -61,6 +64,9 @@ class [[nodiscard]] Status {
   static Status NotSupported(std::string m) { return {StatusCode::kNotSupported, std::move(m)}; }
   static Status NoAttribute(std::string m) { return {StatusCode::kNoAttribute, std::move(m)}; }
   static Status Cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
+  static Status Exists(std::string m) { return {StatusCode::kExists, std::move(m)}; }
+  static Status NotEmpty(std::string m) { return {StatusCode::kNotEmpty, std::move(m)}; }
+  static Status NotPermitted(std::string m) { return {StatusCode::kNotPermitted, std::move(m)}; }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }

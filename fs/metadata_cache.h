@@ -39,6 +39,12 @@ struct NodeMeta {
   uint64_t size = 0;
   std::string etag;
   int64_t mtime_sec = 0;
+  uint32_t mtime_nsec = 0;
+  // x-amz-meta-atime / -ctime. Both zero: not known, the mtime stands in.
+  int64_t atime_sec = 0;
+  uint32_t atime_nsec = 0;
+  int64_t ctime_sec = 0;
+  uint32_t ctime_nsec = 0;
   mode_t mode = 0;  // full st_mode (type bits included)
   uid_t uid = 0;
   gid_t gid = 0;
@@ -88,6 +94,11 @@ class MetadataCache {
   void PutStat(const std::string& path, const NodeMeta& meta);
   void PutNegative(const std::string& path);
   void Invalidate(const std::string& path);
+  // Drops the cached listing of `dir` only (a name in it was added or
+  // removed: the next readdir lists again).
+  void InvalidateListing(const std::string& dir);
+  // Drops stat entries and listings of `path` and of everything under it.
+  void InvalidateTree(const std::string& path);
 
   std::shared_ptr<const Listing> GetListing(const std::string& dir);
   // Caches a listing made by Track(); not cached when it does not fit.

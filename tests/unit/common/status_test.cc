@@ -18,6 +18,9 @@ TEST(Status, MapsEveryKindToErrno) {
   EXPECT_EQ(ToErrno(Status::Throttled("x")), EIO);
   EXPECT_EQ(ToErrno(Status::Unavailable("x")), EIO);
   EXPECT_EQ(ToErrno(Status::Corruption("x")), EIO);
+  EXPECT_EQ(ToErrno(Status::Exists("x")), EEXIST);
+  EXPECT_EQ(ToErrno(Status::NotEmpty("x")), ENOTEMPTY);
+  EXPECT_EQ(ToErrno(Status::NotPermitted("x")), EPERM);
   EXPECT_EQ(ToErrno(Status::NameTooLong("x")), ENAMETOOLONG);
   EXPECT_EQ(ToErrno(Status::NoAttribute("x")), ENODATA);
   EXPECT_EQ(ToErrno(Status::NotSupported("x")), ENOTSUP);
