@@ -48,6 +48,16 @@ Result<ListToken> ParseToken(const std::string& token) {
 
 }  // namespace
 
+FallbackOptions FallbackOptionsFrom(const Config& config) {
+  FallbackOptions o;
+  o.failure_threshold = config.fallback.failure_threshold;
+  o.probe_interval = config.fallback.probe_interval;
+  o.probe_prefix = config.fs.prefix;
+  o.proof_rate = config.fallback.proof_rate;
+  o.proof_queue = config.fallback.proof_queue;
+  return o;
+}
+
 FallbackStore::FallbackStore(std::unique_ptr<ObjectStore> primary,
                              std::unique_ptr<ObjectStore> secondary, FallbackOptions options,
                              Metrics* metrics)

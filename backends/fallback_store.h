@@ -80,6 +80,7 @@
 
 #include "backends/object_store.h"
 #include "backends/share_proof.h"
+#include "common/config.h"
 #include "common/metrics.h"
 
 namespace spdlog {
@@ -88,15 +89,14 @@ class logger;
 
 namespace dsfs {
 
+// The defaults are a default FallbackConfig's (common/config.h has the
+// reasons); FallbackOptionsFrom fills them from the mount's Config.
 struct FallbackOptions {
-  // Consecutive retryable primary failures that open the circuit. 3: the
-  // primary (S3Store) already retried each request with backoff, so three
-  // failed requests in a row mean it is down, not unlucky.
-  int failure_threshold = 3;
+  // Consecutive retryable primary failures that open the circuit.
+  int failure_threshold = FallbackConfig{}.failure_threshold;
   // How often the background probe asks the primary while the circuit is
-  // open: 5 s returns to OBS soon after it recovers and costs one LIST per
-  // 5 s during an outage.
-  std::chrono::milliseconds probe_interval{5000};
+  // open.
+  std::chrono::milliseconds probe_interval = FallbackConfig{}.probe_interval;
   // The default probe lists this prefix with max_keys=1 (the mount's key
   // prefix: the credentials may be allowed to list only there).
   std::string probe_prefix;
@@ -104,15 +104,20 @@ struct FallbackOptions {
   std::function<Status(ObjectStore& primary)> probe;
   // Bytes per second the background prover reads from the share; 0: no
   // background proofs (Prove/ProvePrefix still work).
-  uint64_t proof_rate = 0;
+  uint64_t proof_rate = FallbackConfig{}.proof_rate;
   // Keys waiting for a background proof; more are dropped (a later Head
   // queues them again).
-  size_t proof_queue = 10000;
+  size_t proof_queue = FallbackConfig{}.proof_queue;
   // Where verdicts are kept (must outlive the store); null: in memory.
   ProofBook* proofs = nullptr;
   // Null: spdlog's default logger.
   std::shared_ptr<spdlog::logger> logger;
 };
+
+// fallback.* (threshold, probe interval, proof rate and queue) and the
+// probe prefix (fs.prefix). `probe`, `proofs` and `logger` are left unset:
+// the store stack owns the proof book.
+FallbackOptions FallbackOptionsFrom(const Config& config);
 
 // One line of a ProvePrefix report.
 struct ProofLine {

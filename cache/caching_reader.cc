@@ -1,6 +1,8 @@
 #include "cache/caching_reader.h"
 
 #include <algorithm>
+#include <chrono>
+#include <future>
 #include <optional>
 #include <vector>
 
@@ -12,7 +14,26 @@ CachingReader::CachingReader(ObjectStore& store, BlockCache* cache, const ReadAh
       fetcher_(store, cache, options, metrics),
       prefetcher_(fetcher_, budget_, options, metrics) {}
 
-Result<SliceList> CachingReader::ReadSlices(const ObjectId& id, uint64_t offset, size_t len) {
+namespace {
+
+// How often a waiting reader looks at its cancel token: an interrupted
+// read is answered within this; a completed fetch wakes the wait at once.
+constexpr std::chrono::milliseconds kCancelPoll{50};
+
+// The future's result, or Cancelled once `cancel` is set.
+Result<BlockData> Await(const BlockFetcher::Future& future, const CancelTokenPtr& cancel) {
+  if (cancel) {
+    while (future.wait_for(kCancelPoll) != std::future_status::ready) {
+      if (cancel->cancelled()) return Status::Cancelled("read interrupted");
+    }
+  }
+  return future.get();
+}
+
+}  // namespace
+
+Result<SliceList> CachingReader::ReadSlices(const ObjectId& id, uint64_t offset, size_t len,
+                                            const CancelTokenPtr& cancel) {
   if (len == 0 || offset >= id.size) return SliceList{};
   const uint64_t n = std::min<uint64_t>(len, id.size - offset);
   const uint64_t bs = fetcher_.block_size();
@@ -46,10 +67,11 @@ Result<SliceList> CachingReader::ReadSlices(const ObjectId& id, uint64_t offset,
   out.reserve(parts.size());
   for (Part& p : parts) {
     if (!p.data) {
-      Result<BlockData> r = p.future->get();
-      if (!r.ok() && p.from_buffer) {
-        // Read-ahead failed: a demand fetch retries once before failing.
-        r = fetcher_.Fetch(p.key, FetchPriority::kDemand).get();
+      Result<BlockData> r = Await(*p.future, cancel);
+      if (!r.ok() && p.from_buffer && !IsCancelled(cancel)) {
+        // The read-ahead failed or was cancelled (not this read): a demand
+        // fetch retries once before failing.
+        r = Await(fetcher_.Fetch(p.key, FetchPriority::kDemand), cancel);
       }
       if (!r.ok()) return r.status();
       p.data = *r;

@@ -37,6 +37,8 @@
 //    charged until the GET ends (the Buffer exists until then). Demand
 //    blocks are not charged (bounded by FUSE threads x blocks per read);
 //    Offer() keeps one in the stream only if the budget has room.
+//    The reader waits for each future in turn; a FUSE interrupt (its
+//    cancel token) ends the wait with Cancelled (EINTR), the fetch runs on.
 // 4. Reply: ReadSlices returns slices into the Buffers; the filesystem
 //    answers with fuse_reply_iov and drops the slices after the reply.
 // 5. Cache write: the worker fulfils the future first, then queues the
@@ -79,7 +81,8 @@ class CachingReader : public ObjectReader {
   ~CachingReader() override = default;
 
   // Returns exactly min(len, id.size - offset) bytes (0 at or past the end).
-  Result<SliceList> ReadSlices(const ObjectId& id, uint64_t offset, size_t len) override;
+  Result<SliceList> ReadSlices(const ObjectId& id, uint64_t offset, size_t len,
+                               const CancelTokenPtr& cancel) override;
   void Opened(const ObjectId& id) override { prefetcher_.Opened(id); }
   void Released(const ObjectId& id) override { prefetcher_.Released(id); }
 

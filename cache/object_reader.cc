@@ -19,8 +19,9 @@ size_t CopySlices(const SliceList& slices, char* buf) {
   return n;
 }
 
-Result<size_t> ObjectReader::Read(const ObjectId& id, uint64_t offset, size_t len, char* buf) {
-  DSFS_ASSIGN_OR_RETURN(SliceList slices, ReadSlices(id, offset, len));
+Result<size_t> ObjectReader::Read(const ObjectId& id, uint64_t offset, size_t len, char* buf,
+                                  const CancelTokenPtr& cancel) {
+  DSFS_ASSIGN_OR_RETURN(SliceList slices, ReadSlices(id, offset, len, cancel));
   return CopySlices(slices, buf);
 }
 

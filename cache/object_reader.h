@@ -11,6 +11,7 @@
 
 #include "backends/object_store.h"
 #include "common/buffer.h"
+#include "common/cancel.h"
 #include "common/status.h"
 
 namespace dsfs {
@@ -43,10 +44,16 @@ class ObjectReader {
   virtual ~ObjectReader() = default;
   // Reads up to len bytes at offset. The slices hold fewer than len bytes
   // only at end of object (none at or past the end). Fails with
-  // PreconditionFailed if the object no longer has id.etag.
-  virtual Result<SliceList> ReadSlices(const ObjectId& id, uint64_t offset, size_t len) = 0;
+  // PreconditionFailed if the object no longer has id.etag. `cancel`
+  // (may be null): cancelled when the caller gives up (a FUSE interrupt:
+  // the reader was killed); a read waiting for bytes then fails with
+  // Cancelled at once. The fetches it waited for run on (other readers may
+  // share them, and their blocks are cached).
+  virtual Result<SliceList> ReadSlices(const ObjectId& id, uint64_t offset, size_t len,
+                                       const CancelTokenPtr& cancel) = 0;
   // The same, copied into buf.
-  Result<size_t> Read(const ObjectId& id, uint64_t offset, size_t len, char* buf);
+  Result<size_t> Read(const ObjectId& id, uint64_t offset, size_t len, char* buf,
+                      const CancelTokenPtr& cancel = nullptr);
   // A handle opened / released the object (read-ahead hints).
   virtual void Opened(const ObjectId& /*id*/) {}
   virtual void Released(const ObjectId& /*id*/) {}

@@ -205,6 +205,10 @@ struct FallbackConfig {
   // 700 GB model in about three hours without taking the share from the
   // nodes that read it.
   uint64_t proof_rate = uint64_t{64} << 20;
+  // Keys waiting for a background proof; more are dropped (the next HEAD
+  // of a dropped key queues it again). 10,000 covers the shards of several
+  // models at ~100 bytes each.
+  size_t proof_queue = 10000;
   // share_workers=: threads that do the share's I/O. A hung NFS hard mount
   // blocks its reader in the kernel: these threads take that, never the
   // FUSE threads; 8 keep several shards' fallback reads in flight.

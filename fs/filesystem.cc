@@ -394,12 +394,14 @@ Result<OpenReply> Filesystem::Open(InodeId ino, int flags) {
   return reply;
 }
 
-Result<size_t> Filesystem::Read(uint64_t handle, uint64_t offset, size_t len, char* buf) {
-  DSFS_ASSIGN_OR_RETURN(SliceList slices, ReadSlices(handle, offset, len));
+Result<size_t> Filesystem::Read(uint64_t handle, uint64_t offset, size_t len, char* buf,
+                                const CancelTokenPtr& cancel) {
+  DSFS_ASSIGN_OR_RETURN(SliceList slices, ReadSlices(handle, offset, len, cancel));
   return CopySlices(slices, buf);
 }
 
-Result<SliceList> Filesystem::ReadSlices(uint64_t handle, uint64_t offset, size_t len) {
+Result<SliceList> Filesystem::ReadSlices(uint64_t handle, uint64_t offset, size_t len,
+                                         const CancelTokenPtr& cancel) {
   FileHandle fh;
   {
     std::lock_guard lock(handles_mu_);
@@ -407,7 +409,7 @@ Result<SliceList> Filesystem::ReadSlices(uint64_t handle, uint64_t offset, size_
     if (it == files_.end()) return Status::InvalidArgument("bad file handle");
     fh = it->second;
   }
-  auto n = reader_.ReadSlices(fh.object, offset, len);
+  auto n = reader_.ReadSlices(fh.object, offset, len, cancel);
   if (!n.ok() && n.status().code() == StatusCode::kPreconditionFailed) {
     // The object changed under this handle: the next open sees the new one.
     if (auto node = inodes_.Get(fh.ino)) {

@@ -85,9 +85,12 @@ class Filesystem {
   // flags: open(2) flags. Any write access is refused on a read-only mount.
   Result<OpenReply> Open(InodeId ino, int flags);
   // The bytes as slices of shared buffers (what the FUSE reply is written
-  // from), or copied into buf.
-  Result<SliceList> ReadSlices(uint64_t handle, uint64_t offset, size_t len);
-  Result<size_t> Read(uint64_t handle, uint64_t offset, size_t len, char* buf);
+  // from), or copied into buf. `cancel`: as for OpenDir (a read waiting
+  // for the network fails with Cancelled, EINTR).
+  Result<SliceList> ReadSlices(uint64_t handle, uint64_t offset, size_t len,
+                               const CancelTokenPtr& cancel = nullptr);
+  Result<size_t> Read(uint64_t handle, uint64_t offset, size_t len, char* buf,
+                      const CancelTokenPtr& cancel = nullptr);
   void Release(uint64_t handle);
 
   Result<struct statvfs> StatFs();

@@ -78,11 +78,20 @@ class InterruptScope {
 };
 
 void OnInit(void* userdata, fuse_conn_info* conn) {
-  (void)userdata;
-  // Large kernel read-ahead so sequential readers send big, early reads.
-  conn->max_readahead = 8u << 20;
+  const auto& self = *static_cast<FuseSession*>(userdata);
+  // Large kernel read-ahead so sequential readers send big, early reads
+  // (the kernel caps it at the bdi's read_ahead_kb, set to the same value).
+  if (self.options().kernel_readahead_kb > 0) {
+    conn->max_readahead = self.options().kernel_readahead_kb * 1024u;
+  }
   if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+  // O_DIRECT reads as synchronous requests: with async direct I/O the
+  // kernel waits for them uninterruptibly and never sends an INTERRUPT, so
+  // a reader killed while its GET hangs would stay in D state until the
+  // GET's deadline. The daemon's read-ahead keeps a direct reader's
+  // sequential requests short, so the lost kernel parallelism costs little.
+  conn->want &= ~FUSE_CAP_ASYNC_DIO;
   // Plain readdir: attributes come from lookup (HEAD with s3fs metadata).
   conn->want &= ~FUSE_CAP_READDIRPLUS;
 }
@@ -198,7 +207,11 @@ void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 void OnRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
   Guard(req, "read", [&] {
     // Replied straight from the blocks' buffers: the kernel's copy is the only one.
-    auto r = Self(req).fs().ReadSlices(fi->fh, static_cast<uint64_t>(off), size);
+    Result<SliceList> r = [&] {
+      InterruptScope interrupt(req);
+      return Self(req).fs().ReadSlices(fi->fh, static_cast<uint64_t>(off), size,
+                                       interrupt.token());
+    }();
     if (!r.ok()) return ReplyError(req, "read", r.status());
     std::vector<iovec> iov;
     iov.reserve(r->size());

@@ -28,6 +28,7 @@
 #include <unordered_map>
 
 #include "common/clock.h"
+#include "common/config.h"
 
 namespace dsfs {
 
@@ -68,16 +69,17 @@ struct Listing {
   static size_t ChildBytes(const std::string& name, const Child& child);
 };
 
+// Filled by MetadataCacheOptionsFrom (fs/filesystem.h); the defaults are a
+// default FsConfig's (the reasons are there).
 struct MetadataCacheOptions {
-  std::chrono::milliseconds stat_ttl{5000};
-  std::chrono::milliseconds negative_ttl{1000};
-  std::chrono::milliseconds list_ttl{5000};
-  size_t max_entries = 200'000;  // stat + negative entries
+  std::chrono::milliseconds stat_ttl = FsConfig{}.stat_ttl;
+  std::chrono::milliseconds negative_ttl = FsConfig{}.negative_ttl;
+  std::chrono::milliseconds list_ttl = FsConfig{}.list_ttl;
+  size_t max_entries = FsConfig{}.max_stat_entries;  // stat + negative entries
   // All live listings (cached or held by open directory handles).
-  size_t max_listing_bytes = size_t{256} << 20;
-  // How often expired entries are swept: often enough that an expired big
-  // listing does not linger, rare enough that the O(n) sweep is noise.
-  std::chrono::milliseconds sweep_interval{1000};
+  size_t max_listing_bytes = FsConfig{}.list_mem;
+  // How often expired entries are swept.
+  std::chrono::milliseconds sweep_interval = FsConfig{}.list_sweep_interval;
 };
 
 class MetadataCache {

@@ -74,11 +74,7 @@ Result<std::unique_ptr<StoreStack>> StoreStack::Build(const Config& config, Cred
     share = std::make_unique<BoundedStore>(std::move(*dir), config.fallback.share_workers,
                                            config.s3.request_timeout);
   }
-  FallbackOptions fo;
-  fo.failure_threshold = config.fallback.failure_threshold;
-  fo.probe_interval = config.fallback.probe_interval;
-  fo.probe_prefix = config.fs.prefix;
-  fo.proof_rate = config.fallback.proof_rate;
+  FallbackOptions fo = FallbackOptionsFrom(config);
   fo.proofs = stack->proofs_.get();
   stack->circuit_ =
       std::make_unique<FallbackStore>(std::move(s3), std::move(share), fo, metrics);

@@ -347,6 +347,34 @@ class BoundsTest(unittest.TestCase):
         self.assertTrue(os.path.exists(os.path.join(cache, "CLEAN")),
                         harness.tail(log))
 
+    def test_15_killed_reader_is_freed(self):
+        # A GET into a black hole, no first-byte deadline: only the
+        # interrupt can free a reader killed while it waits. O_DIRECT: the
+        # reader waits in the FUSE request itself (a buffered read waits on
+        # the page lock, which SIGKILL breaks without the daemon's help).
+        mnt, log, pid = self.mount("first_byte_timeout=0")
+        cat = subprocess.Popen(["dd", "if=" + os.path.join(mnt, "hang.bin"),
+                                "of=/dev/null", "bs=4096", "iflag=direct"],
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        time.sleep(1.5)
+        self.assertIsNone(cat.poll(), "the read should hang on the black hole")
+        start = time.monotonic()
+        cat.kill()
+        cat.wait(timeout=20)  # TimeoutExpired: the reader stays stuck (D state)
+        freed = time.monotonic() - start
+        print(f"\nkilled reader freed after {freed:.2f} s", flush=True)
+        self.assertLess(freed, 20)
+        # The mount still answers, and unmounts at once.
+        with open(os.path.join(mnt, "ok.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"ok\n")
+        r = subprocess.run(["fusermount3", "-u", mnt], capture_output=True,
+                           text=True, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        harness.wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 20,
+                           0.1, "the daemon to exit after the unmount")
+        self.mounts.remove(mnt)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -94,6 +94,8 @@ class FallbackStoreTest : public ::testing::Test {
     if (opts.probe_interval == FallbackOptions{}.probe_interval) {
       opts.probe_interval = std::chrono::hours(1);  // probes only on ProbeNow()
     }
+    // Background proofs only where a test asks for them (a rate of its own).
+    if (opts.proof_rate == FallbackOptions{}.proof_rate) opts.proof_rate = 0;
     opts.logger = log_.logger;
     return std::make_unique<FallbackStore>(primary_, dir_.get(), std::move(opts), &metrics_);
   }

@@ -87,7 +87,7 @@ TEST(CachingReader, SlicesPointIntoTheSharedBlocks) {
   std::string data = Pattern(4 * kBlock);
   ObjectId id = AddObject(store, "a/obj", data);
   CachingReader reader(store, nullptr, Options());
-  Result<SliceList> a = reader.ReadSlices(id, kBlock - 100, 300);
+  Result<SliceList> a = reader.ReadSlices(id, kBlock - 100, 300, nullptr);
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   ASSERT_EQ(a->size(), 2u);
   EXPECT_EQ(TotalSize(*a), 300u);
@@ -98,12 +98,12 @@ TEST(CachingReader, SlicesPointIntoTheSharedBlocks) {
     EXPECT_GE(s.data, s.owner->data());
     EXPECT_LE(s.data + s.size, s.owner->data() + s.owner->size());
   }
-  Result<SliceList> b = reader.ReadSlices(id, kBlock + 500, 10);
+  Result<SliceList> b = reader.ReadSlices(id, kBlock + 500, 10, nullptr);
   ASSERT_TRUE(b.ok());
   ASSERT_EQ(b->size(), 1u);
   EXPECT_EQ((*b)[0].owner.get(), (*a)[1].owner.get());  // the same block, not a copy
   EXPECT_EQ((*b)[0].data, (*a)[1].owner->data() + 500);
-  Result<SliceList> end = reader.ReadSlices(id, 4 * kBlock, 10);
+  Result<SliceList> end = reader.ReadSlices(id, 4 * kBlock, 10, nullptr);
   ASSERT_TRUE(end.ok());
   EXPECT_TRUE(end->empty());
 }
@@ -601,6 +601,50 @@ TEST(CachingReaderBench, DISABLED_Throughput) {
     }
   }
   store.SetHook(nullptr);
+}
+
+}  // namespace
+}  // namespace dsfs
+
+namespace dsfs {
+namespace {
+
+// A reader the kernel interrupted (killed process) is answered at once
+// with Cancelled while its GET still hangs; the GET finishes for the next
+// reader, which gets the right bytes from it.
+TEST(CachingReader, InterruptedReadIsCancelledWhileTheFetchRunsOn) {
+  MemoryStore store;
+  std::string data = Pattern(4 * kBlock);
+  ObjectId id = AddObject(store, "a/obj", data);
+  Gate gate;
+  store.SetHook([&](StoreOp op, const std::string&) {
+    if (op == StoreOp::kGet) gate.Wait();
+  });
+  ReadAheadOptions o = Options();
+  o.window_initial = 0;
+  o.window_max = 0;
+  o.prefetch_mem = 0;
+  CachingReader reader(store, nullptr, o);
+  auto interrupt = std::make_shared<CancelToken>();
+  auto read = std::async(std::launch::async, [&] {
+    std::string buf(100, '\0');
+    return reader.Read(id, 2 * kBlock, 100, buf.data(), interrupt);
+  });
+  ASSERT_TRUE(gate.AwaitWaiters(1));
+  EXPECT_EQ(read.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  interrupt->Cancel();
+  ASSERT_EQ(read.wait_for(kMaxWait), std::future_status::ready) << "the interrupt freed nobody";
+  Result<size_t> r = read.get();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kCancelled);
+  // The GET runs on; the next read joins it and gets its bytes.
+  auto again = std::async(std::launch::async, [&] { return ReadAt(reader, id, 2 * kBlock, 100); });
+  ASSERT_TRUE(Eventually([&] { return reader.fetcher().stats().collapsed == 1; }));
+  gate.Open();
+  Result<std::string> got = again.get();
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(*got, data.substr(2 * kBlock, 100));
+  EXPECT_EQ(store.counters().get, 1);
 }
 
 }  // namespace

@@ -40,7 +40,7 @@ class ScriptedListStore : public ObjectStore {
 // These tests read no file data (readlink goes to the store itself).
 class NoReads : public ObjectReader {
  public:
-  Result<SliceList> ReadSlices(const ObjectId&, uint64_t, size_t) override {
+  Result<SliceList> ReadSlices(const ObjectId&, uint64_t, size_t, const CancelTokenPtr&) override {
     return Status::NotSupported("no reads in these tests");
   }
 };

@@ -20,7 +20,8 @@ namespace {
 class StoreReader : public ObjectReader {
  public:
   explicit StoreReader(ObjectStore& store) : store_(store) {}
-  Result<SliceList> ReadSlices(const ObjectId& id, uint64_t offset, size_t len) override {
+  Result<SliceList> ReadSlices(const ObjectId& id, uint64_t offset, size_t len,
+                               const CancelTokenPtr&) override {
     if (offset >= id.size || len == 0) return SliceList{};
     uint64_t n = std::min<uint64_t>(len, id.size - offset);
     std::shared_ptr<Buffer> buf = Buffer::Allocate(n);

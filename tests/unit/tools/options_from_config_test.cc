@@ -4,13 +4,13 @@
 // - DefaultsAreADefaultConfigs: the struct a component gets when nobody
 //   sets anything equals the one built from Config{} (no second default).
 // - EveryTunableIsMapped: each Config field reaches the struct.
-// (FallbackOptions is not covered yet: the fallback store is being rebuilt.)
 // Each test names every field of the struct in a structured binding, so
 // adding a field does not compile until it is mapped and checked here.
 #include <gtest/gtest.h>
 
 #include <chrono>
 
+#include "backends/fallback_store.h"
 #include "cache/cache_options.h"
 #include "cache/memory_budget.h"
 #include "common/config.h"
@@ -177,6 +177,42 @@ TEST(MetadataCacheOptionsFrom, EveryTunableIsMapped) {
   EXPECT_EQ(max_entries, 4u);
   EXPECT_EQ(max_listing_bytes, 5u);
   EXPECT_EQ(sweep, milliseconds(6));
+}
+
+TEST(FallbackOptionsFrom, DefaultsAreADefaultConfigs) {
+  Config c;
+  c.fs.prefix = "";  // the default probe prefix
+  const FallbackOptions from = FallbackOptionsFrom(c);
+  const FallbackOptions def{};
+  const auto& [threshold, probe_interval, probe_prefix, probe, proof_rate, proof_queue, proofs,
+               logger] = from;
+  EXPECT_EQ(threshold, def.failure_threshold);
+  EXPECT_EQ(probe_interval, def.probe_interval);
+  EXPECT_EQ(probe_prefix, def.probe_prefix);
+  EXPECT_FALSE(probe);
+  EXPECT_EQ(proof_rate, def.proof_rate);
+  EXPECT_EQ(proof_queue, def.proof_queue);
+  EXPECT_EQ(proofs, nullptr);
+  EXPECT_EQ(logger, nullptr);
+}
+
+TEST(FallbackOptionsFrom, EveryTunableIsMapped) {
+  Config c;
+  c.fallback.failure_threshold = 7;
+  c.fallback.probe_interval = milliseconds(1234);
+  c.fallback.proof_rate = 99;
+  c.fallback.proof_queue = 12;
+  c.fs.prefix = "models/";
+  const auto& [threshold, probe_interval, probe_prefix, probe, proof_rate, proof_queue, proofs,
+               logger] = FallbackOptionsFrom(c);
+  EXPECT_EQ(threshold, 7);
+  EXPECT_EQ(probe_interval, milliseconds(1234));
+  EXPECT_EQ(probe_prefix, "models/");
+  EXPECT_FALSE(probe);
+  EXPECT_EQ(proof_rate, 99u);
+  EXPECT_EQ(proof_queue, 12u);
+  EXPECT_EQ(proofs, nullptr);
+  EXPECT_EQ(logger, nullptr);
 }
 
 }  // namespace
