@@ -103,6 +103,9 @@ Result<NodeMeta> Filesystem::Resolve(const std::string& path) {
     hint = it->second;
   }
   auto meta = ResolveUncached(path, hint ? &*hint : nullptr);
+  if (meta.ok() && IsHidden(path, meta->etag)) {
+    meta = Status::NotFound("'" + path + "' is unlinked (open handles keep it)");
+  }
   if (meta.ok()) {
     meta_.PutStat(path, *meta);
   } else if (meta.status().code() == StatusCode::kNotFound) {
@@ -331,7 +334,7 @@ Result<std::vector<DirEntry>> Filesystem::ReadDir(uint64_t handle, uint64_t offs
   std::vector<DirEntry> out;
   uint64_t i = offset;
   for (; i < 2 && out.size() < max_entries; ++i) {
-    out.push_back({i == 0 ? "." : "..", i == 0 ? h.ino : h.parent, S_IFDIR});
+    out.push_back({i == 0 ? "." : "..", i == 0 ? h.ino : h.parent, S_IFDIR, i + 1});
   }
   if (out.size() >= max_entries || i - 2 >= children.size()) return out;
   auto child = h.cursor;
@@ -341,6 +344,7 @@ Result<std::vector<DirEntry>> Filesystem::ReadDir(uint64_t handle, uint64_t offs
   for (; child != children.end() && out.size() < max_entries; ++child, ++i) {
     const auto& [name, c] = *child;
     const std::string path = JoinPath(h.path, name);
+    if (c.kind == NodeKind::kFile && IsHidden(path, c.etag)) continue;  // unlinked, still open
     // A listing cannot tell a symlink from a file (that is in the object's
     // metadata): unless a stat says so, a file's type is "unknown" and the
     // caller stats it.
@@ -349,7 +353,7 @@ Result<std::vector<DirEntry>> Filesystem::ReadDir(uint64_t handle, uint64_t offs
       auto cached = meta_.GetStat(path);
       type = cached.state == MetadataCache::Lookup::kFound ? TypeBits(cached.meta.kind) : 0;
     }
-    out.push_back({name, inodes_.PeekId(path), type});
+    out.push_back({name, inodes_.PeekId(path), type, i + 1});
   }
   std::lock_guard lock(handles_mu_);
   if (auto it = dirs_.find(handle); it != dirs_.end()) {
@@ -431,6 +435,7 @@ void Filesystem::Release(uint64_t handle) {
     files_.erase(it);
   }
   reader_.Released(object);
+  FinishDeferred(object);
 }
 
 Result<std::string> Filesystem::GetXattr(InodeId ino, const std::string& name) {

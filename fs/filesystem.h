@@ -15,6 +15,7 @@
 
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 #include <atomic>
 #include <functional>
@@ -22,7 +23,9 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <optional>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "backends/fallback_store.h"
@@ -48,6 +51,9 @@ struct DirEntry {
   std::string name;
   InodeId ino = 0;
   mode_t type = 0;  // S_IFDIR, S_IFREG, S_IFLNK, or 0 (unknown: stat it)
+  // The offset a readdir continues from after this entry (entries may be
+  // left out: a name unlinked while open).
+  uint64_t next = 0;
 };
 
 struct OpenReply {
@@ -112,6 +118,56 @@ class Filesystem {
   // path yet): ReadOnly (EROFS) on a read-only mount, else NotSupported.
   Status ReadOnlyError() const;
 
+  // ---- Namespace changes (fs/filesystem_namespace.cc) ----
+  // Each writes the s3fs/obsfs format (fs/attr.h) and updates the stat
+  // cache, the listing cache and the inode table before it returns (mkdir
+  // then ls shows the directory at once; a renamed node keeps its id).
+  // New names: empty, ".", "..", '/' or NUL -> InvalidArgument; over 255
+  // bytes (or a key over S3's 1024) -> NameTooLong; taken -> Exists.
+
+  // Who asks (the FUSE request's context): owner of what is created.
+  struct Caller {
+    uid_t uid = 0;
+    gid_t gid = 0;
+  };
+  // A "name/" marker: zero bytes, Content-Type application/x-directory.
+  Result<EntryReply> Mkdir(InodeId parent, const std::string& name, mode_t mode,
+                           const Caller& caller);
+  // NotEmpty when any key is under "name/"; deletes the marker (an
+  // implicit directory has none) and a legacy "name" directory object.
+  Status Rmdir(InodeId parent, const std::string& name);
+  // Deletes the object. While read handles on it are open, the DELETE
+  // waits for the last one to close and the name is hidden at once.
+  Status Unlink(InodeId parent, const std::string& name);
+  // flags: RENAME_NOREPLACE is honoured, RENAME_EXCHANGE is InvalidArgument.
+  // A file: server-side copy (metadata kept), then delete of the source; a
+  // destination file is replaced. A directory: every key under it is
+  // copied, then the sources are deleted (not atomic; a failure stops it
+  // with IoError and leaves every object at its old name or its new one).
+  static constexpr unsigned kRenameNoReplace = 1;  // Linux RENAME_NOREPLACE
+  static constexpr unsigned kRenameExchange = 2;   // Linux RENAME_EXCHANGE
+  Status Rename(InodeId parent, const std::string& name, InodeId new_parent,
+                const std::string& new_name, unsigned flags);
+  // An object whose body is `target`, mode S_IFLNK|0777.
+  Result<EntryReply> Symlink(InodeId parent, const std::string& name, const std::string& target,
+                             const Caller& caller);
+  // Hard links cannot be stored in an object store: NotPermitted (EPERM).
+  Status Link(InodeId ino, InodeId new_parent, const std::string& new_name);
+  // chmod / chown / utimens: a copy of the object onto itself with the new
+  // metadata (REPLACE), as s3fs does; ctime becomes now. A directory
+  // without a marker gets one. The size part of setattr is the write
+  // path's (Truncate).
+  struct AttrChange {
+    std::optional<mode_t> mode;  // permission bits (07777) only
+    std::optional<uid_t> uid;
+    std::optional<gid_t> gid;
+    std::optional<struct timespec> atime;  // UTIME_NOW: now
+    std::optional<struct timespec> mtime;
+  };
+  Result<struct stat> SetAttr(InodeId ino, const AttrChange& change);
+  // InvalidArgument / NameTooLong for a name no entry may get.
+  static Status CheckNewName(const std::string& name);
+
   // The object key of a path.
   std::string KeyOf(const std::string& path) const { return config_.prefix + path; }
   InodeTable& inodes() { return inodes_; }
@@ -144,6 +200,29 @@ class Filesystem {
                                                      const CancelTokenPtr& cancel);
   Result<InodeInfo> GetInode(InodeId ino) const;
   Result<std::string> ProveReport(const InodeInfo& node);
+
+  // Namespace helpers (fs/filesystem_namespace.cc).
+  struct NewEntry {
+    InodeInfo parent;
+    std::string path;
+  };
+  // The parent directory and the new path, the name checked.
+  Result<NewEntry> PrepareNewEntry(InodeId parent, const std::string& name);
+  // Deletes `key` now, or, while a handle is open on it, when the last one
+  // closes (the path is hidden meanwhile).
+  Status DeleteOrDefer(const std::string& path, const std::string& key);
+  // After a handle on `object` closed: the deferred DELETE, if it was the last.
+  void FinishDeferred(const ObjectId& object);
+  // True when `path` at version `etag` is unlinked but still open.
+  bool IsHidden(const std::string& path, const std::string& etag);
+  Status RenameFile(const std::string& from, const NodeMeta& from_meta, const std::string& to);
+  Status RenameDir(const std::string& from, const NodeMeta& from_meta, const std::string& to,
+                   bool to_exists);
+  // Every object under `prefix` (all pages), bounded as LoadListing is.
+  Result<std::vector<ObjectInfo>> ListAll(const std::string& prefix, int max_keys);
+  // A node's change made: caches and inode table agree with the store.
+  void Created(const std::string& path, const NodeMeta& meta);
+  void Removed(const std::string& path);
   static constexpr size_t kMaxXattrReport = 60000;
   void Count(const char* name);
 
@@ -160,6 +239,14 @@ class Filesystem {
   std::mutex handles_mu_;
   std::unordered_map<uint64_t, FileHandle> files_;  // guarded by handles_mu_
   std::unordered_map<uint64_t, DirHandle> dirs_;    // guarded by handles_mu_
+  // Objects unlinked or renamed away while open: key -> the path they had
+  // and the versions open. Deleted when the last handle on the key closes.
+  struct Deferred {
+    std::string path;
+    std::unordered_set<std::string> etags;
+  };
+  std::unordered_map<std::string, Deferred> deferred_;  // guarded by handles_mu_
+  std::atomic<bool> any_deferred_{false};               // deferred_ is not empty
 };
 
 // Joins a directory path and a name: ("", "a") -> "a", ("a", "b") -> "a/b".

@@ -179,7 +179,7 @@ void OnReadDir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_inf
       std::memset(&st, 0, sizeof(st));
       st.st_ino = e.ino;
       st.st_mode = e.type;
-      ++next;
+      next = e.next;
       size_t need = fuse_add_direntry(req, buf.data() + used, size - used, e.name.c_str(), &st,
                                       static_cast<off_t>(next));
       if (need > size - used) break;
@@ -255,24 +255,87 @@ void OnListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
         [&] { ReplyXattr(req, "listxattr", Self(req).fs().ListXattr(ino), size); });
 }
 
-// Every namespace change or write: refused until the write path lands.
+// Writes of data: refused until the write path lands.
 void RefuseWrite(fuse_req_t req, const char* op) {
   ReplyError(req, op, Self(req).fs().ReadOnlyError());
 }
-void OnSetAttr(fuse_req_t req, fuse_ino_t, struct stat*, int, fuse_file_info*) {
-  RefuseWrite(req, "setattr");
+Filesystem::Caller CallerOf(fuse_req_t req) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  return Filesystem::Caller{ctx->uid, ctx->gid};
+}
+
+void ReplyEntry(fuse_req_t req, const EntryReply& r) {
+  fuse_entry_param e;
+  std::memset(&e, 0, sizeof(e));
+  e.ino = r.ino;
+  e.attr = r.attr;
+  e.attr_timeout = Seconds(Self(req).options().attr_ttl);
+  e.entry_timeout = Seconds(Self(req).options().attr_ttl);
+  // Not taken (the caller was interrupted): the lookup it counted goes.
+  if (fuse_reply_entry(req, &e) == -ENOENT) Self(req).fs().Forget(r.ino, 1);
+}
+
+void ReplyStatus(fuse_req_t req, const char* op, const Status& s) {
+  if (!s.ok()) return ReplyError(req, op, s);
+  fuse_reply_err(req, 0);
+}
+
+// The size part (truncate) belongs to the write path.
+void OnSetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+               fuse_file_info*) {
+  Guard(req, "setattr", [&] {
+    if (to_set & FUSE_SET_ATTR_SIZE) return RefuseWrite(req, "setattr");
+    Filesystem::AttrChange change;
+    if (to_set & FUSE_SET_ATTR_MODE) change.mode = attr->st_mode & 07777;
+    if (to_set & FUSE_SET_ATTR_UID) change.uid = attr->st_uid;
+    if (to_set & FUSE_SET_ATTR_GID) change.gid = attr->st_gid;
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+      change.atime = timespec{0, UTIME_NOW};
+    } else if (to_set & FUSE_SET_ATTR_ATIME) {
+      change.atime = attr->st_atim;
+    }
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+      change.mtime = timespec{0, UTIME_NOW};
+    } else if (to_set & FUSE_SET_ATTR_MTIME) {
+      change.mtime = attr->st_mtim;
+    }
+    auto r = Self(req).fs().SetAttr(ino, change);
+    if (!r.ok()) return ReplyError(req, "setattr", r.status());
+    fuse_reply_attr(req, &*r, Seconds(Self(req).options().attr_ttl));
+  });
 }
 void OnMknod(fuse_req_t req, fuse_ino_t, const char*, mode_t, dev_t) { RefuseWrite(req, "mknod"); }
-void OnMkdir(fuse_req_t req, fuse_ino_t, const char*, mode_t) { RefuseWrite(req, "mkdir"); }
-void OnUnlink(fuse_req_t req, fuse_ino_t, const char*) { RefuseWrite(req, "unlink"); }
-void OnRmdir(fuse_req_t req, fuse_ino_t, const char*) { RefuseWrite(req, "rmdir"); }
-void OnSymlink(fuse_req_t req, const char*, fuse_ino_t, const char*) {
-  RefuseWrite(req, "symlink");
+void OnMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  Guard(req, "mkdir", [&] {
+    auto r = Self(req).fs().Mkdir(parent, name, mode, CallerOf(req));
+    if (!r.ok()) return ReplyError(req, "mkdir", r.status());
+    ReplyEntry(req, *r);
+  });
 }
-void OnRename(fuse_req_t req, fuse_ino_t, const char*, fuse_ino_t, const char*, unsigned) {
-  RefuseWrite(req, "rename");
+void OnUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Guard(req, "unlink", [&] { ReplyStatus(req, "unlink", Self(req).fs().Unlink(parent, name)); });
 }
-void OnLink(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) { RefuseWrite(req, "link"); }
+void OnRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Guard(req, "rmdir", [&] { ReplyStatus(req, "rmdir", Self(req).fs().Rmdir(parent, name)); });
+}
+void OnSymlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+  Guard(req, "symlink", [&] {
+    auto r = Self(req).fs().Symlink(parent, name, target, CallerOf(req));
+    if (!r.ok()) return ReplyError(req, "symlink", r.status());
+    ReplyEntry(req, *r);
+  });
+}
+void OnRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
+              const char* new_name, unsigned flags) {
+  Guard(req, "rename", [&] {
+    ReplyStatus(req, "rename", Self(req).fs().Rename(parent, name, new_parent, new_name, flags));
+  });
+}
+void OnLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) {
+  Guard(req, "link", [&] {
+    ReplyStatus(req, "link", Self(req).fs().Link(ino, new_parent, new_name));
+  });
+}
 void OnCreate(fuse_req_t req, fuse_ino_t, const char*, mode_t, fuse_file_info*) {
   RefuseWrite(req, "create");
 }

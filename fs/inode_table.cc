@@ -2,6 +2,8 @@
 
 #include <xxhash.h>
 
+#include <vector>
+
 namespace dsfs {
 
 InodeTable::InodeTable() {
@@ -32,7 +34,10 @@ InodeId InodeTable::Acquire(const std::string& path, const NodeMeta& meta) {
   auto it = by_path_.find(path);
   if (it != by_path_.end()) {
     InodeInfo& node = nodes_[it->second];
-    if (node.id == kRootInode || (node.kind == kind && node.etag == etag)) {
+    // A directory has no version (its marker's ETag changes with a chmod):
+    // only files and symlinks get a new node for a new ETag.
+    if (node.id == kRootInode ||
+        (node.kind == kind && (kind == NodeKind::kDir || node.etag == etag))) {
       if (node.id != kRootInode) node.meta = meta;
       ++node.lookups;
       return node.id;
@@ -89,6 +94,54 @@ void InodeTable::DropKernelCache(InodeId id) {
   std::lock_guard lock(mu_);
   auto it = nodes_.find(id);
   if (it != nodes_.end()) it->second.kernel_cache_etag.clear();
+}
+
+void InodeTable::Rename(const std::string& from, const std::string& to) {
+  if (from == to || from.empty()) return;
+  const std::string under = from + "/";
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, InodeId>> moved;
+  for (auto it = by_path_.begin(); it != by_path_.end();) {
+    if (it->first == from || it->first.starts_with(under)) {
+      moved.emplace_back(to + it->first.substr(from.size()), it->second);
+      it = by_path_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& [path, id] : moved) {
+    by_path_.erase(path);  // the replaced node keeps its handles
+    nodes_[id].path = path;
+  }
+  for (auto& [path, id] : moved) by_path_[path] = id;
+}
+
+void InodeTable::Detach(const std::string& path) {
+  std::lock_guard lock(mu_);
+  by_path_.erase(path);
+}
+
+void InodeTable::SetVersion(const std::string& path, const NodeMeta& meta) {
+  std::lock_guard lock(mu_);
+  auto it = by_path_.find(path);
+  if (it == by_path_.end() || it->second == kRootInode) return;
+  InodeInfo& node = nodes_[it->second];
+  node.kind = meta.kind;
+  node.etag = meta.etag;
+  node.meta = meta;
+  // The bytes are the same (a copy): the kernel's pages stay good.
+  if (!node.kernel_cache_etag.empty()) node.kernel_cache_etag = meta.etag;
+}
+
+void InodeTable::SetEtag(const std::string& path, const std::string& etag) {
+  std::lock_guard lock(mu_);
+  auto it = by_path_.find(path);
+  if (it == by_path_.end() || it->second == kRootInode) return;
+  InodeInfo& node = nodes_[it->second];
+  if (node.kind == NodeKind::kDir) return;
+  node.etag = etag;
+  node.meta.etag = etag;
+  if (!node.kernel_cache_etag.empty()) node.kernel_cache_etag = etag;
 }
 
 size_t InodeTable::size() const {

@@ -57,6 +57,18 @@ class InodeTable {
   // The kernel's pages for the node are not trusted any more (the object
   // changed under an open handle): the next open drops them.
   void DropKernelCache(InodeId id);
+  // The namespace changed under the nodes (the nodes keep their ids):
+  // Rename moves the node at `from` and every node under "from/" to the
+  // same place under `to` (a node at `to` loses its path: it lives on for
+  // its handles until forgotten); Detach takes the path from its node
+  // (unlink, rmdir: a new object at the path gets a new node); SetVersion
+  // makes the node at `path` stand for a new version of the same object
+  // (a server-side copy onto itself or to a new name).
+  void Rename(const std::string& from, const std::string& to);
+  void Detach(const std::string& path);
+  void SetVersion(const std::string& path, const NodeMeta& meta);
+  // As SetVersion, only the ETag changes (a copy with the same metadata).
+  void SetEtag(const std::string& path, const std::string& etag);
   size_t size() const;
 
  private:

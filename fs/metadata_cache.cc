@@ -56,6 +56,25 @@ void MetadataCache::Invalidate(const std::string& path) {
   if (auto it = listings_.find(path); it != listings_.end()) EraseListingLocked(it);
 }
 
+void MetadataCache::InvalidateListing(const std::string& dir) {
+  std::lock_guard lock(mu_);
+  if (auto it = listings_.find(dir); it != listings_.end()) EraseListingLocked(it);
+}
+
+void MetadataCache::InvalidateTree(const std::string& path) {
+  const std::string under = path + "/";
+  auto inside = [&](const std::string& p) {
+    return path.empty() || p == path || p.starts_with(under);
+  };
+  std::lock_guard lock(mu_);
+  std::erase_if(stats_, [&](const auto& e) { return inside(e.first); });
+  for (auto it = listings_.begin(); it != listings_.end();) {
+    auto next = std::next(it);
+    if (inside(it->first)) EraseListingLocked(it);
+    it = next;
+  }
+}
+
 std::shared_ptr<const Listing> MetadataCache::GetListing(const std::string& dir) {
   std::lock_guard lock(mu_);
   SweepIfDueLocked();

@@ -62,6 +62,41 @@ TEST(InodeTable, KernelCacheIsReusedForTheSameVersionOnly) {
   EXPECT_FALSE(t.ReuseKernelCache(id + 1000, "e"));  // unknown node
 }
 
+TEST(InodeTable, RenameMovesASubtreeAndKeepsIds) {
+  InodeTable t;
+  NodeMeta dir;
+  dir.kind = NodeKind::kDir;
+  InodeId d = t.Acquire("d", dir);
+  InodeId f = t.Acquire("d/f", File("e"));
+  InodeId other = t.Acquire("dd/x", File("e"));
+  InodeId old_dst = t.Acquire("n/f", File("z"));
+  (void)old_dst;
+  t.Rename("d", "n");
+  EXPECT_EQ(t.Get(d)->path, "n");
+  EXPECT_EQ(t.Get(f)->path, "n/f");
+  EXPECT_EQ(t.Get(other)->path, "dd/x");  // "dd" is not under "d/"
+  EXPECT_EQ(t.Acquire("n/f", File("e")), f);  // the replaced node lost its path
+  EXPECT_EQ(t.Acquire("n", dir), d);
+  EXPECT_NE(t.Acquire("d/f", File("e")), f);  // a new object at the old path: a new node
+}
+
+TEST(InodeTable, DetachSetEtagAndDirectoriesHaveNoVersion) {
+  InodeTable t;
+  InodeId f = t.Acquire("f", File("e1"));
+  t.SetEtag("f", "e2");
+  EXPECT_EQ(t.Get(f)->etag, "e2");
+  EXPECT_EQ(t.Acquire("f", File("e2")), f);
+  t.Detach("f");
+  EXPECT_NE(t.Acquire("f", File("e2")), f);
+  EXPECT_TRUE(t.Get(f).has_value());  // lives on for the kernel's lookups
+  NodeMeta dir;
+  dir.kind = NodeKind::kDir;
+  dir.etag = "marker1";
+  InodeId d = t.Acquire("d", dir);
+  dir.etag = "marker2";  // the marker was rewritten (a chmod)
+  EXPECT_EQ(t.Acquire("d", dir), d);
+}
+
 TEST(Names, PosixNameRules) {
   EXPECT_TRUE(IsValidName("model.safetensors"));
   EXPECT_FALSE(IsValidName(""));
