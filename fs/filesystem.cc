@@ -177,6 +177,13 @@ Result<std::shared_ptr<const Listing>> Filesystem::LoadListing(const std::string
     }
     if (inserted) listing.bytes += bytes;
   };
+  // The bytes loaded so far count as live listing memory (other loads see
+  // them), and are given back however this load ends.
+  struct Reservation {
+    MetadataCache& meta;
+    size_t bytes = 0;
+    ~Reservation() { meta.UnreserveListingBytes(bytes); }
+  } reserved{meta_};
   do {
     if (IsCancelled(cancel)) return Status::Cancelled(what + ": interrupted");
     if (clock_.Now() >= deadline) {
@@ -228,12 +235,16 @@ Result<std::shared_ptr<const Listing>> Filesystem::LoadListing(const std::string
       }
       add(std::move(name), Listing::Child{NodeKind::kDir, 0, "", 0}, /*replace=*/false);
     }
-    if (!meta_.MakeRoomForListing(listing.bytes)) {
-      return Status::IoError(what + ": directory listings would take more than list_mem=" +
-                             std::to_string(meta_.max_listing_bytes() >> 20) + " MiB (" +
-                             std::to_string(meta_.live_listing_bytes() >> 20) +
-                             " MiB held by open directories, this one " +
-                             std::to_string(listing.bytes >> 20) + " MiB so far)");
+    if (listing.bytes > reserved.bytes) {
+      if (!meta_.ReserveListingBytes(listing.bytes - reserved.bytes)) {
+        return Status::IoError(
+            what + ": directory listings would take more than list_mem=" +
+            std::to_string(meta_.max_listing_bytes() >> 20) + " MiB (" +
+            std::to_string(meta_.live_listing_bytes() >> 20) +
+            " MiB held by open directories and listings in progress, this one " +
+            std::to_string(listing.bytes >> 20) + " MiB so far)");
+      }
+      reserved.bytes = listing.bytes;
     }
     if (!page.next_continuation.empty() && !tokens.insert(page.next_continuation).second) {
       return Status::Corruption(what + ": the server repeated continuation token '" +
@@ -246,6 +257,8 @@ Result<std::shared_ptr<const Listing>> Filesystem::LoadListing(const std::string
     spdlog::warn("{}: skipped {} keys in all ({} logged)", what, skipped, kMaxSkipLogs);
   }
   if (skipped && metrics_) metrics_->GetCounter("dsfs_fs_skipped_keys_total").Add(skipped);
+  meta_.UnreserveListingBytes(reserved.bytes);  // Track counts the listing itself
+  reserved.bytes = 0;
   std::shared_ptr<const Listing> result = meta_.Track(std::move(listing));
   meta_.PutListing(path, result);
   return result;

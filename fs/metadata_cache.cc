@@ -128,6 +128,18 @@ bool MetadataCache::MakeRoomForListing(size_t bytes) {
   return fits();
 }
 
+bool MetadataCache::ReserveListingBytes(size_t bytes) {
+  if (!MakeRoomForListing(bytes)) return false;
+  const size_t max = options_.max_listing_bytes;
+  size_t live = live_->load();
+  do {
+    if (live + bytes > max) return false;  // another load took the room first
+  } while (!live_->compare_exchange_weak(live, live + bytes));
+  return true;
+}
+
+void MetadataCache::UnreserveListingBytes(size_t bytes) { *live_ -= bytes; }
+
 std::shared_ptr<const Listing> MetadataCache::Track(Listing listing) {
   const size_t bytes = listing.bytes;
   *live_ += bytes;

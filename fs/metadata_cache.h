@@ -110,6 +110,13 @@ class MetadataCache {
   // expired ones first, then those expiring soonest. False when the live
   // listings still do not fit (open handles hold them).
   bool MakeRoomForListing(size_t bytes);
+  // A listing being loaded counts its bytes as live as it grows, so
+  // concurrent loads cannot each fill list_mem: Reserve makes room and
+  // adds `bytes` to the live count (false, nothing added, when it does not
+  // fit); Unreserve takes them back (before Track counts the finished
+  // listing, or when the load fails).
+  bool ReserveListingBytes(size_t bytes);
+  void UnreserveListingBytes(size_t bytes);
   // A finished listing whose bytes count as live until its last holder
   // drops it.
   std::shared_ptr<const Listing> Track(Listing listing);

@@ -143,6 +143,53 @@ TEST_F(FilesystemBoundsTest, InterruptStopsAListingWithEintr) {
   EXPECT_EQ(store_.lists, 3);
 }
 
+TEST_F(FilesystemBoundsTest, ListingsInProgressCountTowardsListMem) {
+  constexpr int kNames = 1000;
+  auto name = [](char c, int i) { return std::string(1, c) + "-file-name-" + std::to_string(i); };
+  Listing probe;
+  for (int i = 0; i < kNames; ++i) {
+    probe.bytes += Listing::ChildBytes(name('r', i), Listing::Child{NodeKind::kFile, 1, "e", 0});
+  }
+  FsConfig config;
+  config.list_mem = probe.bytes * 3 / 2;  // one such listing fits, two do not
+  Reset(config);
+  std::function<void()> during_root_page_2;
+  store_.list = [&](const ListRequest& r) -> Result<ListPage> {
+    ListPage p;
+    const char c = r.prefix == "sub/" ? 's' : 'r';
+    const int n = r.max_keys == 1 ? 1 : kNames;
+    if (r.prefix.empty() && r.continuation == "t") {
+      during_root_page_2();  // the root's first page is loaded, not yet finished
+      return p;
+    }
+    for (int i = 0; i < n; ++i) p.objects.push_back(Obj(r.prefix + name(c, i)));
+    if (r.prefix.empty()) {
+      p.common_prefixes.push_back("sub/");
+      p.next_continuation = "t";
+    }
+    return p;
+  };
+  auto sub = fs_->Lookup(kRootInode, "sub");
+  ASSERT_TRUE(sub.ok()) << sub.status().ToString();
+  Status nested = Status::Ok();
+  during_root_page_2 = [&] {
+    auto h = fs_->OpenDir(sub->ino);
+    nested = h.ok() ? Status::Ok() : h.status();
+    if (h.ok()) fs_->ReleaseDir(*h);
+  };
+  auto root = fs_->OpenDir(kRootInode);
+  ASSERT_TRUE(root.ok()) << root.status().ToString();
+  ASSERT_FALSE(nested.ok()) << "two listings held more than list_mem";
+  EXPECT_EQ(ToErrno(nested), EIO);
+  EXPECT_NE(nested.message().find("in progress"), std::string::npos) << nested.message();
+  fs_->ReleaseDir(*root);
+  // The root's listing is still cached (not held): room is made for sub.
+  during_root_page_2 = [] {};
+  auto again = fs_->OpenDir(sub->ino);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  fs_->ReleaseDir(*again);
+}
+
 TEST_F(FilesystemBoundsTest, CancelTokenReachesTheStore) {
   // The store aborts a transfer in progress with it (S3Store: curl's
   // progress callback).
