@@ -33,7 +33,8 @@ std::string Md5Binary(std::string_view data) {
 Result<std::string> Md5OfBody(const Body& body) {
   if (body.fd < 0) {
     if (body.length > 0 && body.data == nullptr) {
-      return Status::InvalidArgument("body of " + std::to_string(body.length) + " bytes has no data");
+      return Status::InvalidArgument("body of " + std::to_string(body.length) +
+                                     " bytes has no data");
     }
     return Md5Binary(std::string_view(body.data == nullptr ? "" : body.data, body.length));
   }

@@ -9,6 +9,7 @@
 #include <map>
 #include <thread>
 
+#include "backends/s3_store_internal.h"
 #include "backends/s3_xml.h"
 #include "backends/sigv4.h"
 #include "common/logging.h"
@@ -17,8 +18,6 @@
 namespace dsfs {
 namespace {
 
-// An error body is a few hundred bytes; keep enough to parse, drop the rest.
-constexpr size_t kMaxErrorBody = 64 * 1024;
 // A 1000-key ListObjectsV2 page is ~300 KiB; anything this big is not one.
 constexpr size_t kMaxListBody = 32 * 1024 * 1024;
 constexpr const char* kMetaPrefix = "x-amz-meta-";
@@ -41,137 +40,6 @@ bool IsValidBucketName(const std::string& b) {
 }
 
 }  // namespace
-
-// ---------------------------------------------------------------------------
-// Free functions
-
-Result<S3Endpoint> ParseEndpoint(const std::string& url) {
-  S3Endpoint ep;
-  std::string_view rest = url;
-  if (rest.substr(0, 7) == "http://") {
-    ep.scheme = "http";
-    rest.remove_prefix(7);
-  } else if (rest.substr(0, 8) == "https://") {
-    ep.scheme = "https";
-    rest.remove_prefix(8);
-  } else {
-    return Status::InvalidArgument("url '" + url + "' must start with http:// or https://");
-  }
-  while (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  if (rest.find_first_of("/?#@ ") != std::string_view::npos) {
-    return Status::InvalidArgument("url '" + url +
-                                   "' must be scheme://host[:port] (no path, query or user)");
-  }
-  std::string_view host = rest;
-  std::string_view port;
-  if (!rest.empty() && rest.front() == '[') {  // [v6]:port
-    size_t close = rest.find(']');
-    if (close == std::string_view::npos) {
-      return Status::InvalidArgument("url '" + url + "': unterminated IPv6 address");
-    }
-    host = rest.substr(0, close + 1);
-    std::string_view after = rest.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return Status::InvalidArgument("url '" + url + "': bad port");
-      port = after.substr(1);
-    }
-  } else if (size_t colon = rest.rfind(':'); colon != std::string_view::npos) {
-    host = rest.substr(0, colon);
-    port = rest.substr(colon + 1);
-  }
-  if (host.empty()) return Status::InvalidArgument("url '" + url + "' has no host");
-  ep.host = AsciiLower(host);
-  ep.host_port = ep.host;
-  if (!port.empty() || rest.find(':') != std::string_view::npos) {
-    int p = 0;
-    if (!ParseInteger(port, &p) || p < 1 || p > 65535) {
-      return Status::InvalidArgument("url '" + url + "': bad port '" + std::string(port) + "'");
-    }
-    ep.host_port += ":" + std::to_string(p);
-  }
-  return ep;
-}
-
-std::string ResolveRegion(const S3Config& config) {
-  if (!config.region.empty()) return config.region;
-  auto ep = ParseEndpoint(config.endpoint);
-  if (!ep.ok()) return "us-east-1";
-  std::vector<std::string> labels;
-  size_t start = 0;
-  const std::string& h = ep->host;
-  while (start <= h.size()) {
-    size_t dot = h.find('.', start);
-    if (dot == std::string::npos) dot = h.size();
-    labels.push_back(h.substr(start, dot - start));
-    start = dot + 1;
-  }
-  for (size_t i = 0; i + 2 < labels.size(); ++i) {
-    if (labels[i] == "obs" && labels[i + 2] == "myhuaweicloud" && !labels[i + 1].empty()) {
-      return labels[i + 1];
-    }
-    if (labels[i] == "s3" && labels[i + 2] == "amazonaws" && !labels[i + 1].empty()) {
-      return labels[i + 1];
-    }
-  }
-  return "us-east-1";
-}
-
-// ---------------------------------------------------------------------------
-// Per-request state
-
-struct S3Store::Call {
-  const char* op = "";  // "HEAD" / "LIST" / "GET", for logs and messages
-  const char* method = "GET";
-  std::string key;   // for messages
-  std::string path;  // raw (unencoded) path
-  std::vector<std::pair<std::string, std::string>> query;
-  std::vector<std::pair<std::string, std::string>> headers;  // Range, If-Match
-  bool head = false;
-  size_t max_body = kMaxErrorBody;
-  // GET sink
-  char* buf = nullptr;
-  size_t buf_len = 0;
-  std::optional<ByteRange> range;
-  std::string if_match;
-  CancelTokenPtr cancel;  // the caller's; may be null
-};
-
-struct S3Store::Reply {
-  long status = 0;
-  std::map<std::string, std::string> headers;  // lower-cased names
-  std::string body;                            // LIST bodies and error bodies
-  size_t sink_bytes = 0;                       // GET bytes written into Call::buf
-  // Set by the write callback when it aborts the transfer.
-  bool overflow = false;
-  bool ignored_range = false;
-  bool body_too_large = false;
-  // A non-2xx body reached kMaxErrorBody: the transfer was cut there.
-  bool error_body_cut = false;
-  // The progress callback aborted the transfer: Stop() or the caller.
-  bool stopped = false;
-  bool cancelled = false;
-  const std::atomic<bool>* stopping = nullptr;
-  // First-byte deadline: set when any response line arrives.
-  bool responded = false;
-  bool first_byte_timeout = false;
-  std::chrono::steady_clock::time_point first_byte_deadline;
-  const Call* call = nullptr;
-  CURL* curl = nullptr;
-
-  void Reset() {
-    status = 0;
-    headers.clear();
-    body.clear();
-    sink_bytes = 0;
-    overflow = ignored_range = body_too_large = error_body_cut = false;
-    responded = first_byte_timeout = stopped = cancelled = false;
-  }
-};
-
-struct S3Store::Attempt {
-  Status status;
-  bool retry = false;  // Throttled, Transient, or a connect failure
-};
 
 size_t S3Store::OnHeader(char* data, size_t size, size_t nitems, void* userp) {
   auto* reply = static_cast<Reply*>(userp);
@@ -234,7 +102,7 @@ size_t S3Store::OnBody(char* data, size_t size, size_t nmemb, void* userp) {
     reply->sink_bytes += n;
     return n;
   }
-  const size_t cap = success ? call.max_body : kMaxErrorBody;
+  const size_t cap = success ? call.max_body : kS3MaxErrorBody;
   if (reply->body.size() + n > cap) {
     if (success) {
       reply->body_too_large = true;
@@ -286,6 +154,7 @@ S3Store::S3Store(const S3Config& config, Credentials creds, std::string bucket, 
     errors_ = &metrics->GetCounter("dsfs_s3_errors_total",
                                    "S3 operations that failed (not found excluded)");
     bytes_read_ = &metrics->GetCounter("dsfs_s3_bytes_read_total", "S3 GET body bytes read");
+    InitWriteMetrics(metrics);
   }
   if (!config_.verify_tls) {
     spdlog::warn(
@@ -383,6 +252,7 @@ S3Store::Attempt S3Store::PerformOnce(const Call& call, Reply* reply) {
   sreq.query = call.query;
   sreq.headers = call.headers;
   sreq.headers.emplace_back("Host", HostHeader());
+  sreq.payload_hash = call.payload_hash;
   const std::string authorization = sigv4::Sign(&sreq, creds_, region_, std::time(nullptr));
 
   Slist headers;
@@ -413,13 +283,16 @@ S3Store::Attempt S3Store::PerformOnce(const Call& call, Reply* reply) {
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, config_.low_speed_limit);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
                    std::max(1L, static_cast<long>((config_.low_speed_time.count() + 999) / 1000)));
-  // Every attempt has a wall-clock deadline (request_timeout=).
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(config_.request_timeout.count()));
+  // Every attempt has a wall-clock deadline (request_timeout=; longer for
+  // a body and for server-side work, see AttemptTimeout).
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(AttemptTimeout(call).count()));
+  if (call.slow) curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 0L);
   if (call.head) {
     curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
   } else {
     curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
   }
+  SetUpWrite(h, call, reply);
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, config_.verify_tls ? 1L : 0L);
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, config_.verify_tls ? 2L : 0L);
   if (!config_.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, config_.ca_file.c_str());
@@ -432,15 +305,24 @@ S3Store::Attempt S3Store::PerformOnce(const Call& call, Reply* reply) {
   // low-speed window. (curl calls the progress function about once a
   // second while idle, so the cut comes within ~1 s of the deadline.)
   // The same callback aborts the transfer on Stop() or the caller's cancel.
-  reply->first_byte_deadline = config_.first_byte_timeout.count() > 0
+  reply->first_byte_deadline = config_.first_byte_timeout.count() > 0 && !call.slow
                                    ? std::chrono::steady_clock::now() + config_.first_byte_timeout
                                    : std::chrono::steady_clock::time_point();
+  // A body is sent before any answer can start: the deadline starts when
+  // its last byte is handed to curl (OnUpload).
+  reply->first_byte_after_upload = std::chrono::milliseconds(0);
+  if (call.upload != nullptr && call.upload->length > 0 &&
+      reply->first_byte_deadline != std::chrono::steady_clock::time_point()) {
+    reply->first_byte_after_upload = config_.first_byte_timeout;
+    reply->first_byte_deadline = std::chrono::steady_clock::time_point();
+  }
   reply->stopping = &stopping_;
   curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, OnProgress);
   curl_easy_setopt(h, CURLOPT_XFERINFODATA, reply);
 
   if (requests_ != nullptr) requests_->Add();
+  if (call.op_counter != nullptr) call.op_counter->Add();
   const CURLcode rc = curl_easy_perform(h);
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &reply->status);
   long request_size = 0;
@@ -450,6 +332,11 @@ S3Store::Attempt S3Store::PerformOnce(const Call& call, Reply* reply) {
 
   const std::string curl_msg = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
   const std::string what = std::string(call.op) + " '" + call.key + "'";
+  if (!reply->upload_error.empty()) {
+    // The staged file could not be read: a local failure, not retried.
+    result.status = Status::IoError(what + ": " + reply->upload_error);
+    return result;
+  }
   if (rc == CURLE_ABORTED_BY_CALLBACK && (reply->stopped || reply->cancelled)) {
     result.status = CancelStatus(call);
     if (result.status.ok()) result.status = Status::Cancelled(what + ": cancelled");
@@ -458,8 +345,12 @@ S3Store::Attempt S3Store::PerformOnce(const Call& call, Reply* reply) {
   // A cut error body is a complete answer: its status says what happened.
   if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && reply->error_body_cut)) {
     if (reply->status >= 200 && reply->status < 300) {
-      result.status = call.buf != nullptr ? ValidateGet(call, *reply) : Status::Ok();
-      result.retry = result.status.retryable();
+      if (call.buf != nullptr) {
+        result.status = ValidateGet(call, *reply);
+        result.retry = result.status.retryable();
+      } else {
+        result.status = ValidateWrite(call, *reply, &result.retry);
+      }
     } else {
       result.status = MapHttpError(call, *reply, &result.retry);
     }
@@ -534,6 +425,9 @@ Status S3Store::MapHttpError(const Call& call, const Reply& reply, bool* retry) 
     if (err.code == "NoSuchBucket") {
       return Status::NotFound("bucket '" + bucket_ + "' does not exist");
     }
+    if (err.code == "NoSuchUpload") {
+      return Status::NotFound(what + ": no such multipart upload (completed or aborted)");
+    }
     return Status::NotFound("no such key '" + call.key + "'");
   }
   if (s == 403) {
@@ -552,7 +446,9 @@ Status S3Store::MapHttpError(const Call& call, const Reply& reply, bool* retry) 
     *retry = true;
     return Status::Transient(what + ": " + detail);
   }
-  if (s == 400 && err.code == "RequestTimeout") {
+  // BadDigest: the body that arrived is not the one whose Content-MD5 was
+  // sent (damaged on the way); sent again from the staged bytes.
+  if (s == 400 && (err.code == "RequestTimeout" || err.code == "BadDigest")) {
     *retry = true;
     return Status::Transient(what + ": " + detail);
   }

@@ -31,6 +31,47 @@
 // black-holed origin. A request's cancel token (ListRequest/GetRequest)
 // aborts that one request the same way (a FUSE interrupt, a closed file).
 //
+// Writes (s3_writes.cc), all signed with SigV4 (query parameters in the
+// canonical request) and retried like reads; a body is re-sent from its
+// start on every attempt (the read callback restarts at body.offset; curl
+// rewinds through the seek callback):
+//   PutObject      PUT /key, Content-Length, Content-MD5 (base64 MD5 of the
+//                  body, read from the staged range before the first
+//                  attempt), Content-Type (application/octet-stream when
+//                  unset), x-amz-meta-<name> per ObjectAttrs::meta,
+//                  x-amz-content-sha256: UNSIGNED-PAYLOAD (Content-MD5 is
+//                  what protects the body: S3 refuses bytes that do not
+//                  match it, and hashing a 5 GiB part twice for the
+//                  signature would cost a third read). The reply's ETag
+//                  must be the body's hex MD5, else Corruption.
+//   CopyObject     PUT /key, x-amz-copy-source: /bucket/<URI-encoded key>,
+//                  x-amz-copy-source-if-match: "etag" (when set),
+//                  x-amz-metadata-directive: REPLACE + Content-Type and
+//                  x-amz-meta-* (attrs set) or COPY; <CopyObjectResult>.
+//   Create         POST /key?uploads=, Content-Type, x-amz-meta-*;
+//                  <InitiateMultipartUploadResult><UploadId>.
+//   UploadPart     PUT /key?partNumber=N&uploadId=ID, as PutObject without
+//                  attrs (ETag = the part's MD5, else Corruption); or, with
+//                  a copy source (UploadPartCopy), x-amz-copy-source,
+//                  x-amz-copy-source-range: bytes=a-b and
+//                  x-amz-copy-source-if-match; <CopyPartResult>.
+//   Complete       POST /key?uploadId=ID, Content-Type: application/xml,
+//                  <CompleteMultipartUpload> of <Part><PartNumber>,<ETag>,
+//                  its SHA-256 signed. A retry that finds the upload gone
+//                  (NoSuchUpload) is a success when the object has the
+//                  parts' multipart ETag.
+//   Abort          DELETE /key?uploadId=ID; NoSuchUpload (404) is OK.
+//   DeleteObject   DELETE /key; 204 and 404 are OK.
+// Copies and Complete may answer 200 and then fail in the body: an <Error>
+// in a 2xx body is classified like the status its code names (InternalError
+// 500: Transient, retried). They run under S3Config::slow_op_timeout with
+// no first-byte or low-speed cut (S3 may work for minutes, sending
+// whitespace); an attempt with a body gets request_timeout plus
+// length / upload_min_rate, and its first-byte deadline starts when the
+// body has been sent. A staged file that cannot be read is IoError, not
+// retried. Metrics: dsfs_s3_{put,copy,multipart,delete}_requests_total
+// (attempts) and dsfs_s3_bytes_written_total.
+//
 // Secrets: no log line or Status carries the secret key, the session
 // token, the Authorization header or a signature (no CURLOPT_VERBOSE;
 // server-provided text is scrubbed of the secret and token).
@@ -92,6 +133,15 @@ class S3Store : public ObjectStore {
   Result<ObjectInfo> Head(const std::string& key) override;
   Result<ListPage> List(const ListRequest& request) override;
   Result<GetResult> Get(const GetRequest& request, char* buf, size_t buf_len) override;
+  Result<PutResult> Put(const PutRequest& request) override;
+  Result<PutResult> Copy(const CopyRequest& request) override;
+  Result<std::string> CreateMultipartUpload(const std::string& key,
+                                            const ObjectAttrs& attrs) override;
+  Result<std::string> UploadPart(const UploadPartRequest& request) override;
+  Result<PutResult> CompleteMultipartUpload(const std::string& key, const std::string& upload_id,
+                                            const std::vector<CompletedPart>& parts) override;
+  Status AbortMultipartUpload(const std::string& key, const std::string& upload_id) override;
+  Status Delete(const std::string& key) override;
   // "s3://bucket@host:port"
   std::string Describe() const override;
 
@@ -114,6 +164,9 @@ class S3Store : public ObjectStore {
   static size_t OnHeader(char* data, size_t size, size_t nitems, void* userp);
   static size_t OnBody(char* data, size_t size, size_t nmemb, void* userp);
   static int OnProgress(void* userp, curl_off_t, curl_off_t, curl_off_t, curl_off_t);
+  // Request bodies (s3_writes.cc): reads Call::upload from Reply::sent.
+  static size_t OnUpload(char* buffer, size_t size, size_t nitems, void* userp);
+  static int OnSeek(void* userp, curl_off_t offset, int origin);
 
   // One HTTP exchange with retries; *reply holds the last attempt's reply.
   Status Execute(const Call& call, Reply* reply);
@@ -123,6 +176,15 @@ class S3Store : public ObjectStore {
   Status MapHttpError(const Call& call, const Reply& reply, bool* retry) const;
   // Checks a 2xx GET reply against what was asked.
   Status ValidateGet(const Call& call, const Reply& reply) const;
+  // Checks a 2xx reply to a write: an <Error> body, the ETag of a body.
+  Status ValidateWrite(const Call& call, const Reply& reply, bool* retry) const;
+  // Sets the method and body options of a write on a handle.
+  void SetUpWrite(CURL* h, const Call& call, Reply* reply);
+  // The wall-clock deadline of one attempt.
+  std::chrono::milliseconds AttemptTimeout(const Call& call) const;
+  void InitWriteMetrics(Metrics* metrics);
+  // x-amz-copy-source of a key of this bucket.
+  std::string CopySource(const std::string& key) const;
   // Removes the secret and token from server-provided text.
   std::string Scrub(std::string text) const;
   std::string PathFor(const std::string& key) const;
@@ -148,6 +210,11 @@ class S3Store : public ObjectStore {
   Counter* retries_ = nullptr;     // attempts after the first
   Counter* errors_ = nullptr;      // operations that failed (NotFound excluded)
   Counter* bytes_read_ = nullptr;  // GET body bytes delivered
+  Counter* put_requests_ = nullptr;
+  Counter* copy_requests_ = nullptr;
+  Counter* multipart_requests_ = nullptr;
+  Counter* delete_requests_ = nullptr;
+  Counter* bytes_written_ = nullptr;  // PUT and part bodies of successful writes
 
   mutable std::mutex pool_mu_;
   std::vector<CURL*> idle_;  // guarded by pool_mu_

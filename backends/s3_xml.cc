@@ -199,4 +199,96 @@ Result<S3Error> ParseS3Error(std::string_view body) {
   return e;
 }
 
+namespace {
+
+// Parses a write reply; the reply may start with whitespace (keep-alive).
+bool LoadDoc(std::string_view body, pugi::xml_document* doc, pugi::xml_parse_result* r) {
+  *r = doc->load_buffer(body.data(), body.size(), pugi::parse_default, pugi::encoding_utf8);
+  return static_cast<bool>(*r);
+}
+
+std::string XmlEscape(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (char c : in) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      default: out.push_back(c);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<S3Error> ErrorIn2xxBody(std::string_view body) {
+  size_t start = body.find_first_not_of(" \t\r\n");
+  if (start == std::string_view::npos) return std::nullopt;
+  body.remove_prefix(start);
+  auto parsed = ParseS3Error(body);
+  if (!parsed.ok()) return std::nullopt;
+  return *std::move(parsed);
+}
+
+long HttpStatusOfS3Error(std::string_view code) {
+  struct Entry {
+    const char* code;
+    long status;
+  };
+  static constexpr Entry kTable[] = {
+      {"InternalError", 500},       {"ServiceUnavailable", 503}, {"SlowDown", 503},
+      {"RequestTimeout", 400},      {"NoSuchKey", 404},          {"NoSuchUpload", 404},
+      {"NoSuchBucket", 404},        {"AccessDenied", 403},       {"PreconditionFailed", 412},
+      {"InvalidPart", 400},         {"InvalidPartOrder", 400},   {"EntityTooSmall", 400},
+      {"EntityTooLarge", 400},      {"InvalidRequest", 400},     {"InvalidArgument", 400},
+      {"MalformedXML", 400},        {"BadDigest", 400},          {"InvalidDigest", 400},
+  };
+  for (const Entry& e : kTable) {
+    if (code == e.code) return e.status;
+  }
+  return 500;
+}
+
+Result<std::string> ParseInitiateMultipartUpload(std::string_view body) {
+  pugi::xml_document doc;
+  pugi::xml_parse_result r;
+  if (!LoadDoc(body, &doc, &r)) return XmlError("InitiateMultipartUploadResult", r);
+  pugi::xml_node root = doc.child("InitiateMultipartUploadResult");
+  if (!root) {
+    return Status::InvalidArgument("CreateMultipartUpload reply has no "
+                                   "<InitiateMultipartUploadResult> root (got " +
+                                   Quote(doc.first_child().name()) + ")");
+  }
+  std::string id = ChildText(root, "UploadId");
+  if (id.empty()) return Status::InvalidArgument("CreateMultipartUpload reply has no <UploadId>");
+  return id;
+}
+
+Result<std::string> ParseResultEtag(std::string_view body, const char* root_name) {
+  pugi::xml_document doc;
+  pugi::xml_parse_result r;
+  if (!LoadDoc(body, &doc, &r)) return XmlError(root_name, r);
+  pugi::xml_node root = doc.child(root_name);
+  if (!root) {
+    return Status::InvalidArgument(std::string("reply has no <") + root_name + "> root (got " +
+                                   Quote(doc.first_child().name()) + ")");
+  }
+  std::string etag = StripEtagQuotes(ChildText(root, "ETag"));
+  if (etag.empty()) return Status::InvalidArgument(std::string(root_name) + " has no <ETag>");
+  return etag;
+}
+
+std::string CompleteMultipartUploadXml(const std::vector<CompletedPart>& parts) {
+  std::string out =
+      "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">";
+  for (const CompletedPart& p : parts) {
+    out += "<Part><PartNumber>" + std::to_string(p.part_number) + "</PartNumber><ETag>\"" +
+           XmlEscape(p.etag) + "\"</ETag></Part>";
+  }
+  out += "</CompleteMultipartUpload>";
+  return out;
+}
+
 }  // namespace dsfs

@@ -1,11 +1,13 @@
-// S3 wire formats: ListObjectsV2 result pages and error bodies (pugixml),
-// plus the two date formats S3 uses. Malformed input is an InvalidArgument
+// S3 wire formats: ListObjectsV2 result pages, error bodies and the
+// bodies of the write requests (pugixml), plus the two date formats S3 uses. Malformed input is an InvalidArgument
 // with a message saying what was wrong; nothing here throws or crashes.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <optional>
 #include <string_view>
+#include <vector>
 
 #include "backends/object_store.h"
 #include "common/status.h"
@@ -35,6 +37,32 @@ struct S3Error {
 // Parses <Error><Code>..</Code><Message>..</Message>...</Error>.
 // InvalidArgument when the body is not such a document.
 [[nodiscard]] Result<S3Error> ParseS3Error(std::string_view body);
+
+// The <Error> a 2xx reply may carry instead of its result: S3 answers
+// CopyObject, UploadPartCopy and CompleteMultipartUpload with 200 before
+// the work is done and reports a failure in the body. nullopt when the
+// body is not such a document (whitespace before it is allowed: S3 sends
+// it to keep the connection alive meanwhile).
+[[nodiscard]] std::optional<S3Error> ErrorIn2xxBody(std::string_view body);
+
+// The HTTP status S3 gives the error `code` when it is not in a 2xx body
+// (InternalError 500, SlowDown 503, NoSuchUpload 404, ...); 500 for a code
+// it does not know, so an unknown late failure is retried.
+[[nodiscard]] long HttpStatusOfS3Error(std::string_view code);
+
+// <InitiateMultipartUploadResult>'s <UploadId>. InvalidArgument when the
+// body is not such a document or the id is empty.
+[[nodiscard]] Result<std::string> ParseInitiateMultipartUpload(std::string_view body);
+
+// The <ETag> (quotes stripped) of a result document with root element
+// `root`: "CopyObjectResult", "CopyPartResult" or
+// "CompleteMultipartUploadResult". InvalidArgument when the root is
+// another or the ETag is empty.
+[[nodiscard]] Result<std::string> ParseResultEtag(std::string_view body, const char* root);
+
+// The CompleteMultipartUpload request body: the parts in the order given,
+// each <Part><PartNumber>n</PartNumber><ETag>"etag"</ETag></Part>.
+[[nodiscard]] std::string CompleteMultipartUploadXml(const std::vector<CompletedPart>& parts);
 
 // application/x-www-form-urlencoded decoding ("a%20b+c" -> "a b c").
 // InvalidArgument on a bad escape.

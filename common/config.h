@@ -50,6 +50,15 @@ struct S3Config {
   // cut and retried (0 = off). OBS answers in tens of ms; 2 s only fires on
   // a stalled request, and bounds what one stall costs a reader.
   milliseconds first_byte_timeout{2000};
+  // An attempt that sends a body gets request_timeout plus length at this
+  // many bytes/s: 1 MiB/s lets a 16 MiB part take 46 s and a 5 GiB part
+  // 90 min, so a slow but moving upload is not cut and retried for ever
+  // (a stalled one is cut by the low-speed limit).
+  uint64_t upload_min_rate = uint64_t{1} << 20;
+  // CompleteMultipartUpload and server-side copies (CopyObject,
+  // UploadPartCopy of up to 5 GiB): S3 may work for minutes before it
+  // answers, sending whitespace; 10 min bounds a hung one.
+  milliseconds slow_op_timeout{600000};
   // retries=: attempts after the first, for retryable errors only.
   int max_retries = 4;
   // Exponential backoff with full jitter: base * 2^attempt, capped.

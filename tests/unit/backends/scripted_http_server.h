@@ -32,6 +32,7 @@ class ScriptedHttpServer {
     kRespondAndClose,  // send the bytes, then close
     kHang,             // read the request, never answer (until the client leaves)
     kCloseNow,         // close without answering (a reset-like failure)
+    kStallBody,        // read the request head but none of its body; never answer
   };
   struct Step {
     std::string raw;
@@ -41,6 +42,7 @@ class ScriptedHttpServer {
     std::string method;
     std::string target;                          // "/bucket/key?query"
     std::map<std::string, std::string> headers;  // lower-cased names
+    std::string body;  // Content-Length bytes (none for kStallBody)
   };
 
   // A complete reply. For HEAD, pass head=true: headers only, but
@@ -65,6 +67,7 @@ class ScriptedHttpServer {
   }
   static Step Hang() { return {"", Action::kHang}; }
   static Step CloseNow() { return {"", Action::kCloseNow}; }
+  static Step StallBody() { return {"", Action::kStallBody}; }
 
   ScriptedHttpServer() {
     listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -131,6 +134,8 @@ class ScriptedHttpServer {
     switch (status) {
       case 200:
         return "OK";
+      case 204:
+        return "No Content";
       case 206:
         return "Partial Content";
       case 400:
@@ -194,11 +199,10 @@ class ScriptedHttpServer {
         buf.append(tmp, static_cast<size_t>(n));
       }
       Request req = Parse(buf.substr(0, end));
-      buf.erase(0, end + 4);  // GET/HEAD only: no request bodies
+      buf.erase(0, end + 4);
       Step step;
       {
         std::lock_guard<std::mutex> lock(mu_);
-        requests_.push_back(req);
         if (script_.empty()) {
           step = {"HTTP/1.1 500 Script Exhausted\r\nContent-Length: 0\r\n\r\n",
                   Action::kRespondAndClose};
@@ -206,6 +210,41 @@ class ScriptedHttpServer {
           step = std::move(script_.front());
           script_.pop_front();
         }
+      }
+      if (step.action == Action::kStallBody) {
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          requests_.push_back(req);
+        }
+        // Until the server stops: the client's body fills the socket.
+        pollfd stop = {stop_pipe_[0], POLLIN, 0};
+        while (::poll(&stop, 1, -1) < 0 && errno == EINTR) {
+        }
+        return Close(fd);
+      }
+      // The body (Content-Length; requests here are never chunked).
+      size_t body_len = 0;
+      if (auto it = req.headers.find("content-length"); it != req.headers.end()) {
+        body_len = static_cast<size_t>(std::stoull(it->second));
+      }
+      while (buf.size() < body_len) {
+        if (!WaitReadable(fd)) return Close(fd);
+        char tmp[65536];
+        ssize_t n = ::recv(fd, tmp, sizeof(tmp), 0);
+        if (n <= 0) {
+          // The client gave up part-way: recorded with what arrived.
+          req.body = buf;
+          std::lock_guard<std::mutex> lock(mu_);
+          requests_.push_back(req);
+          return Close(fd);
+        }
+        buf.append(tmp, static_cast<size_t>(n));
+      }
+      req.body = buf.substr(0, body_len);
+      buf.erase(0, body_len);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        requests_.push_back(std::move(req));
       }
       switch (step.action) {
         case Action::kRespond:
@@ -216,6 +255,7 @@ class ScriptedHttpServer {
           return Close(fd);
         case Action::kCloseNow:
           return Close(fd);
+        case Action::kStallBody:  // handled above
         case Action::kHang:
           // Until the client gives up (EOF) or the server stops.
           while (WaitReadable(fd)) {
