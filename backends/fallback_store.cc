@@ -141,6 +141,10 @@ Status FallbackStore::Offline(const std::string& what) const {
   return Status::Unavailable(what + ": OBS is unavailable (offline)");
 }
 
+Status FallbackStore::NoWrites(const std::string& what) const {
+  return Status::Unavailable(what + ": OBS is unreachable: writes need it");
+}
+
 // ---- circuit ---------------------------------------------------------------
 
 void FallbackStore::OpenLocked(const std::string& reason) {
@@ -462,6 +466,57 @@ Result<ListPage> FallbackStore::List(const ListRequest& request) {
   // (the secondary's tokens mean "start after").
   sub.continuation = token.origin == 'p' ? token.last : "";
   return ListSecondary(std::move(sub));
+}
+
+// ---- writes (primary only) ---------------------------------------------------
+
+Result<PutResult> FallbackStore::Put(const PutRequest& request) {
+  return WriteToPrimary<PutResult>("PUT '" + request.key + "'",
+                                   [&] { return primary_->Put(request); });
+}
+
+Result<PutResult> FallbackStore::Copy(const CopyRequest& request) {
+  return WriteToPrimary<PutResult>("COPY '" + request.source_key + "' to '" + request.key + "'",
+                                   [&] { return primary_->Copy(request); });
+}
+
+Result<std::string> FallbackStore::CreateMultipartUpload(const std::string& key,
+                                                         const ObjectAttrs& attrs) {
+  return WriteToPrimary<std::string>("CREATE MULTIPART '" + key + "'",
+                                     [&] { return primary_->CreateMultipartUpload(key, attrs); });
+}
+
+Result<std::string> FallbackStore::UploadPart(const UploadPartRequest& request) {
+  return WriteToPrimary<std::string>(
+      "UPLOAD PART " + std::to_string(request.part_number) + " of '" + request.key + "'",
+      [&] { return primary_->UploadPart(request); });
+}
+
+Result<PutResult> FallbackStore::CompleteMultipartUpload(const std::string& key,
+                                                         const std::string& upload_id,
+                                                         const std::vector<CompletedPart>& parts) {
+  return WriteToPrimary<PutResult>("COMPLETE MULTIPART '" + key + "'", [&] {
+    return primary_->CompleteMultipartUpload(key, upload_id, parts);
+  });
+}
+
+Status FallbackStore::AbortMultipartUpload(const std::string& key, const std::string& upload_id) {
+  // Result<bool> carries the Status through the same accounting.
+  auto r = WriteToPrimary<bool>("ABORT MULTIPART '" + key + "'", [&]() -> Result<bool> {
+    Status s = primary_->AbortMultipartUpload(key, upload_id);
+    if (!s.ok()) return s;
+    return true;
+  });
+  return r.status();
+}
+
+Status FallbackStore::Delete(const std::string& key) {
+  auto r = WriteToPrimary<bool>("DELETE '" + key + "'", [&]() -> Result<bool> {
+    Status s = primary_->Delete(key);
+    if (!s.ok()) return s;
+    return true;
+  });
+  return r.status();
 }
 
 }  // namespace dsfs

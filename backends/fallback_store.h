@@ -55,6 +55,15 @@
 // and ProvePrefix() prove on the caller's thread (ahead of a job; the
 // `user.dsfs.prove` xattr, dsfsctl verify).
 //
+// Writes (Put, Copy, the multipart calls, Delete) go to the primary only:
+// the share is a read-only mirror and is never written. While the circuit
+// is open a write fails at once with Unavailable ("OBS is unreachable:
+// writes need it"); the caller keeps what it staged. A write's failure
+// counts towards opening the circuit exactly as a read's does, and its
+// answer closes the count the same way. An abort skipped while the circuit
+// is open leaves its parts to the bucket's lifecycle rule for incomplete
+// uploads (S3's AbortIncompleteMultipartUpload).
+//
 // List continuation tokens are wrapped ("p"/"s" + the page's last item +
 // the inner token). A primary token used while the circuit is open
 // continues on the secondary after that last item (DirStore tokens mean
@@ -147,6 +156,16 @@ class FallbackStore : public ObjectStore {
   // "fallback(<primary>, <secondary>)" or "circuit(<primary>)"
   std::string Describe() const override;
 
+  Result<PutResult> Put(const PutRequest& request) override;
+  Result<PutResult> Copy(const CopyRequest& request) override;
+  Result<std::string> CreateMultipartUpload(const std::string& key,
+                                            const ObjectAttrs& attrs) override;
+  Result<std::string> UploadPart(const UploadPartRequest& request) override;
+  Result<PutResult> CompleteMultipartUpload(const std::string& key, const std::string& upload_id,
+                                            const std::vector<CompletedPart>& parts) override;
+  Status AbortMultipartUpload(const std::string& key, const std::string& upload_id) override;
+  Status Delete(const std::string& key) override;
+
   // Whether a primary failure means the primary is down (Unavailable,
   // Throttled, Transient), as opposed to an answer. The daemon uses it at
   // mount: a mount whose first primary request fails this way may come up
@@ -202,6 +221,20 @@ class FallbackStore : public ObjectStore {
     return primary_error;
   }
   Status Offline(const std::string& what) const;
+  // A write on the primary: refused at once while the circuit is open,
+  // else sent, its outcome counted like a read's.
+  template <typename T, typename F>
+  Result<T> WriteToPrimary(const std::string& what, F&& write) {
+    if (circuit_open()) return NoWrites(what);
+    Result<T> r = write();
+    if (r.ok() || !IsPrimaryDownError(r.status())) {
+      OnPrimaryAnswer();
+    } else {
+      OnPrimaryFailure(r.status());
+    }
+    return r;
+  }
+  Status NoWrites(const std::string& what) const;
 
   Result<ObjectInfo> HeadSecondary(const std::string& key);
   Result<GetResult> GetSecondary(const GetRequest& request, char* buf, size_t buf_len);
