@@ -2,6 +2,7 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
 
 #include <sys/statvfs.h>
@@ -91,6 +92,18 @@ Result<std::optional<std::string>> MetaDb::Get(std::string_view key) const {
 
 Status MetaDb::Delete(std::string_view key) {
   return FromRocks(db_->Delete(rocksdb::WriteOptions(), ToSlice(key)), "meta delete");
+}
+
+Status MetaDb::DeletePrefix(std::string_view prefix) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  rocksdb::WriteBatch batch;
+  const rocksdb::Slice p = ToSlice(prefix);
+  for (it->Seek(p); it->Valid() && it->key().starts_with(p); it->Next()) {
+    DSFS_RETURN_IF_ERROR(FromRocks(batch.Delete(it->key()), "meta delete"));
+  }
+  DSFS_RETURN_IF_ERROR(FromRocks(it->status(), "meta scan"));
+  if (batch.Count() == 0) return Status::Ok();
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "meta delete");
 }
 
 void MetaWriter::U64(uint64_t v) {

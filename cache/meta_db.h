@@ -54,6 +54,8 @@ class MetaDb {
   Status Put(std::string_view key, std::string_view value);
   Result<std::optional<std::string>> Get(std::string_view key) const;
   Status Delete(std::string_view key);
+  // Deletes every record whose key starts with prefix (one batch).
+  Status DeletePrefix(std::string_view prefix);
 
  private:
   MetaDb(rocksdb::DB* db, std::string dir);

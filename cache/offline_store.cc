@@ -195,4 +195,58 @@ Result<ListPage> OfflineStore::List(const ListRequest& request) {
   return r;
 }
 
+// ---- writes ----------------------------------------------------------------
+
+void OfflineStore::AfterWrite(const std::string& key, const Status& status) {
+  switch (status.code()) {
+    case StatusCode::kUnavailable:  // refused, or never connected
+    case StatusCode::kNotFound:
+    case StatusCode::kAccessDenied:
+    case StatusCode::kPreconditionFailed:
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kNotSupported:
+    case StatusCode::kReadOnly: return;  // OBS refused it: nothing changed
+    default: break;
+  }
+  bool failed = !db_.Delete(HeadRecordKey(key)).ok();
+  // Every listing that may show the key: its directory prefixes (the
+  // root's "" included), each under every delimiter, token and page size.
+  for (size_t i = 0; i <= key.size(); ++i) {
+    if (i != 0 && key[i - 1] != '/') continue;
+    failed |= !db_.DeletePrefix(std::string("l") + '\0' + key.substr(0, i) + '\0').ok();
+  }
+  if (failed) {
+    Bump(record_errors_);
+    spdlog::warn("offline: could not forget the records of '{}' after a write",
+                 EscapeForLog(key));
+  }
+}
+
+Result<PutResult> OfflineStore::Put(const PutRequest& request) {
+  auto r = inner_.Put(request);
+  AfterWrite(request.key, r.status());
+  return r;
+}
+
+Result<PutResult> OfflineStore::Copy(const CopyRequest& request) {
+  auto r = inner_.Copy(request);
+  AfterWrite(request.key, r.status());
+  return r;
+}
+
+Result<PutResult> OfflineStore::CompleteMultipartUpload(const std::string& key,
+                                                        const std::string& upload_id,
+                                                        const std::vector<CompletedPart>& parts) {
+  auto r = inner_.CompleteMultipartUpload(key, upload_id, parts);
+  AfterWrite(key, r.status());
+  return r;
+}
+
+Status OfflineStore::Delete(const std::string& key) {
+  Status s = inner_.Delete(key);
+  AfterWrite(key, s);
+  if (s.ok() && !db_.Put(HeadRecordKey(key), EncodeTombstone()).ok()) Bump(record_errors_);
+  return s;
+}
+
 }  // namespace dsfs

@@ -18,6 +18,15 @@
 // Records are never trusted while OBS answers: a HEAD that OBS answers
 // overwrites the record, an OBS NotFound replaces it with a tombstone.
 //
+// Writes pass through to the inner store. A write that changed the key, or
+// may have (it failed after its request may have reached OBS: Transient,
+// Throttled, Cancelled, Corruption, IoError), forgets the key's HEAD
+// record and the LIST records of every directory prefix above it ("", "a/",
+// "a/b/" for "a/b/c"), so an offline answer never shows the state before
+// the write as current; a Delete that succeeded records a tombstone. A
+// write refused before it reached OBS (Unavailable: the circuit is open or
+// nothing connected) keeps the records: nothing changed.
+//
 // Thread-safe (MetaDb is; no state of its own).
 #pragma once
 
@@ -45,6 +54,22 @@ class OfflineStore : public ObjectStore {
   }
   std::string Describe() const override { return inner_.Describe(); }
 
+  Result<PutResult> Put(const PutRequest& request) override;
+  Result<PutResult> Copy(const CopyRequest& request) override;
+  Result<std::string> CreateMultipartUpload(const std::string& key,
+                                            const ObjectAttrs& attrs) override {
+    return inner_.CreateMultipartUpload(key, attrs);
+  }
+  Result<std::string> UploadPart(const UploadPartRequest& request) override {
+    return inner_.UploadPart(request);
+  }
+  Result<PutResult> CompleteMultipartUpload(const std::string& key, const std::string& upload_id,
+                                            const std::vector<CompletedPart>& parts) override;
+  Status AbortMultipartUpload(const std::string& key, const std::string& upload_id) override {
+    return inner_.AbortMultipartUpload(key, upload_id);
+  }
+  Status Delete(const std::string& key) override;
+
   // Encodings (exposed for tests).
   static std::string HeadRecordKey(const std::string& key);
   static std::string ListRecordKey(const ListRequest& request);
@@ -52,6 +77,9 @@ class OfflineStore : public ObjectStore {
  private:
   // Whether a failure means "OBS could not answer" (so a record may).
   bool CannotAnswer(const Status& status) const;
+  // After a write of key: forgets what was recorded for it and the
+  // listings above it, unless `status` says nothing reached OBS.
+  void AfterWrite(const std::string& key, const Status& status);
   void Bump(Counter* c) {
     if (c) c->Add();
   }

@@ -142,6 +142,99 @@ TEST_F(OfflineStoreTest, MalformedRecordsReadAsAbsent) {
   EXPECT_EQ(metrics_.GetCounter("dsfs_offline_record_errors_total").value(), 1u);
 }
 
+// Records the node holds for "d/f" and its listings, as a mount would.
+void SeeOnline(ObjectStore& s) {
+  ASSERT_TRUE(s.Head("d/f").ok());
+  ASSERT_EQ(s.Head("d/new").status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(s.List(ListRequest{.prefix = "d/", .delimiter = "/"}).ok());
+  ASSERT_TRUE(s.List(ListRequest{.prefix = "", .delimiter = "/"}).ok());
+  ASSERT_TRUE(s.List(ListRequest{.prefix = "e/", .delimiter = "/"}).ok());
+}
+
+PutRequest PutOf(const std::string& key, const std::string& data) {
+  PutRequest r;
+  r.key = key;
+  r.body = Body{data.data(), -1, 0, data.size()};
+  return r;
+}
+
+TEST_F(OfflineStoreTest, AWriteForgetsWhatWasRecordedSoOfflineNeverShowsThePastAsCurrent) {
+  obs_.PutObject("d/f", "old");
+  obs_.PutObject("e/g", "other");
+  SeeOnline(*offline_);
+  const std::string old_etag = offline_->Head("d/f")->etag;
+  const std::string data = "new contents";
+  ASSERT_TRUE(offline_->Put(PutOf("d/f", data)).ok());
+  ASSERT_TRUE(offline_->Put(PutOf("d/new", data)).ok());
+  GoDown();
+  // No record of the old version (or of "d/new" as missing) answers.
+  auto head = offline_->Head("d/f");
+  EXPECT_FALSE(head.ok() && head->etag == old_etag) << "offline HEAD shows the old version";
+  EXPECT_EQ(head.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(offline_->Head("d/new").status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(offline_->List(ListRequest{.prefix = "d/", .delimiter = "/"}).status().code(),
+            StatusCode::kUnavailable);
+  EXPECT_EQ(offline_->List(ListRequest{.prefix = "", .delimiter = "/"}).status().code(),
+            StatusCode::kUnavailable);
+  // What the write did not touch still answers.
+  EXPECT_TRUE(offline_->List(ListRequest{.prefix = "e/", .delimiter = "/"}).ok());
+}
+
+TEST_F(OfflineStoreTest, CopyCompleteAndDeleteForgetTheirKeys) {
+  obs_.PutObject("d/f", "old");
+  obs_.PutObject("d/src", "src");
+  SeeOnline(*offline_);
+  ASSERT_TRUE(offline_->Head("d/src").ok());
+  CopyRequest copy;
+  copy.source_key = "d/src";
+  copy.key = "d/f";
+  ASSERT_TRUE(offline_->Copy(copy).ok());
+  GoDown();
+  EXPECT_EQ(offline_->Head("d/f").status().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(offline_->Head("d/src").ok());  // the source did not change
+
+  Reopen();
+  SeeOnline(*offline_);
+  auto id = offline_->CreateMultipartUpload("d/f", {});
+  ASSERT_TRUE(id.ok());
+  UploadPartRequest part;
+  part.key = "d/f";
+  part.upload_id = *id;
+  part.part_number = 1;
+  const std::string data = "part one";
+  part.body = Body{data.data(), -1, 0, data.size()};
+  auto etag = offline_->UploadPart(part);
+  ASSERT_TRUE(etag.ok());
+  ASSERT_TRUE(offline_->CompleteMultipartUpload("d/f", *id, {{1, *etag}}).ok());
+  GoDown();
+  EXPECT_EQ(offline_->Head("d/f").status().code(), StatusCode::kUnavailable);
+
+  Reopen();
+  SeeOnline(*offline_);
+  ASSERT_TRUE(offline_->Delete("d/f").ok());
+  GoDown();
+  // Deleted: offline it is missing, as OBS would say.
+  EXPECT_EQ(offline_->Head("d/f").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(offline_->List(ListRequest{.prefix = "d/", .delimiter = "/"}).status().code(),
+            StatusCode::kUnavailable);
+}
+
+TEST_F(OfflineStoreTest, AWriteThatMayHaveReachedObsForgetsOneRefusedKeepsTheRecords) {
+  obs_.PutObject("d/f", "old");
+  SeeOnline(*offline_);
+  // Refused before anything was sent: the records stay true.
+  GoDown();
+  EXPECT_EQ(offline_->Put(PutOf("d/f", "x")).status().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(offline_->Head("d/f").ok());
+  // A timeout after sending: OBS may hold the new version.
+  Reopen();
+  SeeOnline(*offline_);
+  obs_.FailNext(StoreOp::kPut, Status::Transient("timed out"));
+  EXPECT_EQ(offline_->Put(PutOf("d/f", "x")).status().code(), StatusCode::kTransient);
+  GoDown();
+  EXPECT_EQ(offline_->Head("d/f").status().code(), StatusCode::kUnavailable);
+}
+
 TEST(PersistentProofBook, SurvivesReopenAndIgnoresGarbage) {
   TempDir dir;
   {
