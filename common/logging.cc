@@ -1,6 +1,7 @@
 #include "common/logging.h"
 
-#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/details/file_helper.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
@@ -50,6 +51,27 @@ size_t Utf8Length(std::string_view s, size_t i, uint32_t* cp) {
   *cp = v;
   return len;
 }
+
+// spdlog's basic_file_sink cannot reopen its file; this one can.
+class ReopenableFileSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  explicit ReopenableFileSink(const std::string& path) { file_.open(path, /*truncate=*/false); }
+  void Reopen() {
+    std::lock_guard lock(mutex_);
+    file_.reopen(/*truncate=*/false);
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t formatted;
+    formatter_->format(msg, formatted);
+    file_.write(formatted);
+  }
+  void flush_() override { file_.flush(); }
+
+ private:
+  spdlog::details::file_helper file_;
+};
 
 }  // namespace
 
@@ -118,7 +140,9 @@ Status SetupLogging(const std::string& logfile, const std::string& level) {
         return Status::InvalidArgument("cannot open log '" + logfile + "': directory '" + dir +
                                        "' does not exist");
       }
-      logger = spdlog::basic_logger_mt("dsfs", logfile);
+      logger = std::make_shared<spdlog::logger>("dsfs",
+                                                std::make_shared<ReopenableFileSink>(logfile));
+      spdlog::register_logger(logger);
     }
   } catch (const spdlog::spdlog_ex& e) {
     spdlog::drop("dsfs");
@@ -128,6 +152,19 @@ Status SetupLogging(const std::string& logfile, const std::string& level) {
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l [%t] %v");
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
+  return Status::Ok();
+}
+
+Status ReopenLog() {
+  auto logger = spdlog::default_logger();
+  if (!logger) return Status::Ok();
+  try {
+    for (const auto& sink : logger->sinks()) {
+      if (auto file = std::dynamic_pointer_cast<ReopenableFileSink>(sink)) file->Reopen();
+    }
+  } catch (const spdlog::spdlog_ex& e) {
+    return Status::IoError(std::string("cannot reopen the log: ") + e.what());
+  }
   return Status::Ok();
 }
 

@@ -26,4 +26,9 @@ std::string EscapeForLog(std::string_view text);
 // logfile: a path, "syslog", or "" for stderr.
 Status SetupLogging(const std::string& logfile, const std::string& level);
 
+// Reopens the default logger's log file by its path, so that after
+// logrotate moved the file away the next lines go to a new file of that
+// name (SIGHUP). A no-op for stderr and syslog.
+Status ReopenLog();
+
 }  // namespace dsfs

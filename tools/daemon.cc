@@ -27,6 +27,7 @@
 #include "common/metrics.h"
 #include "fs/filesystem.h"
 #include "fs/fuse_adapter.h"
+#include "tools/signals.h"
 #include "tools/stores.h"
 
 namespace dsfs {
@@ -132,6 +133,11 @@ int Serve(const Config& config, Credentials creds, StartupReporter& reporter) {
   // The log, the cache's block files and its index hold key names and
   // data: only the mounting user reads them.
   umask(0077);
+  // Before any thread exists (see SignalThread).
+  if (Status s = SignalThread::BlockSignals(); !s.ok()) {
+    reporter.Fail(s);
+    return 1;
+  }
   const std::string logfile =
       config.daemon.logfile.empty() && !config.daemon.foreground ? "syslog" : config.daemon.logfile;
   if (Status s = SetupLogging(logfile, config.daemon.log_level); !s.ok()) {
@@ -173,6 +179,24 @@ int Serve(const Config& config, Credentials creds, StartupReporter& reporter) {
   }
   spdlog::info("mounted {} on {} (prefix '{}')", (*store)->top().Describe(), fo.mountpoint,
                config.fs.prefix);
+  auto signals = SignalThread::Start(
+      [] {
+        if (Status s = ReopenLog(); !s.ok()) {
+          spdlog::error("SIGHUP: {}", s.ToString());
+          return;
+        }
+        spdlog::info("SIGHUP: log reopened");
+      },
+      [&metrics] {
+        std::istringstream text(metrics.Render());
+        for (std::string line; std::getline(text, line);) {
+          if (!line.empty() && line[0] != '#') spdlog::info("stats: {}", line);
+        }
+      });
+  if (!signals.ok()) {
+    reporter.Fail(signals.status());
+    return 1;
+  }
   reporter.Ready();
   if (!config.daemon.foreground) DetachStdio();
   // Shutdown order: the exit is seen (signal or unmount) -> every S3

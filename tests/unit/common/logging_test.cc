@@ -1,7 +1,14 @@
 #include "common/logging.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "../temp_dir.h"
 
 namespace dsfs {
 namespace {
@@ -51,6 +58,36 @@ TEST(SetupLoggingTest, MissingLogDirectoryIsRefusedNotCreated) {
   EXPECT_NE(s.message().find("does not exist"), std::string::npos) << s.message();
   struct stat st;
   EXPECT_NE(stat("/nonexistent-dsfs-dir", &st), 0);
+}
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// logrotate's way: move the file, then SIGHUP; the next lines must land in
+// a new file of the old name, not in the moved one.
+TEST(SetupLoggingTest, ReopenLogStartsANewFileAfterARotation) {
+  testing::TempDir dir;
+  const std::string log = dir.path() + "/dsfs.log";
+  ASSERT_TRUE(SetupLogging(log, "info").ok());
+  spdlog::info("before rotation");
+  ASSERT_EQ(std::rename(log.c_str(), (log + ".1").c_str()), 0);
+  spdlog::info("still the old file");
+  ASSERT_TRUE(ReopenLog().ok());
+  spdlog::info("after reopen");
+  spdlog::default_logger()->flush();
+  const std::string old_file = Slurp(log + ".1");
+  const std::string new_file = Slurp(log);
+  EXPECT_NE(old_file.find("before rotation"), std::string::npos);
+  EXPECT_NE(old_file.find("still the old file"), std::string::npos);
+  EXPECT_EQ(old_file.find("after reopen"), std::string::npos);
+  EXPECT_NE(new_file.find("after reopen"), std::string::npos) << new_file;
+  EXPECT_EQ(new_file.find("before rotation"), std::string::npos);
+  spdlog::drop("dsfs");
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("restored"));
 }
 
 }  // namespace
