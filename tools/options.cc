@@ -138,6 +138,10 @@ const std::vector<OptionSpec>& OptionTable() {
      [](const std::string& v, Config* c) { return SetNumber(v, &c->fallback.share_workers); }},
     {"max_threads", true, "16", "FUSE worker threads",
      [](const std::string& v, Config* c) { return SetNumber(v, &c->daemon.max_threads); }},
+    {"ro", false, "off (rw)", "mount read-only: every write and namespace change is EROFS",
+     [](const std::string&, Config* c) { c->fs.read_only = true; return Status::Ok(); }},
+    {"rw", false, "on", "mount read-write (the default)",
+     [](const std::string&, Config* c) { c->fs.read_only = false; return Status::Ok(); }},
   };
   return kTable;
 }
@@ -148,7 +152,7 @@ const std::vector<OptionSpec>& OptionTable() {
 bool IsIgnoredOption(const std::string& name) {
   static const char* const kIgnored[] = {
       // mount(8) / fstab
-      "rw", "ro", "dev", "nodev", "suid", "nosuid", "exec", "noexec", "atime", "noatime",
+      "dev", "nodev", "suid", "nosuid", "exec", "noexec", "atime", "noatime",
       "relatime", "norelatime", "strictatime", "diratime", "nodiratime", "sync", "async",
       "defaults", "auto", "noauto", "user", "nouser", "users", "owner", "group", "_netdev",
       "nofail", "loop", "comment",

@@ -34,6 +34,15 @@ TEST(Options, ObsfsFstabLineAsMountFusePassesIt) {
   EXPECT_GE(cl->ignored.size(), 9u);
 }
 
+TEST(Options, RoAndRwSetTheMountMode) {
+  auto rw = Parse({"b", "/m", "-o", "rw"});
+  ASSERT_TRUE(rw.ok()) << rw.status().ToString();
+  EXPECT_FALSE(rw->config.fs.read_only);
+  auto ro = Parse({"b", "/m", "-o", "rw,ro"});  // the last one wins
+  ASSERT_TRUE(ro.ok());
+  EXPECT_TRUE(ro->config.fs.read_only);
+}
+
 TEST(Options, SourceWithPrefix) {
   FsConfig fs;
   ASSERT_TRUE(ParseSource("bucket:/models/deepseek/", &fs).ok());
