@@ -26,6 +26,7 @@ const char* StatusCodeName(StatusCode code) {
     case StatusCode::kExists: return "Exists";
     case StatusCode::kNotEmpty: return "NotEmpty";
     case StatusCode::kNotPermitted: return "NotPermitted";
+    case StatusCode::kNoSpace: return "NoSpace";
   }
   return "Unknown";
 }
@@ -57,6 +58,7 @@ int ToErrno(const Status& status) {
     case StatusCode::kExists: return EEXIST;
     case StatusCode::kNotEmpty: return ENOTEMPTY;
     case StatusCode::kNotPermitted: return EPERM;
+    case StatusCode::kNoSpace: return ENOSPC;
     case StatusCode::kThrottled:
     case StatusCode::kTransient:
     case StatusCode::kUnavailable:

@@ -33,6 +33,7 @@ enum class StatusCode {
   kExists,              // the name is taken                       -> EEXIST
   kNotEmpty,            // rmdir / rename onto a non-empty dir     -> ENOTEMPTY
   kNotPermitted,        // an operation dsfs never does (link)     -> EPERM
+  kNoSpace,             // the local staging disk is full          -> ENOSPC
 };
 
 // Name of a code, for logs and test failure messages.
@@ -67,6 +68,7 @@ class [[nodiscard]] Status {
   static Status Exists(std::string m) { return {StatusCode::kExists, std::move(m)}; }
   static Status NotEmpty(std::string m) { return {StatusCode::kNotEmpty, std::move(m)}; }
   static Status NotPermitted(std::string m) { return {StatusCode::kNotPermitted, std::move(m)}; }
+  static Status NoSpace(std::string m) { return {StatusCode::kNoSpace, std::move(m)}; }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }

@@ -59,13 +59,15 @@ std::string JoinPath(const std::string& dir, const std::string& name) {
 }
 
 Filesystem::Filesystem(const FsConfig& config, ObjectStore& store, ObjectReader& reader,
-                       const Clock& clock, Metrics* metrics)
+                       const Clock& clock, Metrics* metrics, const WriteOptions& write)
     : config_(config),
       clock_(clock),
       store_(store),
       reader_(reader),
       metrics_(metrics),
-      meta_(MetadataCacheOptionsFrom(config), clock) {}
+      meta_(MetadataCacheOptionsFrom(config), clock),
+      write_(write),
+      dirty_(write.max_dirty) {}
 
 Filesystem::~Filesystem() = default;
 
@@ -270,6 +272,14 @@ Result<EntryReply> Filesystem::Lookup(InodeId parent, const std::string& name) {
   if (name.size() > kMaxNameLength) return Status::NameTooLong(name.substr(0, 32) + "...");
   if (!IsValidName(name)) return Status::NotFound("invalid name");
   const std::string path = JoinPath(dir.path, name);
+  if (auto ws = WritingAt(path)) {
+    // Being written here: the staged file is what the name is now.
+    const NodeMeta staged = StagedMeta(*ws);
+    EntryReply reply;
+    reply.ino = inodes_.Acquire(path, staged);
+    reply.attr = ToStat(reply.ino, staged, config_);
+    return reply;
+  }
   DSFS_ASSIGN_OR_RETURN(NodeMeta meta, Resolve(path));
   EntryReply reply;
   reply.ino = inodes_.Acquire(path, meta);
@@ -281,6 +291,7 @@ void Filesystem::Forget(InodeId ino, uint64_t nlookup) { inodes_.Forget(ino, nlo
 
 Result<struct stat> Filesystem::GetAttr(InodeId ino) {
   DSFS_ASSIGN_OR_RETURN(InodeInfo node, GetInode(ino));
+  if (auto ws = WritingOf(ino)) return ToStat(ino, StagedMeta(*ws), config_);
   // A file's node is one object version: its attributes never change and
   // need no request (so an open file keeps answering while OBS is down; a
   // new version is found by the next lookup, which makes a new node).
@@ -321,6 +332,7 @@ Result<uint64_t> Filesystem::OpenDir(InodeId ino, const CancelTokenPtr& cancel) 
   DSFS_ASSIGN_OR_RETURN(InodeInfo node, GetInode(ino));
   if (node.kind != NodeKind::kDir) return Status::NotDirectory(node.path);
   DSFS_ASSIGN_OR_RETURN(auto listing, LoadListing(node.path, cancel));
+  listing = WithStagedChildren(node.path, std::move(listing));
   DirHandle handle;
   handle.ino = ino;
   handle.parent = ino == kRootInode ? ino : inodes_.PeekId(ParentOf(node.path));
@@ -386,8 +398,8 @@ void Filesystem::ReleaseDir(uint64_t handle) {
 }
 
 Result<OpenReply> Filesystem::Open(InodeId ino, int flags) {
-  if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) {
-    return ReadOnlyError();
+  if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) || WritingOf(ino)) {
+    return OpenForWrite(ino, flags);
   }
   DSFS_ASSIGN_OR_RETURN(InodeInfo node, GetInode(ino));
   DSFS_ASSIGN_OR_RETURN(NodeMeta meta, Resolve(node.path));
@@ -426,6 +438,7 @@ Result<SliceList> Filesystem::ReadSlices(uint64_t handle, uint64_t offset, size_
     if (it == files_.end()) return Status::InvalidArgument("bad file handle");
     fh = it->second;
   }
+  if (fh.write) return ReadStaged(*fh.write, offset, len);
   auto n = reader_.ReadSlices(fh.object, offset, len, cancel);
   if (!n.ok() && n.status().code() == StatusCode::kPreconditionFailed) {
     // The object changed under this handle: the next open sees the new one.
@@ -439,16 +452,20 @@ Result<SliceList> Filesystem::ReadSlices(uint64_t handle, uint64_t offset, size_
 }
 
 void Filesystem::Release(uint64_t handle) {
-  ObjectId object;
+  FileHandle fh;
   {
     std::lock_guard lock(handles_mu_);
     auto it = files_.find(handle);
     if (it == files_.end()) return;
-    object = std::move(it->second.object);
+    fh = std::move(it->second);
     files_.erase(it);
   }
-  reader_.Released(object);
-  FinishDeferred(object);
+  if (fh.write) {
+    ReleaseWrite(fh);
+  } else {
+    reader_.Released(fh.object);
+  }
+  FinishDeferred(fh.object);
 }
 
 Result<std::string> Filesystem::GetXattr(InodeId ino, const std::string& name) {

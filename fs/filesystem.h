@@ -8,9 +8,11 @@
 // directory. When both a file and a directory share a name, the file wins
 // (lookup and readdir agree).
 //
-// Lock order: Filesystem::handles_mu_ is a leaf; InodeTable and
-// MetadataCache have their own leaf locks and are never called with
-// handles_mu_ held.
+// Lock order: WriteState::mu (one per inode being written; see
+// filesystem_write.cc) -> WriteState::attr_mu -> handles_mu_. handles_mu_
+// is a leaf; InodeTable and MetadataCache have their own leaf locks and
+// are never called with handles_mu_ held (they may be with a
+// WriteState::mu).
 #pragma once
 
 #include <sys/stat.h>
@@ -36,11 +38,23 @@
 #include "common/metrics.h"
 #include "fs/inode_table.h"
 #include "fs/metadata_cache.h"
+#include "fs/staging.h"
 
 namespace dsfs {
 
 // The metadata cache of a mount: fs.* TTLs and bounds.
 MetadataCacheOptions MetadataCacheOptionsFrom(const FsConfig& fs);
+
+// The write path: where files are staged and how they are uploaded.
+// Filled by WriteOptionsFrom; the defaults are a default Config's.
+struct WriteOptions {
+  // cache_dir/staging with a disk cache, else tmpdir=.
+  std::string staging_dir = WriteConfig{}.tmpdir;
+  uint64_t multipart_size = WriteConfig{}.multipart_size;
+  int parallel_count = WriteConfig{}.parallel_count;
+  uint64_t max_dirty = WriteConfig{}.max_dirty;
+};
+WriteOptions WriteOptionsFrom(const Config& config);
 
 struct EntryReply {
   InodeId ino = 0;
@@ -67,7 +81,7 @@ class Filesystem {
  public:
   // store and reader must outlive the Filesystem. metrics may be null.
   Filesystem(const FsConfig& config, ObjectStore& store, ObjectReader& reader,
-             const Clock& clock, Metrics* metrics);
+             const Clock& clock, Metrics* metrics, const WriteOptions& write = WriteOptions{});
   ~Filesystem();
 
   // Adds one kernel lookup to the returned inode.
@@ -88,7 +102,8 @@ class Filesystem {
   Result<std::vector<DirEntry>> ReadDir(uint64_t handle, uint64_t offset, size_t max_entries);
   void ReleaseDir(uint64_t handle);
 
-  // flags: open(2) flags. Any write access is refused on a read-only mount.
+  // flags: open(2) flags. Any write access is refused on a read-only mount
+  // (and opens for write in filesystem_write.cc).
   Result<OpenReply> Open(InodeId ino, int flags);
   // The bytes as slices of shared buffers (what the FUSE reply is written
   // from), or copied into buf. `cancel`: as for OpenDir (a read waiting
@@ -113,6 +128,41 @@ class Filesystem {
   void set_prover(Prover prover) { prover_ = std::move(prover); }
   Result<std::string> GetXattr(InodeId ino, const std::string& name);
   Result<std::string> ListXattr(InodeId ino);
+
+  // ---- The write path (fs/filesystem_write.cc) ----
+  // A file written through the mount is staged whole in a local file
+  // (WriteOptions::staging_dir) and uploaded (one PUT, or a parallel
+  // multipart upload) on flush, fsync and the last release when it is
+  // dirty; nothing is written to the bucket before (no empty object at
+  // create). After an upload the inode keeps its number and stands for the
+  // new version; its stat entry and the parent's listing are updated at
+  // once and the kernel's page cache of it is dropped at the next open.
+  // An open for write of an existing object without O_TRUNC first copies
+  // the version it opened, whole, into the staged file (through the reader,
+  // pinned by ETag: a change upstream during the copy is ESTALE).
+  struct CreateReply {
+    EntryReply entry;
+    OpenReply open;
+  };
+  // A new file `name` in `parent` (mode's permission bits, owner uid/gid),
+  // opened with open(2) `flags`; adds one lookup.
+  Result<CreateReply> Create(InodeId parent, const std::string& name, mode_t mode, int flags,
+                             uid_t uid, gid_t gid);
+  // Writes into the staged file (at its end for O_APPEND handles). A full
+  // staging disk is NoSpace (ENOSPC). Past max_dirty, the file is uploaded
+  // before the write returns (its error, if any, is the write's).
+  Result<size_t> Write(uint64_t handle, uint64_t offset, const char* data, size_t len);
+  // Uploads the handle's file if it is dirty: close(2)'s error.
+  Status Flush(uint64_t handle);
+  // The same: fsync means "in the bucket" (there is no local durability).
+  Status Fsync(uint64_t handle);
+  // SetAttr's size part (truncate, ftruncate; mode/uid/gid/times are the
+  // namespace half's). `handle` 0: truncate(2) by path, uploaded at once
+  // unless the file is open for write (then at its close); else the open
+  // handle's file, uploaded at its flush.
+  Result<struct stat> SetSize(InodeId ino, uint64_t size, uint64_t handle);
+  // Bytes staged and not uploaded yet, over all files (max_dirty's account).
+  uint64_t dirty_bytes() const { return dirty_.dirty(); }
 
   // The error every write and namespace change gets (there is no write
   // path yet): ReadOnly (EROFS) on a read-only mount, else NotSupported.
@@ -173,9 +223,15 @@ class Filesystem {
   InodeTable& inodes() { return inodes_; }
 
  private:
+  struct WriteState;  // the staged state of one inode (filesystem_write.cc)
   struct FileHandle {
     InodeId ino = 0;
     ObjectId object;
+    // Set: the inode is being written; reads and writes go to its staged
+    // file (every handle of the inode opened since shares it).
+    std::shared_ptr<WriteState> write;
+    bool writable = false;
+    bool append = false;
   };
   struct DirHandle {
     InodeId ino = 0;
@@ -226,6 +282,34 @@ class Filesystem {
   static constexpr size_t kMaxXattrReport = 60000;
   void Count(const char* name);
 
+  // The write path (filesystem_write.cc).
+  Result<OpenReply> OpenForWrite(InodeId ino, int flags);
+  // The inode's write state, made (and the object copied in unless
+  // `truncate`) if there is none; counts one more handle of it.
+  Result<std::shared_ptr<WriteState>> AttachWrite(InodeId ino, bool truncate);
+  // One handle of the state fewer; the last one drops it.
+  void DetachWrite(const std::shared_ptr<WriteState>& ws);
+  // Uploads the staged file; requires ws.mu.
+  Status UploadLocked(WriteState& ws);
+  Result<SliceList> ReadStaged(WriteState& ws, uint64_t offset, size_t len);
+  void ReleaseWrite(const FileHandle& fh);
+  // The state of a file being written at `path` / of `ino`, if any.
+  std::shared_ptr<WriteState> WritingAt(const std::string& path);
+  std::shared_ptr<WriteState> WritingOf(InodeId ino);
+  // Its attributes as the kernel should see them (staged size, mtime).
+  NodeMeta StagedMeta(WriteState& ws);
+  // The namespace half's hooks: a file being written at `path` was
+  // unlinked (its data is dropped with its last handle, never uploaded) /
+  // renamed (its upload goes to the new name); chmod/chown/utimens of a
+  // file being written change the staged attributes, uploaded with it
+  // (nullopt: the inode is not being written).
+  void OrphanStaged(const std::string& path);
+  void MoveStaged(const std::string& from, const std::string& to);
+  std::optional<Result<struct stat>> SetStagedAttrs(InodeId ino, const AttrChange& change);
+  // Names of files created in `dir` that are not in the bucket yet.
+  std::shared_ptr<const Listing> WithStagedChildren(const std::string& dir,
+                                                    std::shared_ptr<const Listing> listing);
+
   const FsConfig config_;
   const Clock& clock_;
   ObjectStore& store_;
@@ -234,6 +318,9 @@ class Filesystem {
   MetadataCache meta_;
   InodeTable inodes_;
   Prover prover_;
+  const WriteOptions write_;
+  // Before the handles: staged files (held by handles) count in it.
+  DirtyBudget dirty_;
 
   std::atomic<uint64_t> next_handle_{1};
   std::mutex handles_mu_;
@@ -247,6 +334,8 @@ class Filesystem {
   };
   std::unordered_map<std::string, Deferred> deferred_;  // guarded by handles_mu_
   std::atomic<bool> any_deferred_{false};               // deferred_ is not empty
+  // Inodes with a staged file (open for write, or read while staged).
+  std::unordered_map<InodeId, std::shared_ptr<WriteState>> writing_;  // guarded by handles_mu_
 };
 
 // Joins a directory path and a name: ("", "a") -> "a", ("a", "b") -> "a/b".

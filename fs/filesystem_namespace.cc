@@ -75,6 +75,7 @@ void Filesystem::Removed(const std::string& path) {
   meta_.PutNegative(path);
   meta_.InvalidateListing(ParentPath(path));
   inodes_.Detach(path);
+  OrphanStaged(path);
 }
 
 bool Filesystem::IsHidden(const std::string& path, const std::string& etag) {
@@ -327,6 +328,7 @@ Status Filesystem::RenameFile(const std::string& from, const NodeMeta& from_meta
   meta_.Invalidate(to);
   Status deleted = DeleteOrDefer(from, src);
   inodes_.Rename(from, to);
+  MoveStaged(from, to);
   inodes_.SetVersion(to, meta);
   meta_.PutStat(to, meta);
   meta_.InvalidateListing(ParentPath(to));
@@ -457,6 +459,8 @@ Status Filesystem::RenameDir(const std::string& from, const NodeMeta& from_meta,
 
 Result<struct stat> Filesystem::SetAttr(InodeId ino, const AttrChange& change) {
   if (config_.read_only) return ReadOnlyError();
+  // A file being written carries the change in its upload.
+  if (auto staged = SetStagedAttrs(ino, change)) return *staged;
   DSFS_ASSIGN_OR_RETURN(InodeInfo node, GetInode(ino));
   if (ino == kRootInode) return Status::NotPermitted("the mount root has no object to change");
   const std::string& path = node.path;

@@ -221,8 +221,65 @@ void OnRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
 }
 
 void OnRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  Self(req).fs().Release(fi->fh);
-  fuse_reply_err(req, 0);
+  // A writer's last upload happened at flush (close(2) got its error);
+  // release only uploads what a close without flush left.
+  Guard(req, "release", [&] {
+    Self(req).fs().Release(fi->fh);
+    fuse_reply_err(req, 0);
+  });
+}
+
+// ---- The data path of writes: thin, the core decides everything ----
+
+void ReplyEntryOpen(fuse_req_t req, const Filesystem::CreateReply& r, fuse_file_info* fi) {
+  fuse_entry_param e;
+  std::memset(&e, 0, sizeof(e));
+  e.ino = r.entry.ino;
+  e.attr = r.entry.attr;
+  e.attr_timeout = Seconds(Self(req).options().attr_ttl);
+  e.entry_timeout = Seconds(Self(req).options().attr_ttl);
+  fi->fh = r.open.handle;
+  fi->keep_cache = 0;
+  if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+    // Interrupted: no release will come for this handle.
+    Self(req).fs().Release(r.open.handle);
+  }
+}
+
+void OnCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+              fuse_file_info* fi) {
+  Guard(req, "create", [&] {
+    const fuse_ctx* ctx = fuse_req_ctx(req);
+    const mode_t perm = mode & ~ctx->umask;
+    auto r = Self(req).fs().Create(parent, name, perm, fi->flags, ctx->uid, ctx->gid);
+    if (!r.ok()) return ReplyError(req, "create", r.status());
+    ReplyEntryOpen(req, *r, fi);
+  });
+}
+
+void OnWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
+             fuse_file_info* fi) {
+  Guard(req, "write", [&] {
+    auto r = Self(req).fs().Write(fi->fh, static_cast<uint64_t>(off), buf, size);
+    if (!r.ok()) return ReplyError(req, "write", r.status());
+    fuse_reply_write(req, *r);
+  });
+}
+
+void OnFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  Guard(req, "flush", [&] {
+    Status st = Self(req).fs().Flush(fi->fh);
+    if (!st.ok()) return ReplyError(req, "flush", st);
+    fuse_reply_err(req, 0);
+  });
+}
+
+void OnFsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) {
+  Guard(req, "fsync", [&] {
+    Status st = Self(req).fs().Fsync(fi->fh);
+    if (!st.ok()) return ReplyError(req, "fsync", st);
+    fuse_reply_err(req, 0);
+  });
 }
 
 void OnStatFs(fuse_req_t req, fuse_ino_t) {
@@ -280,11 +337,20 @@ void ReplyStatus(fuse_req_t req, const char* op, const Status& s) {
   fuse_reply_err(req, 0);
 }
 
-// The size part (truncate) belongs to the write path.
+// The size part (truncate, ftruncate) is the write path's (with the times
+// a truncate implies); mode, owner and times are the namespace half's.
 void OnSetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
-               fuse_file_info*) {
+               fuse_file_info* fi) {
   Guard(req, "setattr", [&] {
-    if (to_set & FUSE_SET_ATTR_SIZE) return RefuseWrite(req, "setattr");
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+      auto r = Self(req).fs().SetSize(ino, static_cast<uint64_t>(attr->st_size), fi ? fi->fh : 0);
+      if (!r.ok()) return ReplyError(req, "setattr", r.status());
+      constexpr int kTruncateTimes =
+          FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME;
+      if (!(to_set & ~(FUSE_SET_ATTR_SIZE | kTruncateTimes))) {
+        return (void)fuse_reply_attr(req, &*r, Seconds(Self(req).options().attr_ttl));
+      }
+    }
     Filesystem::AttrChange change;
     if (to_set & FUSE_SET_ATTR_MODE) change.mode = attr->st_mode & 07777;
     if (to_set & FUSE_SET_ATTR_UID) change.uid = attr->st_uid;
@@ -336,12 +402,6 @@ void OnLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* n
     ReplyStatus(req, "link", Self(req).fs().Link(ino, new_parent, new_name));
   });
 }
-void OnCreate(fuse_req_t req, fuse_ino_t, const char*, mode_t, fuse_file_info*) {
-  RefuseWrite(req, "create");
-}
-void OnWrite(fuse_req_t req, fuse_ino_t, const char*, size_t, off_t, fuse_file_info*) {
-  RefuseWrite(req, "write");
-}
 
 fuse_lowlevel_ops MakeOps() {
   fuse_lowlevel_ops ops;
@@ -371,6 +431,8 @@ fuse_lowlevel_ops MakeOps() {
   ops.link = OnLink;
   ops.create = OnCreate;
   ops.write = OnWrite;
+  ops.flush = OnFlush;
+  ops.fsync = OnFsync;
   return ops;
 }
 

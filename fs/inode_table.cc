@@ -60,6 +60,16 @@ InodeId InodeTable::Acquire(const std::string& path, const NodeMeta& meta) {
   return id;
 }
 
+void InodeTable::SetVersion(InodeId id, const NodeMeta& meta) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end() || id == kRootInode) return;
+  it->second.kind = meta.kind;
+  it->second.etag = meta.etag;
+  it->second.meta = meta;
+  by_path_[it->second.path] = id;
+}
+
 void InodeTable::Forget(InodeId id, uint64_t n) {
   if (id == kRootInode) return;
   std::lock_guard lock(mu_);

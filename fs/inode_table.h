@@ -47,6 +47,9 @@ class InodeTable {
   // Finds or creates the node for (path, etag) and adds one lookup. A
   // different ETag than the current node's makes a new node.
   InodeId Acquire(const std::string& path, const NodeMeta& meta);
+  // The node's file was uploaded through the mount: the node (same id)
+  // now stands for `meta`'s version, and the path leads to it.
+  void SetVersion(InodeId id, const NodeMeta& meta);
   // Drops n lookups; removes the node at zero (never the root).
   void Forget(InodeId id, uint64_t n);
   std::optional<InodeInfo> Get(InodeId id) const;

@@ -23,6 +23,7 @@ TEST(Status, MapsEveryKindToErrno) {
   EXPECT_EQ(ToErrno(Status::NotPermitted("x")), EPERM);
   EXPECT_EQ(ToErrno(Status::NameTooLong("x")), ENAMETOOLONG);
   EXPECT_EQ(ToErrno(Status::NoAttribute("x")), ENODATA);
+  EXPECT_EQ(ToErrno(Status::NoSpace("x")), ENOSPC);
   EXPECT_EQ(ToErrno(Status::NotSupported("x")), ENOTSUP);
   EXPECT_EQ(ToErrno(Status::IsDirectory("x")), EISDIR);
   EXPECT_EQ(ToErrno(Status::NotDirectory("x")), ENOTDIR);

@@ -302,6 +302,9 @@ TEST_F(FilesystemTest, ReadsExactBytes) {
 }
 
 TEST_F(FilesystemTest, WritesAreRefusedReadOnly) {
+  FsConfig ro;
+  ro.read_only = true;  // -o ro (rw is the default)
+  Reset(ro);
   store_.PutObject("f", "x");
   auto e = Walk("f");
   EXPECT_EQ(fs_->Open(e->ino, O_WRONLY).status().code(), StatusCode::kReadOnly);
