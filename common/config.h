@@ -115,8 +115,9 @@ struct FsConfig {
   // Pages in a row with no entry but a new continuation token: S3 does not
   // send those, a broken or hostile server loops with them.
   int list_max_empty_pages = 16;
-  // Writes are not implemented yet: the mount is read-only.
-  bool read_only = true;
+  // ro / rw: s3fs mounts read-write, and so does dsfs; -o ro refuses every
+  // write and namespace change with EROFS.
+  bool read_only = false;
   // mtime of directories that have no marker object (the mount time).
   int64_t implicit_dir_mtime_sec = 0;
 };
@@ -241,8 +242,9 @@ struct WriteConfig {
   // connections of ~64 MiB/s fill a 4 Gbit/s share of the link.
   int parallel_count = 8;
   // max_dirty=: bytes written but not yet uploaded, over all open files.
-  // Past it a writer waits while its full parts are uploaded early (as
-  // parts of its pending multipart upload). 5 GiB as s3fs's max_dirty_data.
+  // A write that finds the total past it uploads its own file first (as
+  // s3fs flushes a file past max_dirty_data), which bounds the staging
+  // disk's unsent data. 5 GiB as s3fs's max_dirty_data.
   uint64_t max_dirty = uint64_t{5} << 30;
 };
 

@@ -128,6 +128,26 @@ Result<std::unique_ptr<BlockCache>> OpenBlockCache(const Config& config, BufferP
   return std::unique_ptr<BlockCache>(std::move(*disk));
 }
 
+// The directory files being written are staged in: cache_dir/staging
+// (made here, after the cache took cache_dir's lock; the cache's own
+// clean-up never looks at it) or tmpdir=, which must exist. Staged files
+// are nameless (O_TMPFILE), so nothing is left in it to clean.
+Status PrepareStagingDir(const Config& config, const std::string& dir) {
+  if (!config.cache.dir.empty() && ::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Status::IoError("cannot create the staging directory '" + dir +
+                           "': " + std::strerror(errno));
+  }
+  struct stat st;
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Status::InvalidArgument("staging directory '" + dir +
+                                   "' is not a directory (tmpdir= must exist; -o ro needs none)");
+  }
+  if (::access(dir.c_str(), W_OK) != 0) {
+    return Status::AccessDenied("staging directory '" + dir + "' is not writable");
+  }
+  return Status::Ok();
+}
+
 // Runs in the (possibly daemonized) process that serves the mount.
 int Serve(const Config& config, Credentials creds, StartupReporter& reporter) {
   // The log, the cache's block files and its index hold key names and
@@ -166,7 +186,14 @@ int Serve(const Config& config, Credentials creds, StartupReporter& reporter) {
   ReadAheadOptions read_ahead = ReadAheadOptionsFrom(config);
   read_ahead.buffers = &buffers;
   CachingReader reader((*store)->top(), cache->get(), read_ahead, &metrics);
-  Filesystem fs(config.fs, (*store)->top(), reader, clock, &metrics);
+  const WriteOptions write = WriteOptionsFrom(config);
+  if (!config.fs.read_only) {
+    if (Status st = PrepareStagingDir(config, write.staging_dir); !st.ok()) {
+      reporter.Fail(st);
+      return 1;
+    }
+  }
+  Filesystem fs(config.fs, (*store)->top(), reader, clock, &metrics, write);
   if (!config.fallback.dir.empty()) {
     FallbackStore* circuit = &(*store)->circuit();
     fs.set_prover([circuit](const std::string& prefix) { return circuit->ProvePrefix(prefix); });

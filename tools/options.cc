@@ -142,6 +142,20 @@ const std::vector<OptionSpec>& OptionTable() {
      [](const std::string&, Config* c) { c->fs.read_only = true; return Status::Ok(); }},
     {"rw", false, "on", "mount read-write (the default)",
      [](const std::string&, Config* c) { c->fs.read_only = false; return Status::Ok(); }},
+    {"multipart_size", true, "16", "upload part size in MiB (s3fs's unit); larger files go up as parallel multipart uploads",
+     [](const std::string& v, Config* c) {
+       uint64_t mib = 0;
+       DSFS_RETURN_IF_ERROR(SetNumber(v, &mib));
+       if (mib < 5 || mib > 5120) return Status::InvalidArgument("must be between 5 and 5120 (MiB)");
+       c->write.multipart_size = mib << 20;
+       return Status::Ok();
+     }},
+    {"parallel_count", true, "8", "parts of one file uploaded at once",
+     [](const std::string& v, Config* c) { return SetNumber(v, &c->write.parallel_count); }},
+    {"max_dirty", true, "5G", "written but not yet uploaded data over all files; past it a writer's file is uploaded early",
+     [](const std::string& v, Config* c) { return SetSize(v, &c->write.max_dirty); }},
+    {"tmpdir", true, "/tmp", "where files being written are staged when there is no cache_dir",
+     [](const std::string& v, Config* c) { c->write.tmpdir = v; return Status::Ok(); }},
   };
   return kTable;
 }
@@ -160,8 +174,8 @@ bool IsIgnoredOption(const std::string& name) {
       "nonempty", "big_writes", "max_write", "max_read", "default_permissions", "fsname", "subtype",
       "kernel_cache", "auto_cache",
       // s3fs/obsfs options without a meaning in dsfs
-      "use_cache", "del_cache", "enable_noobj_cache", "max_stat_cache_size", "multipart_size",
-      "parallel_count", "multireq_max", "complement_stat", "notsup_compat_dir", "compat_dir",
+      "use_cache", "del_cache", "enable_noobj_cache", "max_stat_cache_size",
+      "multireq_max", "complement_stat", "notsup_compat_dir", "compat_dir",
       "noxmlns", "sigv2", "sigv4", "nomultipart", "enable_content_md5", "use_xattr", "mp_umask",
       "readwrite_timeout", "curldbg", "obsfslog", "storage_class", "ensure_diskfree"};
   if (name.starts_with("x-") || name.starts_with("comment=")) return true;
@@ -248,6 +262,13 @@ Status ValidateConfig(const Config& c) {
                                   milliseconds(3600000), "1s and 1h"));
   DSFS_RETURN_IF_ERROR(CheckRange("first_byte_timeout", c.s3.first_byte_timeout, milliseconds(0),
                                   milliseconds(300000), "0 (off) and 5m"));
+  DSFS_RETURN_IF_ERROR(
+      CheckRange("parallel_count", c.write.parallel_count, 1, 128, "1 and 128"));
+  DSFS_RETURN_IF_ERROR(CheckRange("max_dirty", c.write.max_dirty, kMiB, uint64_t{64} << 40,
+                                  "1M and 64T"));
+  if (c.write.tmpdir.empty() || c.write.tmpdir.front() != '/') {
+    return Status::InvalidArgument("tmpdir must be an absolute path");
+  }
   DSFS_RETURN_IF_ERROR(CheckRange("fallback_probe_interval", c.fallback.probe_interval,
                                   milliseconds(100), milliseconds(3600000), "100ms and 1h"));
   return Status::Ok();

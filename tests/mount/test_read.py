@@ -1,5 +1,5 @@
 """Data path: what is read through the mount is exactly what is in the
-bucket, whatever the access pattern; the mount is read-only."""
+bucket, whatever the access pattern; -o ro mounts read-only."""
 
 import errno
 import hashlib
@@ -155,7 +155,8 @@ class ReadTest(harness.MountTestCase):
                          os.path.join(self.mnt, "no-such-dir"))
 
     def test_read_only(self):
-        m = self.mnt
+        # rw is the default: -o ro refuses every change with EROFS.
+        m, _ = self.mount_bucket(extra_opts=["ro"])
         existing = os.path.join(m, "small.txt")
         self.assertErrno(errno.EROFS, os.open, os.path.join(m, "new.txt"),
                          os.O_WRONLY | os.O_CREAT, 0o644)

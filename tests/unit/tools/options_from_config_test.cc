@@ -130,7 +130,7 @@ TEST(FuseOptionsFrom, EveryTunableIsMapped) {
   c.daemon.mountpoint = "/mnt/m";
   c.fs.bucket = "b";
   c.fs.allow_other = true;
-  c.fs.read_only = false;
+  c.fs.read_only = true;  // rw is the default
   c.daemon.fuse_debug = true;
   c.daemon.max_threads = 3;
   c.fs.stat_ttl = milliseconds(11);
@@ -141,7 +141,7 @@ TEST(FuseOptionsFrom, EveryTunableIsMapped) {
   EXPECT_EQ(mnt, "/mnt/m");
   EXPECT_EQ(fsname, "b");
   EXPECT_TRUE(allow_other);
-  EXPECT_FALSE(read_only);
+  EXPECT_TRUE(read_only);
   EXPECT_TRUE(debug);
   EXPECT_EQ(threads, 3u);
   EXPECT_EQ(attr_ttl, milliseconds(11));
@@ -213,6 +213,31 @@ TEST(FallbackOptionsFrom, EveryTunableIsMapped) {
   EXPECT_EQ(proof_queue, 12u);
   EXPECT_EQ(proofs, nullptr);
   EXPECT_EQ(logger, nullptr);
+}
+
+TEST(WriteOptionsFrom, DefaultsAreADefaultConfigs) {
+  const WriteOptions from = WriteOptionsFrom(Config{});
+  const WriteOptions def{};
+  const auto& [dir, part, parallel, max_dirty] = from;
+  EXPECT_EQ(dir, def.staging_dir);
+  EXPECT_EQ(part, def.multipart_size);
+  EXPECT_EQ(parallel, def.parallel_count);
+  EXPECT_EQ(max_dirty, def.max_dirty);
+}
+
+TEST(WriteOptionsFrom, EveryTunableIsMappedAndStagingIsUnderTheCache) {
+  Config c;
+  c.write.tmpdir = "/scratch";
+  c.write.multipart_size = 7 << 20;
+  c.write.parallel_count = 3;
+  c.write.max_dirty = 99 << 20;
+  const auto& [dir, part, parallel, max_dirty] = WriteOptionsFrom(c);
+  EXPECT_EQ(dir, "/scratch");
+  EXPECT_EQ(part, uint64_t{7} << 20);
+  EXPECT_EQ(parallel, 3);
+  EXPECT_EQ(max_dirty, uint64_t{99} << 20);
+  c.cache.dir = "/data/cache";
+  EXPECT_EQ(WriteOptionsFrom(c).staging_dir, "/data/cache/staging");
 }
 
 }  // namespace

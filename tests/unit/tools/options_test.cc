@@ -43,6 +43,26 @@ TEST(Options, RoAndRwSetTheMountMode) {
   EXPECT_TRUE(ro->config.fs.read_only);
 }
 
+TEST(Options, WriteOptionsAndRoRw) {
+  auto cl = Parse({"b", "/mnt/m"});
+  ASSERT_TRUE(cl.ok());
+  EXPECT_FALSE(cl->config.fs.read_only);  // rw, as s3fs
+  cl = Parse({"b", "/mnt/m", "-o",
+              "ro,multipart_size=64,parallel_count=3,max_dirty=1G,tmpdir=/scratch"});
+  ASSERT_TRUE(cl.ok()) << cl.status().ToString();
+  EXPECT_TRUE(cl->config.fs.read_only);
+  EXPECT_EQ(cl->config.write.multipart_size, uint64_t{64} << 20);
+  EXPECT_EQ(cl->config.write.parallel_count, 3);
+  EXPECT_EQ(cl->config.write.max_dirty, uint64_t{1} << 30);
+  EXPECT_EQ(cl->config.write.tmpdir, "/scratch");
+  cl = Parse({"b", "/mnt/m", "-o", "ro,rw"});
+  ASSERT_TRUE(cl.ok());
+  EXPECT_FALSE(cl->config.fs.read_only);
+  EXPECT_FALSE(Parse({"b", "/mnt/m", "-o", "multipart_size=4"}).ok());
+  EXPECT_FALSE(Parse({"b", "/mnt/m", "-o", "parallel_count=0"}).ok());
+  EXPECT_FALSE(Parse({"b", "/mnt/m", "-o", "tmpdir=relative"}).ok());
+}
+
 TEST(Options, SourceWithPrefix) {
   FsConfig fs;
   ASSERT_TRUE(ParseSource("bucket:/models/deepseek/", &fs).ok());
