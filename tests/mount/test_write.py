@@ -34,7 +34,10 @@ class WriteTest(harness.MountTestCase):
         super().setUpClass()
         cls.staging = os.path.join(cls.tmp, "staging")
         os.makedirs(cls.staging)
-        cls.mnt, cls.log = cls.mount_bucket(extra_opts=[
+        # Through the proxy, which counts requests by operation.
+        cls.proxy = cu.Proxy(cls.server.port, cls.tmp)
+        cls.addClassCleanup(cls.proxy.stop)
+        cls.mnt, cls.log = cls.mount_bucket(server=cls.proxy, extra_opts=[
             "multipart_size=5", f"tmpdir={cls.staging}", "parallel_count=4"])
 
     def p(self, *parts):
@@ -70,6 +73,7 @@ class WriteTest(harness.MountTestCase):
         src = os.path.join(self.tmp, "big-src.bin")
         size = BIG_MB * MiB + 12345
         want = harness.write_random_file(src, size, 42)
+        self.proxy.reset()
         t0 = time.monotonic()
         subprocess.run(["cp", src, self.p("big.bin")], check=True)
         dt = time.monotonic() - t0
@@ -78,6 +82,12 @@ class WriteTest(harness.MountTestCase):
         self.assertEqual(got, want)
         status, hdrs = self.s3.head(self.BUCKET, "big.bin")
         self.assertEqual(int(hdrs.get("content-length")), size)
+        # A multipart upload: Create + one PUT per 5 MiB part + Complete
+        # (the proxy counts PUT and POST as "put"), no single PUT of it all.
+        parts = -(-size // (5 * MiB))
+        self.assertEqual(self.proxy.stats()["requests"]["put"], parts + 2)
+        pid = cu.daemon_pid(self.mnt)
+        print(f"daemon VmHWM after the cp: {cu.vm_hwm_bytes(pid) >> 20} MiB")
         self.assertEqual(harness.sha256_file(self.p("big.bin")), want)
         os.unlink(src)
 
