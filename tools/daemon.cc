@@ -134,8 +134,11 @@ Result<std::unique_ptr<BlockCache>> OpenBlockCache(const Config& config, BufferP
 // are nameless (O_TMPFILE), so nothing is left in it to clean.
 Status PrepareStagingDir(const Config& config, const std::string& dir) {
   if (!config.cache.dir.empty() && ::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return Status::IoError("cannot create the staging directory '" + dir +
-                           "': " + std::strerror(errno));
+    // A full or broken cache disk must not stop the mount serving reads:
+    // writes then fail with the staging directory's error.
+    spdlog::warn("cannot create the staging directory '{}': {}; writes will fail", dir,
+                 std::strerror(errno));
+    return Status::Ok();
   }
   struct stat st;
   if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
