@@ -358,7 +358,9 @@ Status Filesystem::UploadLocked(WriteState& ws) {
   {
     std::lock_guard lock(handles_mu_);
     for (auto& [id, h] : files_) {
-      if (h.ino != ws.ino || h.object == now) continue;
+      // A handle opened under another name (renamed since) keeps it: its
+      // last close finishes the deferred DELETE of that name.
+      if (h.ino != ws.ino || h.object.key != now.key || h.object == now) continue;
       ObjectId old = std::exchange(h.object, now);
       if (!h.write) moved.push_back(std::move(old));
     }
