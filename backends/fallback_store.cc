@@ -95,10 +95,10 @@ void FallbackStore::Init(Metrics* metrics) {
                                       "Times the primary store was declared recovered");
   secondary_requests_total_ = &metrics->GetCounter("dsfs_fallback_secondary_requests_total",
                                                    "Requests served by the fallback store");
-  proven_total_ = &metrics->GetCounter(
-      "dsfs_share_proven_total", "Share files proven to hold the bytes of their OBS version");
-  differs_total_ = &metrics->GetCounter(
-      "dsfs_share_differs_total", "Share files found to differ from their OBS version");
+  proven_total_ = &metrics->GetCounter("dsfs_share_proven_total",
+                                       "Share files proven to hold the bytes of their OBS version");
+  differs_total_ = &metrics->GetCounter("dsfs_share_differs_total",
+                                        "Share files found to differ from their OBS version");
   unproven_reads_total_ =
       &metrics->GetCounter("dsfs_share_unproven_reads_total",
                            "Reads of an OBS version refused because the share copy is unproven");
@@ -156,8 +156,7 @@ void FallbackStore::OpenLocked(const std::string& reason) {
     Log().warn("fallback: OBS unavailable ({}), serving from {}", EscapeForLog(reason),
                secondary_->Describe());
   } else {
-    Log().warn("offline: OBS unavailable ({}), serving what this node holds",
-               EscapeForLog(reason));
+    Log().warn("offline: OBS unavailable ({}), serving what this node holds", EscapeForLog(reason));
   }
   open_total_->Add();
   consecutive_failures_ = 0;
@@ -287,8 +286,8 @@ Result<std::string> FallbackStore::ProveWith(const std::string& key, const std::
     return std::string(ProofVerdictName(known->verdict));
   }
   if (share->size == size) {
-    DSFS_ASSIGN_OR_RETURN(verdict, ProveShareFile(*secondary_, key, share->etag, size, etag,
-                                                  limiter, stop_token_));
+    DSFS_ASSIGN_OR_RETURN(
+        verdict, ProveShareFile(*secondary_, key, share->etag, size, etag, limiter, stop_token_));
   }
   proofs_->Record(key, share->etag, ProofRecord{etag, verdict});
   if (verdict == ProofVerdict::kProven) proven_total_->Add();
@@ -416,11 +415,29 @@ Result<GetResult> FallbackStore::Get(const GetRequest& request, char* buf, size_
       return r;
     }
     const bool open = OnPrimaryFailure(r.status());
-    return FromSecondary<GetResult>([&] { return GetSecondary(request, buf, buf_len); },
-                                    r.status(), open);
+    return FromSecondary<GetResult>([&] { return GetSecondary(request, buf, buf_len); }, r.status(),
+                                    open);
   }
   if (secondary_ == nullptr) return Offline("GET '" + request.key + "'");
   return GetSecondary(request, buf, buf_len);
+}
+
+Result<GetResult> FallbackStore::GetParts(const GetRequest& request,
+                                          std::span<const GetPart> parts) {
+  auto secondary = [&] {
+    return GetPartsThroughBuffer(
+        parts, [&](char* buf, size_t len) { return GetSecondary(request, buf, len); });
+  };
+  if (IsDirStoreEtag(request.if_match) || circuit_open()) {
+    return ObjectStore::GetParts(request, parts);  // Get's share path, through one buffer
+  }
+  auto r = primary_->GetParts(request, parts);
+  if (r.ok() || !IsPrimaryDownError(r.status())) {
+    OnPrimaryAnswer();
+    return r;
+  }
+  const bool open = OnPrimaryFailure(r.status());
+  return FromSecondary<GetResult>(secondary, r.status(), open);
 }
 
 Result<ListPage> FallbackStore::ListSecondary(ListRequest request) {

@@ -78,8 +78,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
-#include <functional>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -153,6 +153,8 @@ class FallbackStore : public ObjectStore {
   Result<ObjectInfo> Head(const std::string& key) override;
   Result<ListPage> List(const ListRequest& request) override;
   Result<GetResult> Get(const GetRequest& request, char* buf, size_t buf_len) override;
+  // OBS in place; the share (and OBS failing over to it) through one buffer.
+  Result<GetResult> GetParts(const GetRequest& request, std::span<const GetPart> parts) override;
   // "fallback(<primary>, <secondary>)" or "circuit(<primary>)"
   std::string Describe() const override;
 
@@ -274,12 +276,12 @@ class FallbackStore : public ObjectStore {
   bool stop_ = false;                   // guarded by circuit_mu_
 
   std::mutex proof_mu_;
-  std::condition_variable proof_cv_;         // queued job or stop
-  std::condition_variable proof_idle_cv_;    // queue drained
-  std::deque<ProofJob> proof_queue_;         // guarded by proof_mu_
-  std::unordered_set<std::string> queued_;   // guarded by proof_mu_: key + '\0' + etag
-  bool proof_busy_ = false;                  // guarded by proof_mu_
-  bool proof_stop_ = false;                  // guarded by proof_mu_
+  std::condition_variable proof_cv_;        // queued job or stop
+  std::condition_variable proof_idle_cv_;   // queue drained
+  std::deque<ProofJob> proof_queue_;        // guarded by proof_mu_
+  std::unordered_set<std::string> queued_;  // guarded by proof_mu_: key + '\0' + etag
+  bool proof_busy_ = false;                 // guarded by proof_mu_
+  bool proof_stop_ = false;                 // guarded by proof_mu_
 
   std::mutex logged_mu_;
   std::unordered_set<std::string> logged_unproven_;  // guarded by logged_mu_ (bounded)

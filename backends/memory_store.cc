@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <functional>
@@ -157,6 +158,16 @@ Result<ListPage> MemoryStore::List(const ListRequest& request) {
 }
 
 Result<GetResult> MemoryStore::Get(const GetRequest& request, char* buf, size_t buf_len) {
+  const GetPart part{buf, buf_len};
+  return GetInto(request, std::span<const GetPart>(&part, 1), /*exact=*/false);
+}
+
+Result<GetResult> MemoryStore::GetParts(const GetRequest& request, std::span<const GetPart> parts) {
+  return GetInto(request, parts, /*exact=*/true);
+}
+
+Result<GetResult> MemoryStore::GetInto(const GetRequest& request, std::span<const GetPart> parts,
+                                       bool exact) {
   RunHook(StoreOp::kGet, request.key);
   std::lock_guard lock(mu_);
   ++counters_.get;
@@ -176,8 +187,17 @@ Result<GetResult> MemoryStore::Get(const GetRequest& request, char* buf, size_t 
       return Status::InvalidArgument("range beyond end of '" + request.key + "'");
     }
   }
-  if (len > buf_len) return Status::InvalidArgument("buffer too small for GET");
-  std::memcpy(buf, obj.data.data() + off, len);
+  uint64_t room = 0;
+  for (const GetPart& p : parts) room += p.length;
+  if (len > room || (exact && len != room)) {
+    return Status::InvalidArgument("buffer too small for GET");
+  }
+  uint64_t done = 0;
+  for (const GetPart& p : parts) {
+    const uint64_t n = std::min<uint64_t>(p.length, len - done);
+    if (n > 0) std::memcpy(p.data, obj.data.data() + off + done, n);
+    done += n;
+  }
   counters_.get_bytes += len;
   return GetResult{static_cast<size_t>(len), obj.info.etag, DataSource::kObjectStore};
 }

@@ -85,6 +85,8 @@ class MemoryStore : public ObjectStore {
   Result<ObjectInfo> Head(const std::string& key) override;
   Result<ListPage> List(const ListRequest& request) override;
   Result<GetResult> Get(const GetRequest& request, char* buf, size_t buf_len) override;
+  // In place (no copy through one buffer); counted as one GET.
+  Result<GetResult> GetParts(const GetRequest& request, std::span<const GetPart> parts) override;
   std::string Describe() const override { return "memory"; }
 
   Result<PutResult> Put(const PutRequest& request) override;
@@ -111,6 +113,8 @@ class MemoryStore : public ObjectStore {
     ObjectAttrs attrs;
     std::map<int, Part> parts;
   };
+  // Get and GetParts; exact: the parts hold exactly the bytes.
+  Result<GetResult> GetInto(const GetRequest& request, std::span<const GetPart> parts, bool exact);
   // Returns the queued failure for op, if any. Requires mu_.
   std::optional<Status> TakeFailureLocked(StoreOp op);
   void RunHook(StoreOp op, const std::string& key);
@@ -120,7 +124,7 @@ class MemoryStore : public ObjectStore {
                    const ObjectAttrs& attrs);
 
   mutable std::mutex mu_;
-  std::map<std::string, Object> objects_;                 // guarded by mu_
+  std::map<std::string, Object> objects_;                  // guarded by mu_
   std::map<StoreOp, std::deque<Status>> failures_;         // guarded by mu_
   StoreCounters counters_;                                 // guarded by mu_
   uint64_t version_ = 0;                                   // guarded by mu_

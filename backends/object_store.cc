@@ -2,6 +2,10 @@
 // doubles) fails every write with NotSupported instead of each repeating it.
 #include "backends/object_store.h"
 
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
 namespace dsfs {
 namespace {
 Status CannotWrite(const ObjectStore& store, const char* op) {
@@ -25,5 +29,28 @@ Status ObjectStore::AbortMultipartUpload(const std::string&, const std::string&)
   return CannotWrite(*this, "abort multipart upload");
 }
 Status ObjectStore::Delete(const std::string&) { return CannotWrite(*this, "delete"); }
+
+Result<GetResult> GetPartsThroughBuffer(
+    std::span<const GetPart> parts, const std::function<Result<GetResult>(char*, size_t)>& get) {
+  if (parts.size() == 1) return get(parts[0].data, parts[0].length);
+  size_t total = 0;
+  for (const GetPart& p : parts) total += p.length;
+  // Not zero-filled: the GET writes every byte that is copied out.
+  std::unique_ptr<char[]> tmp(new char[total]);
+  Result<GetResult> r = get(tmp.get(), total);
+  if (!r.ok()) return r;
+  size_t off = 0;
+  for (const GetPart& p : parts) {
+    const size_t n = std::min(p.length, r->bytes > off ? r->bytes - off : 0);
+    if (n > 0) std::memcpy(p.data, tmp.get() + off, n);
+    off += p.length;
+  }
+  return r;
+}
+
+Result<GetResult> ObjectStore::GetParts(const GetRequest& request, std::span<const GetPart> parts) {
+  return GetPartsThroughBuffer(parts,
+                               [&](char* buf, size_t len) { return Get(request, buf, len); });
+}
 
 }  // namespace dsfs

@@ -8,8 +8,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -45,8 +47,8 @@ struct ObjectInfo {
 
 struct ListRequest {
   std::string prefix;
-  std::string delimiter;      // "/" for one directory level, "" for recursive
-  std::string continuation;   // from the previous page's next_continuation
+  std::string delimiter;     // "/" for one directory level, "" for recursive
+  std::string continuation;  // from the previous page's next_continuation
   int max_keys = 1000;
   // Set and cancelled (a FUSE interrupt: the lister was killed): the store
   // stops the transfer at its next check and fails with Cancelled.
@@ -54,9 +56,9 @@ struct ListRequest {
 };
 
 struct ListPage {
-  std::vector<ObjectInfo> objects;          // key, size, etag, mtime only
-  std::vector<std::string> common_prefixes;  // full prefixes ending in the delimiter
-  std::string next_continuation;           // empty when this is the last page
+  std::vector<ObjectInfo> objects;               // key, size, etag, mtime only
+  std::vector<std::string> common_prefixes;      // full prefixes ending in the delimiter
+  std::string next_continuation;                 // empty when this is the last page
   DataSource source = DataSource::kObjectStore;  // who answered
 };
 
@@ -90,6 +92,16 @@ struct GetResult {
   DataSource source = DataSource::kObjectStore;
 };
 
+// One destination of GetParts: the next `length` bytes of the range.
+struct GetPart {
+  char* data = nullptr;
+  size_t length = 0;
+};
+
+// GetParts through a store that can only Get into one buffer: one
+// temporary buffer of the whole range, then a copy into each part.
+Result<GetResult> GetPartsThroughBuffer(std::span<const GetPart> parts,
+                                        const std::function<Result<GetResult>(char*, size_t)>& get);
 
 // ---- Writes (the write path; stores that cannot write keep the defaults,
 // which fail with NotSupported) ----
@@ -177,6 +189,11 @@ class ObjectStore {
   // success. A returned ETag other than a non-empty If-Match is
   // PreconditionFailed. Fails with InvalidArgument if buf_len is too small.
   virtual Result<GetResult> Get(const GetRequest& request, char* buf, size_t buf_len) = 0;
+  // Get of a ranged request whose bytes land in parts, in order (their
+  // lengths add up to range.length): one GET fills several cache blocks,
+  // each its own buffer. The default goes through Get and copies (see
+  // GetPartsThroughBuffer); stores that can write in place override it.
+  virtual Result<GetResult> GetParts(const GetRequest& request, std::span<const GetPart> parts);
 
   // For logs: "s3://bucket@host", "dir:/mnt/share".
   virtual std::string Describe() const = 0;

@@ -98,7 +98,23 @@ size_t S3Store::OnBody(char* data, size_t size, size_t nmemb, void* userp) {
       reply->overflow = true;
       return 0;
     }
-    std::memcpy(call.buf + reply->sink_bytes, data, n);
+    if (call.parts.empty()) {
+      std::memcpy(call.buf + reply->sink_bytes, data, n);
+    } else {
+      // Parts are consecutive: find where sink_bytes falls, copy across.
+      size_t at = reply->sink_bytes, done = 0;
+      for (const GetPart& p : call.parts) {
+        if (done == n) break;
+        if (at >= p.length) {
+          at -= p.length;
+          continue;
+        }
+        const size_t k = std::min(p.length - at, n - done);
+        std::memcpy(p.data + at, data + done, k);
+        done += k;
+        at = 0;
+      }
+    }
     reply->sink_bytes += n;
     return n;
   }
@@ -662,6 +678,24 @@ Result<ListPage> S3Store::List(const ListRequest& request) {
 }
 
 Result<GetResult> S3Store::Get(const GetRequest& request, char* buf, size_t buf_len) {
+  return GetInto(request, buf, buf_len, {});
+}
+
+Result<GetResult> S3Store::GetParts(const GetRequest& request, std::span<const GetPart> parts) {
+  if (parts.empty()) return Status::InvalidArgument("GET '" + request.key + "': no parts");
+  size_t total = 0;
+  for (const GetPart& p : parts) {
+    if (p.data == nullptr) return Status::InvalidArgument("GET '" + request.key + "': null part");
+    total += p.length;
+  }
+  if (!request.range || request.range->length != total) {
+    return Status::InvalidArgument("GET '" + request.key + "': parts must hold the range exactly");
+  }
+  return GetInto(request, parts[0].data, total, parts);
+}
+
+Result<GetResult> S3Store::GetInto(const GetRequest& request, char* buf, size_t buf_len,
+                                   std::span<const GetPart> parts) {
   if (request.key.empty()) return Status::InvalidArgument("GET: empty key");
   if (buf == nullptr) return Status::InvalidArgument("GET '" + request.key + "': null buffer");
   Call call;
@@ -671,6 +705,7 @@ Result<GetResult> S3Store::Get(const GetRequest& request, char* buf, size_t buf_
   call.path = PathFor(request.key);
   call.buf = buf;
   call.buf_len = buf_len;
+  call.parts = parts;
   call.range = request.range;
   call.if_match = request.if_match;
   call.cancel = request.cancel;

@@ -133,6 +133,8 @@ class S3Store : public ObjectStore {
   Result<ObjectInfo> Head(const std::string& key) override;
   Result<ListPage> List(const ListRequest& request) override;
   Result<GetResult> Get(const GetRequest& request, char* buf, size_t buf_len) override;
+  // The body is written straight into the parts (no copy).
+  Result<GetResult> GetParts(const GetRequest& request, std::span<const GetPart> parts) override;
   Result<PutResult> Put(const PutRequest& request) override;
   Result<PutResult> Copy(const CopyRequest& request) override;
   Result<std::string> CreateMultipartUpload(const std::string& key,
@@ -158,6 +160,9 @@ class S3Store : public ObjectStore {
  private:
   struct Call;
   struct Reply;
+  // Get and GetParts (parts empty: into buf).
+  Result<GetResult> GetInto(const GetRequest& request, char* buf, size_t buf_len,
+                            std::span<const GetPart> parts);
   struct Attempt;
 
   // libcurl callbacks; userp is a Reply*.

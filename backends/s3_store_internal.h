@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,6 +37,9 @@ struct S3Store::Call {
   // GET sink
   char* buf = nullptr;
   size_t buf_len = 0;
+  // Non-empty: the body goes into these in order instead (buf is the first
+  // part's, buf_len their total).
+  std::span<const GetPart> parts;
   std::optional<ByteRange> range;
   // GET: If-Match; copies: the source's x-amz-copy-source-if-match (for
   // the 412 message).

@@ -72,6 +72,28 @@ uint64_t BlockFetcher::BlockLength(const ObjectId& id, uint64_t index) const {
   return std::min(block_size_, id.size - start);
 }
 
+bool BlockFetcher::CurrentLocked(const ObjectId& object,
+                                 const std::shared_ptr<InFlight>& entry) const {
+  auto it = inflight_.find(BlockKey{object, entry->index});
+  return it != inflight_.end() && it->second == entry;
+}
+
+void BlockFetcher::ExpediteLocked(const ObjectId& object, const std::shared_ptr<InFlight>& entry) {
+  entry->expedited = true;
+  entry->demanded = true;
+  entry->cancel_asked = false;
+  JobPtr job = entry->job.lock();
+  if (!job || job->blocks.size() != 1) {
+    // Out of its run: the reader waits for this block only, not for a GET
+    // of the whole run (the run's queue slot skips it now).
+    job = std::make_shared<Job>();
+    job->object = object;
+    job->blocks.push_back(entry);
+    entry->job = job;
+  }
+  demand_queue_.push_back(std::move(job));
+}
+
 BlockFetcher::Future BlockFetcher::Fetch(const BlockKey& key, FetchPriority priority,
                                          bool check_cache) {
   std::unique_lock lock(mu_);
@@ -79,14 +101,16 @@ BlockFetcher::Future BlockFetcher::Fetch(const BlockKey& key, FetchPriority prio
   if (it != inflight_.end()) {
     ++stats_.collapsed;
     Bump(collapsed_metric_);
-    InFlight& e = *it->second;
-    Future f = e.future;  // copied under mu_: the entry may go once unlocked
-    if (priority == FetchPriority::kDemand) e.demanded = true;
-    if (priority == FetchPriority::kDemand && !e.started && !e.expedited) {
-      e.expedited = true;
-      demand_queue_.push_back(key);
-      lock.unlock();
-      work_cv_.notify_one();
+    std::shared_ptr<InFlight> e = it->second;
+    Future f = e->future;  // copied under mu_: the entry may go once unlocked
+    if (priority == FetchPriority::kDemand) {
+      e->demanded = true;
+      e->cancel_asked = false;
+      if (!e->started && !e->expedited) {
+        ExpediteLocked(key.object, e);
+        lock.unlock();
+        work_cv_.notify_one();
+      }
     }
     return f;
   }
@@ -97,25 +121,84 @@ BlockFetcher::Future BlockFetcher::Fetch(const BlockKey& key, FetchPriority prio
   }
   auto entry = std::make_shared<InFlight>();
   entry->future = entry->promise.get_future().share();
+  entry->index = key.index;
   entry->check_cache = check_cache;
   entry->expedited = priority == FetchPriority::kDemand;
   entry->demanded = entry->expedited;
+  auto job = std::make_shared<Job>();
+  job->object = key.object;
+  job->blocks.push_back(entry);
+  entry->job = job;
   inflight_.emplace(key, entry);
-  (priority == FetchPriority::kDemand ? demand_queue_ : prefetch_queue_).push_back(key);
+  (priority == FetchPriority::kDemand ? demand_queue_ : prefetch_queue_).push_back(std::move(job));
   Future f = entry->future;
   lock.unlock();
   work_cv_.notify_one();
   return f;
 }
 
+std::vector<BlockFetcher::Future> BlockFetcher::FetchRun(const BlockKey& first, uint64_t count) {
+  std::vector<Future> out;
+  out.reserve(count);
+  int queued = 0;
+  {
+    std::lock_guard lock(mu_);
+    JobPtr job;
+    auto flush = [&] {
+      if (!job) return;
+      prefetch_queue_.push_back(std::move(job));
+      job.reset();
+      ++queued;
+    };
+    for (uint64_t i = 0; i < count; ++i) {
+      const BlockKey key{first.object, first.index + i};
+      auto it = inflight_.find(key);
+      if (it != inflight_.end()) {
+        // Already in flight (a reader's miss, a GET left running): joined;
+        // the run goes on in a new job after it.
+        ++stats_.collapsed;
+        Bump(collapsed_metric_);
+        out.push_back(it->second->future);
+        flush();
+        continue;
+      }
+      if (stopping_) {
+        std::promise<Result<BlockData>> p;
+        p.set_value(Status::Unavailable("block fetcher shutting down"));
+        out.push_back(p.get_future().share());
+        continue;
+      }
+      auto entry = std::make_shared<InFlight>();
+      entry->future = entry->promise.get_future().share();
+      entry->index = key.index;
+      if (!job) {
+        job = std::make_shared<Job>();
+        job->object = key.object;
+      }
+      job->blocks.push_back(entry);
+      entry->job = job;
+      inflight_.emplace(key, entry);
+      out.push_back(entry->future);
+    }
+    flush();
+  }
+  if (queued == 1) {
+    work_cv_.notify_one();
+  } else if (queued > 1) {
+    work_cv_.notify_all();
+  }
+  return out;
+}
+
 void BlockFetcher::Expedite(const BlockKey& key) {
   std::unique_lock lock(mu_);
   auto it = inflight_.find(key);
   if (it == inflight_.end()) return;
-  it->second->demanded = true;
-  if (it->second->started || it->second->expedited) return;
-  it->second->expedited = true;
-  demand_queue_.push_back(key);
+  std::shared_ptr<InFlight> e = it->second;
+  e->demanded = true;
+  e->cancel_asked = false;
+  if (e->started || e->expedited) return;
+  ExpediteLocked(key.object, e);
   lock.unlock();
   work_cv_.notify_one();
 }
@@ -129,15 +212,33 @@ CancelOutcome BlockFetcher::CancelPrefetch(const BlockKey& key, bool abort_runni
     if (it->second->demanded) return CancelOutcome::kKept;
     if (it->second->started) {
       if (!abort_running) return CancelOutcome::kKept;
-      // Out of the map: a later Fetch of this block starts a new GET rather
-      // than joining one that is being aborted.
-      it->second->cancel->Cancel();
-      inflight_.erase(it);
+      std::shared_ptr<InFlight> e = it->second;
+      e->cancel_asked = true;
+      // One GET may carry other blocks: it is aborted only when none of
+      // them is wanted any more.
+      const JobPtr job = e->job.lock();
+      if (job) {
+        for (const auto& b : job->blocks) {
+          if (CurrentLocked(key.object, b) && (!b->cancel_asked || b->demanded)) {
+            return CancelOutcome::kKept;
+          }
+        }
+      }
+      // Out of the map: a later Fetch of these blocks starts a new GET
+      // rather than joining one that is being aborted.
+      e->cancel->Cancel();
+      if (job) {
+        for (const auto& b : job->blocks) {
+          if (b != e && CurrentLocked(key.object, b))
+            inflight_.erase(BlockKey{key.object, b->index});
+        }
+      }
+      inflight_.erase(key);
       ++stats_.cancelled_running;
       return CancelOutcome::kAborting;
     }
-    // Queued: its queue slot goes stale (WorkerLoop skips keys not in the
-    // map), so the GET is never issued.
+    // Queued: its job skips it (no longer in the map), so it is never
+    // fetched.
     entry = std::move(it->second);
     inflight_.erase(it);
     ++stats_.cancelled_queued;
@@ -153,58 +254,158 @@ void BlockFetcher::EraseIfCurrentLocked(const BlockKey& key,
   if (it != inflight_.end() && it->second == entry) inflight_.erase(it);
 }
 
+BlockFetcher::JobPtr BlockFetcher::TakeLocked(const JobPtr& job, std::deque<JobPtr>& queue) {
+  std::vector<std::shared_ptr<InFlight>> taken;
+  size_t i = 0;
+  auto live = [&](const std::shared_ptr<InFlight>& b) {
+    return b->job.lock() == job && !b->started && CurrentLocked(job->object, b);
+  };
+  for (; i < job->blocks.size(); ++i) {
+    const auto& b = job->blocks[i];
+    if (!live(b)) {
+      if (!taken.empty()) break;  // a hole: the rest is another GET
+      continue;
+    }
+    taken.push_back(b);
+  }
+  // What is left after the hole goes back first in line, as its own job.
+  JobPtr rest;
+  for (; i < job->blocks.size(); ++i) {
+    const auto& b = job->blocks[i];
+    if (!live(b)) continue;
+    if (rest && rest->blocks.back()->index + 1 != b->index) queue.push_front(std::move(rest));
+    if (!rest) {
+      rest = std::make_shared<Job>();
+      rest->object = job->object;
+    }
+    rest->blocks.push_back(b);
+    b->job = rest;
+  }
+  if (rest) queue.push_front(std::move(rest));
+  if (taken.empty()) return nullptr;
+  // The running GET's job: exactly these blocks, one token.
+  auto running = std::make_shared<Job>();
+  running->object = job->object;
+  running->blocks = std::move(taken);
+  auto token = std::make_shared<CancelToken>();
+  for (auto& b : running->blocks) {
+    b->started = true;
+    b->job = running;
+    b->cancel = token;
+  }
+  return running;
+}
+
 void BlockFetcher::WorkerLoop() {
   for (;;) {
-    BlockKey key;
-    std::shared_ptr<InFlight> entry;
+    JobPtr running;
     bool demand = false;  // a reader waits for it (fixed once started)
     {
       std::unique_lock lock(mu_);
       work_cv_.wait(
           lock, [&] { return stopping_ || !demand_queue_.empty() || !prefetch_queue_.empty(); });
       if (stopping_) return;
-      std::deque<BlockKey>& q = demand_queue_.empty() ? prefetch_queue_ : demand_queue_;
-      key = std::move(q.front());
+      std::deque<JobPtr>& q = demand_queue_.empty() ? prefetch_queue_ : demand_queue_;
+      JobPtr job = std::move(q.front());
       q.pop_front();
-      auto it = inflight_.find(key);
-      // Stale queue slot: already started via the other queue, or
-      // cancelled while queued.
-      if (it == inflight_.end() || it->second->started) continue;
-      entry = it->second;
-      entry->started = true;
-      demand = entry->expedited;
+      // Stale slots (started via the other queue, cancelled, or moved to
+      // another job) are skipped.
+      running = TakeLocked(job, q);
+      if (!running) continue;
+      if (!q.empty()) work_cv_.notify_one();  // TakeLocked may have queued the rest
+      for (const auto& b : running->blocks) demand = demand || b->expedited;
     }
-    bool from_store = false;
-    Result<BlockData> result = Load(key, *entry, &from_store);
-    if (result.ok()) {
-      BlockData data = *result;
-      // An object without an ETag has no version to key its blocks by: it
-      // is never written to the cache.
-      const bool write = from_store && cache_ != nullptr && !key.object.etag.empty();
-      if (write) {
-        // Announced before the waiters wake: FlushCacheWrites() must wait
-        // for this write even before it is queued.
-        std::lock_guard lock(write_mu_);
-        ++write_incoming_;
-      }
-      // Fulfil before queueing the cache write (which may wait) and before
-      // leaving the map, so a Fetch that joins in between gets these bytes
-      // instead of a second GET.
-      entry->promise.set_value(std::move(result));
-      if (write) QueueCacheWrite(key, std::move(data), /*may_wait=*/!demand);
-      std::lock_guard lock(mu_);
-      // A cancelled fetch already left the map; the key may be a new fetch.
-      EraseIfCurrentLocked(key, entry);
-    } else {
-      // Leave the map first: a caller that sees the error and retries must
-      // start a new GET, not join this failed one.
+    RunJob(running, demand);
+  }
+}
+
+void BlockFetcher::RunJob(const JobPtr& job, bool demand) {
+  const ObjectId& object = job->object;
+  const std::vector<std::shared_ptr<InFlight>>& blocks = job->blocks;
+  if (blocks.front()->check_cache) {
+    if (auto hit = LookupCache(BlockKey{object, blocks.front()->index})) {
+      std::vector<Result<BlockData>> r;
+      r.emplace_back(std::move(*hit));
+      Complete(object, {blocks.front()}, std::move(r), /*from_store=*/false, demand);
+      if (blocks.size() == 1) return;
+      // The run is cached (a warm read): its other blocks go back to the
+      // front of the queue one by one, so several workers read the disk.
+      std::vector<std::shared_ptr<InFlight>> aborted;
       {
         std::lock_guard lock(mu_);
-        EraseIfCurrentLocked(key, entry);
+        std::deque<JobPtr>& q = demand ? demand_queue_ : prefetch_queue_;
+        for (size_t i = blocks.size(); i-- > 1;) {
+          const auto& b = blocks[i];
+          if (!CurrentLocked(object, b)) {  // aborted meanwhile: nobody else completes it
+            aborted.push_back(b);
+            continue;
+          }
+          auto single = std::make_shared<Job>();
+          single->object = object;
+          single->blocks.push_back(b);
+          b->job = single;
+          b->started = false;
+          b->cancel = std::make_shared<CancelToken>();
+          q.push_front(std::move(single));
+        }
       }
-      entry->promise.set_value(std::move(result));
+      work_cv_.notify_all();
+      for (const auto& b : aborted) {
+        b->promise.set_value(Status::Cancelled("read-ahead of block " + std::to_string(b->index) +
+                                               " of '" + object.key + "' cancelled"));
+      }
+      return;
     }
   }
+  if (blocks.front()->cancel->cancelled()) {
+    // Cancelled while it looked in the cache: no GET.
+    std::vector<Result<BlockData>> r;
+    for (const auto& b : blocks) {
+      r.emplace_back(Status::Cancelled("read-ahead of block " + std::to_string(b->index) + " of '" +
+                                       object.key + "' cancelled"));
+    }
+    Complete(object, blocks, std::move(r), /*from_store=*/false, demand);
+    return;
+  }
+  std::vector<Result<BlockData>> r =
+      GetFromStore(object, blocks.front()->index, blocks.size(), blocks.front()->cancel);
+  Complete(object, blocks, std::move(r), /*from_store=*/true, demand);
+}
+
+void BlockFetcher::Complete(const ObjectId& object,
+                            const std::vector<std::shared_ptr<InFlight>>& blocks,
+                            std::vector<Result<BlockData>> results, bool from_store, bool demand) {
+  // An object without an ETag has no version to key its blocks by: it is
+  // never written to the cache.
+  const bool cacheable = from_store && cache_ != nullptr && !object.etag.empty();
+  std::vector<std::pair<BlockKey, BlockData>> writes;
+  {
+    std::lock_guard lock(mu_);
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      const BlockKey key{object, blocks[i]->index};
+      if (!results[i].ok()) {
+        // Leave the map first: a caller that sees the error and retries
+        // must start a new GET, not join this failed one.
+        EraseIfCurrentLocked(key, blocks[i]);
+      } else if (cacheable) {
+        writes.emplace_back(key, *results[i]);
+      }
+    }
+  }
+  if (!writes.empty()) {
+    // Announced before the waiters wake: FlushCacheWrites() must wait for
+    // these writes even before they are queued.
+    std::lock_guard lock(write_mu_);
+    write_incoming_ += static_cast<int>(writes.size());
+  }
+  // Fulfilled before queueing the cache writes (which may wait) and before
+  // leaving the map, so a Fetch that joins in between gets these bytes
+  // instead of a second GET.
+  for (size_t i = 0; i < blocks.size(); ++i) blocks[i]->promise.set_value(std::move(results[i]));
+  for (auto& [key, data] : writes) QueueCacheWrite(key, std::move(data), /*may_wait=*/!demand);
+  std::lock_guard lock(mu_);
+  // A cancelled fetch already left the map; the key may be a new fetch.
+  for (const auto& b : blocks) EraseIfCurrentLocked(BlockKey{object, b->index}, b);
 }
 
 std::optional<BlockData> BlockFetcher::LookupCache(const BlockKey& key) {
@@ -230,51 +431,51 @@ std::optional<BlockData> BlockFetcher::LookupCache(const BlockKey& key) {
   return std::nullopt;
 }
 
-Result<BlockData> BlockFetcher::Load(const BlockKey& key, const InFlight& entry, bool* from_store) {
-  if (entry.check_cache) {
-    if (auto hit = LookupCache(key)) return *hit;
+std::vector<Result<BlockData>> BlockFetcher::GetFromStore(const ObjectId& object, uint64_t first,
+                                                          uint64_t count, CancelTokenPtr cancel) {
+  auto all = [&](const Status& st) {
+    return std::vector<Result<BlockData>>(count, Result<BlockData>(st));
+  };
+  const std::string what =
+      (count == 1 ? "block " + std::to_string(first)
+                  : "blocks " + std::to_string(first) + "-" + std::to_string(first + count - 1)) +
+      " of '" + object.key + "'";
+  std::vector<std::shared_ptr<Buffer>> bufs;
+  std::vector<GetPart> parts;
+  uint64_t total = 0;
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint64_t len = BlockLength(object, first + i);
+    if (len == 0) return all(Status::InvalidArgument(what + " is past the end"));
+    bufs.push_back(AllocateBuffer(buffers_, len));
+    parts.push_back(GetPart{bufs.back()->data(), len});
+    total += len;
   }
-  if (entry.cancel->cancelled()) {
-    // Cancelled while it looked in the cache: no GET.
-    return Status::Cancelled("read-ahead of block " + std::to_string(key.index) + " of '" +
-                             key.object.key + "' cancelled");
-  }
-  *from_store = true;
-  return GetFromStore(key, entry.cancel);
-}
-
-Result<BlockData> BlockFetcher::GetFromStore(const BlockKey& key, CancelTokenPtr cancel) {
-  uint64_t len = BlockLength(key.object, key.index);
-  if (len == 0) {
-    return Status::InvalidArgument("block " + std::to_string(key.index) + " is past the end of '" +
-                                   key.object.key + "'");
-  }
-  std::shared_ptr<Buffer> data = AllocateBuffer(buffers_, len);
-  GetRequest req{.key = key.object.key,
-                 .range = ByteRange{key.index * block_size_, len},
-                 .if_match = key.object.etag,
+  GetRequest req{.key = object.key,
+                 .range = ByteRange{first * block_size_, total},
+                 .if_match = object.etag,
                  .cancel = std::move(cancel)};
   {
     std::lock_guard lock(mu_);
     ++stats_.store_gets;
+    if (count > 1) ++stats_.run_gets;
+    stats_.store_blocks += count;
   }
-  Result<GetResult> got = store_.Get(req, data->data(), len);
-  if (!got.ok()) {
-    return got.status().WithContext("block " + std::to_string(key.index) + " of '" +
-                                    key.object.key + "'");
-  }
-  if (got->bytes != len) {
-    return Status::Transient("short block " + std::to_string(key.index) + " of '" + key.object.key +
-                             "'");
-  }
+  // One block: Get (every store has it); several: straight into each
+  // block's buffer where the store can.
+  Result<GetResult> got =
+      count == 1 ? store_.Get(req, parts[0].data, parts[0].length) : store_.GetParts(req, parts);
+  if (!got.ok()) return all(got.status().WithContext(what));
+  if (got->bytes != total) return all(Status::Transient("short " + what));
   // The store checked the version against If-Match; this guards a store
-  // that did not (a block is cached under key.object.etag).
-  if (got->etag != key.object.etag) {
-    return Status::PreconditionFailed("block " + std::to_string(key.index) + " of '" +
-                                      key.object.key + "': store returned version '" + got->etag +
-                                      "', not " + key.object.etag);
+  // that did not (a block is cached under object.etag).
+  if (got->etag != object.etag) {
+    return all(Status::PreconditionFailed(what + ": store returned version '" + got->etag +
+                                          "', not " + object.etag));
   }
-  return BlockData(std::move(data));
+  std::vector<Result<BlockData>> out;
+  out.reserve(count);
+  for (auto& b : bufs) out.emplace_back(BlockData(std::move(b)));
+  return out;
 }
 
 void BlockFetcher::QueueCacheWrite(const BlockKey& key, BlockData data, bool may_wait) {

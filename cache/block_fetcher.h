@@ -3,9 +3,19 @@
 // Fetch(key) returns a shared future for one block (block_size bytes, the
 // last block of an object shorter). Blocks come from the BlockCache when it
 // has them, else from one ranged GET with If-Match the pinned ETag.
-// Concurrent requests for the same block share one GET (in-flight map of
-// shared futures). GETs run on a pool of max_inflight threads; demand
-// fetches (a reader is waiting) are served before prefetch fetches.
+// FetchRun(key, n) asks for n consecutive blocks as one job: one ranged GET
+// of all of them (ObjectStore::GetParts, each block its own buffer), while
+// each block stays its own in-flight entry, future, cache lookup and cache
+// block. So a sequential stream pays OBS's per-request wait and price once
+// per run, not once per block. A run's blocks are handed to their readers
+// together when its GET ends (the store fills them in place; it has no
+// per-part completion), so a reader that catches up with a running run
+// waits for the whole run.
+// Concurrent requests for the same block share one fetch (in-flight map of
+// shared futures), whether it is a single block or part of a run. GETs run
+// on a pool of max_inflight threads; demand fetches (a reader is waiting)
+// are served before prefetch fetches. A demand reader joining a block of a
+// queued run takes that block out of the run (its own GET, at once).
 //
 // Blocks fetched from the store are offered to the BlockCache by a writer
 // thread through a bounded queue: a slow or failing cache Put never delays
@@ -16,8 +26,11 @@
 // for back. Queued, it is never issued (its future fails at once); running,
 // its GET's cancellation token is set and it leaves the in-flight map, so a
 // later Fetch of the block starts afresh instead of joining a GET that is
-// being aborted. A fetch a demand reader waits for (Fetch(kDemand) joined
-// it, or Expedite) is never cancelled.
+// being aborted. A running GET of several blocks is aborted only once every
+// block it carries has been cancelled; until then a cancelled block stays
+// in the map (kKept: a later Fetch joins it) and completes with the GET. A
+// fetch a demand reader waits for (Fetch(kDemand) joined it, or Expedite)
+// is never cancelled.
 //
 // Shutdown: the destructor stops the pool, sets the cancellation token of
 // every GET still running (the store aborts them; it also bounds them with
@@ -59,6 +72,10 @@ namespace dsfs {
 struct ReadAheadOptions {
   uint64_t block_size = CacheConfig{}.block_size;
   int max_inflight = CacheConfig{}.max_inflight;
+  // Largest ranged GET of one read-ahead run, and how many GETs a stream's
+  // window is split into at least (the run is window / readahead_gets).
+  uint64_t max_get_size = CacheConfig{}.max_get_size;
+  int readahead_gets = CacheConfig{}.readahead_gets;
   // First window of a sequential reader: one block.
   uint64_t window_initial = CacheConfig{}.block_size;
   uint64_t window_max = CacheConfig{}.readahead_max;
@@ -90,6 +107,8 @@ enum class CancelOutcome {
 // Counters of one fetcher (tests and dsfsctl stats).
 struct FetcherStats {
   uint64_t store_gets = 0;         // ranged GETs issued
+  uint64_t run_gets = 0;           // of those, GETs of more than one block
+  uint64_t store_blocks = 0;       // blocks those GETs brought
   uint64_t collapsed = 0;          // fetches that joined a GET in flight
   uint64_t cache_hits = 0;         // blocks served by the BlockCache
   uint64_t cache_misses = 0;       // lookups that found nothing
@@ -131,6 +150,10 @@ class BlockFetcher {
   // InvalidArgument. Joining a queued prefetch with kDemand moves it ahead.
   Future Fetch(const BlockKey& key, FetchPriority priority = FetchPriority::kDemand,
                bool check_cache = true);
+  // Read-ahead of blocks first.index .. first.index + count - 1 (all inside
+  // the object) as one GET (see the top of this file); one future per block.
+  // A block already in flight is joined instead, and splits the run there.
+  std::vector<Future> FetchRun(const BlockKey& first, uint64_t count);
   // A demand reader waits for key's fetch: it is never cancelled, and if
   // it is queued (not started) it is served before prefetch fetches.
   void Expedite(const BlockKey& key);
@@ -151,27 +174,59 @@ class BlockFetcher {
   FetcherStats stats() const;
 
  private:
+  struct Job;
+  // Every field is guarded by mu_ (the promise is set without it, once, by
+  // whoever took the entry out of its job: the worker, CancelPrefetch or
+  // the destructor).
   struct InFlight {
     std::promise<Result<BlockData>> promise;
     Future future;
+    uint64_t index = 0;
     bool started = false;
     bool check_cache = true;
     bool expedited = false;  // queued in demand_queue_ (or started from it)
     bool demanded = false;   // a demand reader waits: never cancelled
-    // Cancelled to abort the GET (CancelPrefetch, shutdown).
+    // Running in a GET of several blocks: its stream let it go; the GET is
+    // aborted once every block it carries has.
+    bool cancel_asked = false;
+    // Cancelled to abort the GET (CancelPrefetch, shutdown); shared by the
+    // blocks of one running GET.
     std::shared_ptr<CancelToken> cancel = std::make_shared<CancelToken>();
+    // The job that fetches it (queued: held by its queue slot; running: by
+    // its worker). A queue slot whose job no longer owns an entry skips it.
+    std::weak_ptr<Job> job;
+  };
+  // Consecutive blocks of one object fetched by one worker (one GET for
+  // those the cache does not have).
+  struct Job {
+    ObjectId object;
+    std::vector<std::shared_ptr<InFlight>> blocks;  // ascending, consecutive indexes
   };
   using InFlightMap =
       std::map<BlockKey, std::shared_ptr<InFlight>, readahead_internal::BlockKeyLess>;
+  using JobPtr = std::shared_ptr<Job>;
 
+  // Whether entry is key's current fetch (requires mu_).
+  bool CurrentLocked(const ObjectId& object, const std::shared_ptr<InFlight>& entry) const;
+  // A demand reader waits for a queued entry: its own job, demand queue
+  // (requires mu_).
+  void ExpediteLocked(const ObjectId& object, const std::shared_ptr<InFlight>& entry);
+  // Starts a popped job's entries still its own and not started, up to the
+  // first hole, as the returned running job (null: none); the rest goes
+  // back to the front of queue (requires mu_).
+  JobPtr TakeLocked(const JobPtr& job, std::deque<JobPtr>& queue);
+  // Runs one started job: a cache lookup, else one GET of all its blocks.
+  void RunJob(const JobPtr& job, bool demand);
+  // Fulfils blocks[i] with results[i], queues the cache writes, leaves the map.
+  void Complete(const ObjectId& object, const std::vector<std::shared_ptr<InFlight>>& blocks,
+                std::vector<Result<BlockData>> results, bool from_store, bool demand);
   void WorkerLoop();
   void WriterLoop();
-  // Cache lookup then GET; runs on a worker without locks. Sets
-  // *from_store when the bytes came from the store.
-  Result<BlockData> Load(const BlockKey& key, const InFlight& entry, bool* from_store);
   // Removes key from the map if it still maps to entry (requires mu_).
   void EraseIfCurrentLocked(const BlockKey& key, const std::shared_ptr<InFlight>& entry);
-  Result<BlockData> GetFromStore(const BlockKey& key, CancelTokenPtr cancel);
+  // One ranged GET of blocks first .. first + count - 1 into one buffer each.
+  std::vector<Result<BlockData>> GetFromStore(const ObjectId& object, uint64_t first,
+                                              uint64_t count, CancelTokenPtr cancel);
   // may_wait: read-ahead waits up to kCacheWriteMaxWait for queue room.
   void QueueCacheWrite(const BlockKey& key, BlockData data, bool may_wait);
   static constexpr std::chrono::milliseconds kCacheWriteMaxWait{2000};
@@ -191,12 +246,12 @@ class BlockFetcher {
   Counter* cache_write_dropped_metric_ = nullptr;
 
   mutable std::mutex mu_;
-  std::condition_variable work_cv_;      // queued work or stop
-  InFlightMap inflight_;                 // guarded by mu_
-  std::deque<BlockKey> demand_queue_;    // guarded by mu_
-  std::deque<BlockKey> prefetch_queue_;  // guarded by mu_
-  bool stopping_ = false;                // guarded by mu_
-  FetcherStats stats_;                   // guarded by mu_ (write counters: write_mu_)
+  std::condition_variable work_cv_;    // queued work or stop
+  InFlightMap inflight_;               // guarded by mu_
+  std::deque<JobPtr> demand_queue_;    // guarded by mu_
+  std::deque<JobPtr> prefetch_queue_;  // guarded by mu_
+  bool stopping_ = false;              // guarded by mu_
+  FetcherStats stats_;                 // guarded by mu_ (write counters: write_mu_)
 
   mutable std::mutex write_mu_;
   std::condition_variable write_cv_;                        // queued write or stop

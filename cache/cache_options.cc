@@ -11,6 +11,8 @@ ReadAheadOptions ReadAheadOptionsFrom(const Config& config) {
   o.max_inflight = c.max_inflight;
   o.window_initial = c.block_size;
   o.window_max = c.readahead_max;
+  o.max_get_size = c.max_get_size;
+  o.readahead_gets = c.readahead_gets;
   o.prefetch_mem = c.prefetch_mem ? c.prefetch_mem : DefaultPrefetchMemory();
   o.prefetch_whole = c.prefetch_whole;
   o.seq_tolerance = c.seq_tolerance;

@@ -44,13 +44,15 @@ class OfflineStore : public ObjectStore {
  public:
   // inner and db must outlive this store. obs_down says whether OBS is
   // currently considered down (FallbackStore::circuit_open).
-  OfflineStore(ObjectStore& inner, MetaDb& db, std::function<bool()> obs_down,
-               Metrics* metrics);
+  OfflineStore(ObjectStore& inner, MetaDb& db, std::function<bool()> obs_down, Metrics* metrics);
 
   Result<ObjectInfo> Head(const std::string& key) override;
   Result<ListPage> List(const ListRequest& request) override;
   Result<GetResult> Get(const GetRequest& request, char* buf, size_t buf_len) override {
     return inner_.Get(request, buf, buf_len);
+  }
+  Result<GetResult> GetParts(const GetRequest& request, std::span<const GetPart> parts) override {
+    return inner_.GetParts(request, parts);
   }
   std::string Describe() const override { return inner_.Describe(); }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <future>
+#include <vector>
 
 namespace dsfs {
 
@@ -159,38 +160,74 @@ void Prefetcher::MarkStarvedLocked(Stream& st) {
   starved_.push_back(KeyOf(st.id()));
 }
 
+uint64_t Prefetcher::RunBlocks(const Stream& st) const {
+  // A whole-file prefetch reads ahead as far as the budget lets it: its
+  // runs are those of the largest window.
+  const uint64_t window = st.whole ? std::max(options_.window_max, block_size_) : st.window;
+  const uint64_t gets = static_cast<uint64_t>(std::max(options_.readahead_gets, 1));
+  const uint64_t most = std::max<uint64_t>(1, options_.max_get_size / block_size_);
+  return std::clamp<uint64_t>(window / gets / block_size_, 1, most);
+}
+
 Prefetcher::ScheduleResult Prefetcher::ScheduleLocked(Stream& st, uint64_t max_blocks) {
   const uint64_t count = fetcher_.BlockCount(st.id());
   uint64_t start = st.scheduled_until;
   uint64_t end = count;
+  const uint64_t run = RunBlocks(st);
+  uint64_t whole_runs = UINT64_MAX;  // blocks this call may issue
   if (!st.whole) {
     if (st.window == 0 || !st.has_history) return ScheduleResult::kDone;
     uint64_t window_blocks = (st.window + block_size_ - 1) / block_size_;
     start = std::max(start, st.last_block + 1);
     end = std::min(count, st.last_block + 1 + window_blocks);
+    if (run > 1 && end < count) {
+      // A reader moves the window's end a block at a time: only whole runs
+      // are issued before the object's end (the rest waits for the window
+      // to move on), else most GETs would be one block.
+      uint64_t missing = 0;
+      for (uint64_t idx = start; idx < end; ++idx) missing += st.Has(idx) ? 0 : 1;
+      whole_runs = missing / run * run;
+      if (whole_runs == 0) return ScheduleResult::kDone;
+    }
   }
   uint64_t issued = 0;
+  uint64_t run_first = 0;
+  std::vector<uint64_t> run_bytes;  // reserved, not issued yet
+  auto flush = [&] {
+    if (run_bytes.empty()) return;
+    st.IssueRun(run_first, run_bytes, ++tick_);
+    prefetched_ += run_bytes.size();
+    if (prefetch_metric_) prefetch_metric_->Add(run_bytes.size());
+    run_bytes.clear();
+  };
   for (uint64_t idx = start; idx < end; ++idx) {
     if (!st.Has(idx)) {
-      if (issued == max_blocks) return ScheduleResult::kMore;
+      if (issued == whole_runs) break;  // a partial run waits
+      if (issued == max_blocks) {
+        flush();
+        return ScheduleResult::kMore;
+      }
+      if (!run_bytes.empty() && run_first + run_bytes.size() != idx) flush();
       uint64_t len = fetcher_.BlockLength(st.id(), idx);
       if (!ReserveLocked(len, &st)) {
+        flush();
         if (!st.starved && wait_metric_) wait_metric_->Add();
         MarkStarvedLocked(st);
         return ScheduleResult::kStarved;
       }
-      st.Issue(idx, len, ++tick_);
-      ++prefetched_;
+      if (run_bytes.empty()) run_first = idx;
+      run_bytes.push_back(len);
       ++issued;
-      if (prefetch_metric_) prefetch_metric_->Add();
+      if (run_bytes.size() >= run) flush();
     }
     st.scheduled_until = std::max(st.scheduled_until, idx + 1);
   }
+  flush();
   return ScheduleResult::kDone;
 }
 
 void Prefetcher::PumpStarvedLocked() {
-  // Round robin, one block per stream per turn, so streams share the
+  // Round robin, one run per stream per turn, so streams share the
   // budget as it frees; streams being read go before idle ones.
   const Clock::time_point now = Now();
   while (!starved_.empty()) {
@@ -205,7 +242,7 @@ void Prefetcher::PumpStarvedLocked() {
     if (it == streams_.end()) continue;
     Stream& st = *it->second;
     st.starved = false;
-    ScheduleResult r = ScheduleLocked(st, 1);
+    ScheduleResult r = ScheduleLocked(st, RunBlocks(st));
     if (r == ScheduleResult::kStarved) {
       // ScheduleLocked re-queued it at the back; keep FIFO order instead.
       std::erase(starved_, k);

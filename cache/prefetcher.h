@@ -8,7 +8,10 @@
 //   read of an object at offset 0) is sequential. The first sequential read
 //   opens a window of window_initial bytes; each later sequential read that
 //   reaches a new block doubles it, up to window_max. Blocks up to `window`
-//   past the read are kept in flight or buffered.
+//   past the read are kept in flight or buffered, fetched in runs of
+//   window / readahead_gets consecutive blocks (at most max_get_size), one
+//   GET per run; a run is issued once that many blocks are missing at the
+//   window's end.
 // - Any other read is a seek: the window resets to 0 (the read fetches only
 //   the blocks it needs) and the stream's blocks become evictable. If the
 //   read is far (more than 4x seq_tolerance) from every block the stream
@@ -121,7 +124,11 @@ class Prefetcher {
   // GETs run.
   void CloseStreamLocked(const ObjKey& k);
   void ReapLocked();
-  // Issues up to max_blocks read-ahead fetches for st.
+  // Blocks per GET of st's read-ahead: its window / readahead_gets, at
+  // least 1, at most max_get_size.
+  uint64_t RunBlocks(const Stream& st) const;
+  // Issues up to max_blocks read-ahead fetches for st, in runs of
+  // RunBlocks(st) consecutive blocks (one GET each).
   ScheduleResult ScheduleLocked(Stream& st, uint64_t max_blocks);
   void MarkStarvedLocked(Stream& st);
   void PumpStarvedLocked();

@@ -31,6 +31,19 @@ void ReadAheadStream::Issue(uint64_t index, uint64_t bytes, uint64_t tick) {
   blocks_.emplace(index, std::move(b));
 }
 
+void ReadAheadStream::IssueRun(uint64_t first, const std::vector<uint64_t>& bytes, uint64_t tick) {
+  if (bytes.size() == 1) return Issue(first, bytes[0], tick);
+  std::vector<BlockFetcher::Future> futures = fetcher_.FetchRun(BlockKey{id_, first}, bytes.size());
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    Block b;
+    b.future = std::move(futures[i]);
+    b.bytes = bytes[i];
+    b.last_use = tick;
+    charged_ += bytes[i];
+    blocks_.emplace(first + i, std::move(b));
+  }
+}
+
 void ReadAheadStream::Adopt(uint64_t index, BlockData data, uint64_t tick) {
   std::promise<Result<BlockData>> p;
   Block b;

@@ -72,6 +72,9 @@ class ReadAheadStream {
   // Issues a read-ahead fetch of block index (bytes already reserved in the
   // budget by the caller; the stream now owns them).
   void Issue(uint64_t index, uint64_t bytes, uint64_t tick);
+  // Issues blocks first .. first + bytes.size() - 1 as one run (one GET;
+  // BlockFetcher::FetchRun), bytes[i] reserved for block first + i.
+  void IssueRun(uint64_t first, const std::vector<uint64_t>& bytes, uint64_t tick);
   // Keeps a block a demand read fetched (bytes already reserved).
   void Adopt(uint64_t index, BlockData data, uint64_t tick);
   bool Has(uint64_t index) const { return blocks_.contains(index); }

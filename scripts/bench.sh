@@ -4,19 +4,32 @@
 # Starts s3rver (own temp dir, free port) and scripts/s3proxy.py in front of
 # it as the origin emulator (default: 20 ms latency, 64 MiB/s per
 # connection), uploads one big object and N shards, then mounts each client
-# against the proxy and measures cold / 4-shard / warm / hot sequential reads,
-# random 4 KiB reads on a cached shard, and each daemon's peak RSS. Origin and
-# local-disk ceilings are measured in the same run. Prints one table; see
+# against the proxy and measures, step "dd": cold / 4-shard / warm / hot
+# sequential reads, random 4 KiB reads on a cached shard; step "model": P
+# processes each mmap one safetensors-layout shard and copy every tensor out
+# of the mapping in header order (as safetensors' load_file), cold (fresh
+# cache dir, page cache dropped), warm (after a remount, page cache dropped)
+# and hot (page cache), and the same files on local disk; each daemon's
+# peak RSS and the GETs the origin served for each cold read. Origin and
+# local-disk ceilings are measured in the same run. Prints the tables; see
 # docs/BENCH.md for what each column means.
 #
 # Usage: scripts/bench.sh [--runs N] [--quick] [--plot] [--clients "dsfs s3fs rclone"]
+#                         [--steps "dd model"] [--torch]
 #                         [--latency-ms MS] [--bw-per-conn RATE] [--proxy-args "..."]
 #                         [--workdir DIR] [--keep] [--cpu]
-# Env: DSFS_BIN, DSFS_S3RVER, BENCH_SIZE_MB (1024), BENCH_SHARD_MB (256),
-#      BENCH_SHARDS (4), BENCH_RAND_COUNT (20000), BENCH_DSFS_OPTS,
+# --torch: the model step once more through torch (torch.frombuffer over the
+#          mapping, then a copy), if python3 can import torch.
+# Client dsfs0 is dsfs from the binary DSFS_BIN0 (e.g. a baseline build), so
+# two builds are compared in one run: --clients "dsfs0 dsfs s3fs rclone".
+# Env: DSFS_BIN, DSFS_BIN0, DSFS_S3RVER, BENCH_SIZE_MB (1024), BENCH_SHARD_MB (256),
+#      BENCH_SHARDS (4), BENCH_RAND_COUNT (20000), BENCH_MODEL_PROCS (4),
+#      BENCH_MODEL_SHARD_MB (512; --quick 128), BENCH_DSFS_OPTS,
 #      BENCH_S3FS_OPTS, BENCH_RCLONE_ARGS (extra options per client),
 #      BENCH_TIMEOUT (seconds per read step, 600), BENCH_DSFS_CACHE_OPT (name of
 #      dsfs's cache dir option, "cache_dir"; empty = no disk cache).
+# Time: each client and run reads big 3x, the shards once, the model 3x;
+# shrink with --quick, --runs, --steps and the sizes above.
 # Needs root (drop_caches, FUSE mounts).
 set -uo pipefail
 
@@ -27,13 +40,15 @@ QUICK=0
 PLOT=0
 KEEP=0
 CPU=0
+TORCH=0
+STEPS="dd model"
 CLIENTS="dsfs s3fs rclone"
 LATENCY_MS=20
 BW_PER_CONN=64M
 PROXY_ARGS=""
 WORKROOT=${TMPDIR:-/tmp}
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while (($#)); do
   case $1 in
     --runs) RUNS=$2; shift ;;
@@ -42,6 +57,8 @@ while (($#)); do
     --keep) KEEP=1 ;;
     --cpu) CPU=1 ;;
     --clients) CLIENTS=$2; shift ;;
+    --steps) STEPS=$2; shift ;;
+    --torch) TORCH=1 ;;
     --latency-ms) LATENCY_MS=$2; shift ;;
     --bw-per-conn) BW_PER_CONN=$2; shift ;;
     --proxy-args) PROXY_ARGS=$2; shift ;;
@@ -53,13 +70,17 @@ while (($#)); do
 done
 if ((QUICK)); then
   RUNS=1
-  : "${BENCH_SIZE_MB:=256}" "${BENCH_SHARD_MB:=64}" "${BENCH_RAND_COUNT:=5000}"
+  : "${BENCH_SIZE_MB:=256}" "${BENCH_SHARD_MB:=64}" "${BENCH_RAND_COUNT:=5000}" "${BENCH_MODEL_SHARD_MB:=128}"
 fi
 SIZE_MB=${BENCH_SIZE_MB:-1024}
 SHARD_MB=${BENCH_SHARD_MB:-256}
 NSHARDS=${BENCH_SHARDS:-4}
 RAND_COUNT=${BENCH_RAND_COUNT:-20000}
 STEP_TIMEOUT=${BENCH_TIMEOUT:-600}
+MODEL_PROCS=${BENCH_MODEL_PROCS:-4}
+MODEL_MB=${BENCH_MODEL_SHARD_MB:-512}
+has_step() { [[ " $STEPS " == *" $1 "* ]]; }
+for st in $STEPS; do [[ $st == dd || $st == model ]] || { echo "bench.sh: unknown step $st" >&2; exit 2; }; done
 DSFS_CACHE_OPT=${BENCH_DSFS_CACHE_OPT-cache_dir}  # set empty: mount dsfs without a disk cache
 DSFS_BIN=${DSFS_BIN:-$REPO/build/tools/dsfs}
 S3RVER=${DSFS_S3RVER:-$REPO/.deps/node_modules/.bin/s3rver}
@@ -164,8 +185,54 @@ for ((i = 0; i < NSHARDS; i++)); do
   SHARDS+=("$name")
 done
 rm -f "$WORK/data/shard"
+MODEL_FILES=()  # keys under model/, one per loader process
+if has_step model; then
+  log "writing and uploading $MODEL_PROCS safetensors-layout shards of $MODEL_MB MiB"
+  mkdir -p "$WORK/data/model"
+  for ((i = 0; i < MODEL_PROCS; i++)); do
+    name=$(printf 'model-%05d-of-%05d.safetensors' $((i + 1)) "$MODEL_PROCS")
+    python3 "$LIB/safetensors_load.py" make "$WORK/data/model/$name" --size-mb "$MODEL_MB" --seed "$i" ||
+      die "cannot write $name"
+    s3curl -o /dev/null -T "$WORK/data/model/$name" "http://127.0.0.1:$S3PORT/$BUCKET/model/$name" ||
+      die "upload model/$name failed"
+    MODEL_FILES+=("$name")
+  done
+fi
+if ((TORCH)) && ! python3 -c 'import torch' 2>/dev/null; then
+  log "--torch: python3 cannot import torch; the torch variant is skipped"
+  TORCH=0
+fi
 printf '%s\n' "$KEY:$SECRET" >"$WORK/passwd"
 chmod 600 "$WORK/passwd"
+
+# GETs the origin has served (the proxy's counter), "?" if it cannot say.
+origin_gets() {
+  curl -sf "$URL/__proxy/stats" | python3 -c 'import json, sys; print(json.load(sys.stdin)["requests"]["get"])' 2>/dev/null ||
+    echo "?"
+}
+gets_since() { [[ $1 == "?" || $2 == "?" ]] && echo "?" || echo $(($2 - $1)); }
+
+# model_load DIR [--torch] -> aggregate MB/s of MODEL_PROCS loaders, loader i
+# on shard i, started together (each imports first, then waits for the clock).
+model_load() {
+  local dir=$1 extra=${2:-} i t0 end=0 total=0 rc=0 pids=() out
+  # torch takes seconds to import on a busy machine.
+  t0=$(awk -v n="$(now)" -v d="$([[ -n $extra ]] && echo 15 || echo 1.5)" 'BEGIN { printf "%.3f", n + d }')
+  for ((i = 0; i < MODEL_PROCS; i++)); do
+    # shellcheck disable=SC2086  # extra is empty or one flag
+    timeout "$STEP_TIMEOUT" python3 "$LIB/safetensors_load.py" load "$dir/${MODEL_FILES[i]}" \
+      --start-at "$t0" $extra >"$WORK/load.$i" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${pids[@]}"; do wait "$i" || rc=1; done
+  ((rc == 0)) || { log "model load in $dir failed: $(cat "$WORK"/load.* | grep -v '^bytes=' | head -2)"; return 1; }
+  for ((i = 0; i < MODEL_PROCS; i++)); do
+    out=$(<"$WORK/load.$i")
+    total=$((total + $(sed 's/.*bytes=\([0-9]*\).*/\1/' <<<"$out")))
+    end=$(awk -v a="$end" -v b="$(sed 's/.*end=\([0-9.]*\).*/\1/' <<<"$out")" 'BEGIN { print (b > a ? b : a) }')
+  done
+  mbps "$total" "$t0" "$end"
+}
 
 # ---- ceilings --------------------------------------------------------------
 origin_runs=() disk_runs=()
@@ -180,15 +247,35 @@ done
 ORIGIN=$(median "${origin_runs[@]}")
 DISK=$(median "${disk_runs[@]}")
 log "origin ceiling ${ORIGIN} MB/s (runs: ${origin_runs[*]}), disk ceiling ${DISK} MB/s (runs: ${disk_runs[*]})"
+declare -A RES
+if has_step model; then
+  variants=("")
+  ((TORCH)) && variants+=(--torch)
+  for var in "${variants[@]}"; do
+    tag=model${var:+-torch}
+    lcold=() lhot=()
+    for ((r = 1; r <= RUNS; r++)); do
+      drop_caches
+      v=$(model_load "$WORK/data/model" "$var") && lcold+=("$v")
+      v=$(model_load "$WORK/data/model" "$var") && lhot+=("$v")
+    done
+    RES[local,$tag,cold]=$(median "${lcold[@]}")
+    RES[local,$tag,warm]=${RES[local,$tag,cold]}  # local disk, page cache dropped
+    RES[local,$tag,hot]=$(median "${lhot[@]}")
+    log "local $tag: cold ${lcold[*]} | hot ${lhot[*]}"
+  done
+fi
 
 # ---- clients ---------------------------------------------------------------
 mount_client() {  # mount_client NAME MNT CACHE -> sets CLIENT_PID, rc 0 when mounted
   local name=$1 mnt=$2 cache=$3 logf="$WORK/$1.log"
   mkdir -p "$mnt" "$cache"
   case $name in
-    dsfs)
-      [[ -x $DSFS_BIN ]] || { echo "no dsfs binary at $DSFS_BIN" >>"$logf"; return 1; }
-      "$DSFS_BIN" "$BUCKET" "$mnt" -f \
+    dsfs | dsfs0)
+      local bin=$DSFS_BIN
+      [[ $name == dsfs0 ]] && bin=${DSFS_BIN0:-}
+      [[ -x $bin ]] || { echo "no dsfs binary at '$bin'" >>"$logf"; return 1; }
+      "$bin" "$BUCKET" "$mnt" -f \
         -o "url=$URL,use_path_request_style,passwd_file=$WORK/passwd${DSFS_CACHE_OPT:+,$DSFS_CACHE_OPT=$cache}${BENCH_DSFS_OPTS:+,$BENCH_DSFS_OPTS}" \
         >>"$logf" 2>&1 &
       ;;
@@ -260,10 +347,15 @@ read_seq() {  # read_seq FILE... -> aggregate MB/s of reading all files in paral
   mbps "$total" "$a" "$b"
 }
 
-declare -A RES
+remount_client() {  # remount_client NAME MNT CACHE: unmount, mount again on the same cache
+  unmount_client "$2"
+  mount_client "$1" "$2" "$3"
+}
+
 run_client() {
   local c=$1 mnt="$WORK/mnt-$1" cache="$WORK/cache-$1"
-  local cold=() shards=() warm=() hot=() iops=() p99=() v r shard_paths=() s
+  local cold=() shards=() warm=() hot=() iops=() p99=() v r shard_paths=() s g0 gets=() var tag
+  local -A mruns  # mruns[TAG,PHASE] = per-run values
   MOUNTS+=("$mnt")
   PEAK_KB=0
   RES[$c,status]=ok
@@ -278,29 +370,62 @@ run_client() {
       log "$c: mount failed, see $WORK/$c.log"
       return
     fi
-    shard_paths=()
-    for s in "${SHARDS[@]}"; do shard_paths+=("$mnt/$s"); done
-    drop_caches
-    cpu_begin
-    v=$(read_seq "$mnt/big") && { cpu_end "$c" "$SIZE"; cold+=("$v"); }
-    drop_caches
-    v=$(read_seq "${shard_paths[@]}") && shards+=("$v")
-    unmount_client "$mnt"
-    if ! mount_client "$c" "$mnt" "$cache"; then
-      unmount_client "$mnt"
-      RES[$c,status]="FAILED (remount)"
-      return
+    if has_step dd; then
+      shard_paths=()
+      for s in "${SHARDS[@]}"; do shard_paths+=("$mnt/$s"); done
+      drop_caches
+      g0=$(origin_gets)
+      cpu_begin
+      v=$(read_seq "$mnt/big") && { cpu_end "$c" "$SIZE"; cold+=("$v"); gets+=("$(gets_since "$g0" "$(origin_gets)")"); }
+      drop_caches
+      v=$(read_seq "${shard_paths[@]}") && shards+=("$v")
+      if ! remount_client "$c" "$mnt" "$cache"; then
+        unmount_client "$mnt"
+        RES[$c,status]="FAILED (remount)"
+        return
+      fi
+      drop_caches
+      v=$(read_seq "$mnt/big") && warm+=("$v")
+      v=$(read_seq "$mnt/big") && hot+=("$v")
+      if ((r == 1)); then
+        cmp -s "$mnt/big" "$WORK/data/big" || RES[$c,status]="BAD DATA (big differs from the upload)"
+      fi
+      drop_caches
+      if v=$(timeout "$STEP_TIMEOUT" python3 "$LIB/randread.py" "${shard_paths[0]}" --count "$RAND_COUNT" --seed "$r" --max-seconds 60); then
+        iops+=("$(sed 's/.*iops=\([0-9.]*\).*/\1/' <<<"$v")")
+        p99+=("$(sed 's/.*p99_ms=\([0-9.]*\).*/\1/' <<<"$v")")
+      fi
     fi
-    drop_caches
-    v=$(read_seq "$mnt/big") && warm+=("$v")
-    v=$(read_seq "$mnt/big") && hot+=("$v")
-    if ((r == 1)); then
-      cmp -s "$mnt/big" "$WORK/data/big" || RES[$c,status]="BAD DATA (big differs from the upload)"
-    fi
-    drop_caches
-    if v=$(timeout "$STEP_TIMEOUT" python3 "$LIB/randread.py" "${shard_paths[0]}" --count "$RAND_COUNT" --seed "$r" --max-seconds 60); then
-      iops+=("$(sed 's/.*iops=\([0-9.]*\).*/\1/' <<<"$v")")
-      p99+=("$(sed 's/.*p99_ms=\([0-9.]*\).*/\1/' <<<"$v")")
+    if has_step model; then
+      variants=("")
+      ((TORCH)) && variants+=(--torch)
+      for var in "${variants[@]}"; do
+        tag=model${var:+-torch}
+        # A fresh cache dir for each cold load.
+        unmount_client "$mnt"
+        rm -rf "$cache"
+        if ! mount_client "$c" "$mnt" "$cache"; then
+          unmount_client "$mnt"
+          RES[$c,status]="FAILED (mount for $tag)"
+          return
+        fi
+        drop_caches
+        g0=$(origin_gets)
+        v=$(model_load "$mnt/model" "$var") && { mruns[$tag,cold]+="$v "; mruns[$tag,gets]+="$(gets_since "$g0" "$(origin_gets)") "; }
+        if ! remount_client "$c" "$mnt" "$cache"; then
+          unmount_client "$mnt"
+          RES[$c,status]="FAILED (remount for $tag)"
+          return
+        fi
+        drop_caches
+        v=$(model_load "$mnt/model" "$var") && mruns[$tag,warm]+="$v "
+        v=$(model_load "$mnt/model" "$var") && mruns[$tag,hot]+="$v "
+        if ((r == 1)) && [[ -z $var ]]; then
+          for s in "${MODEL_FILES[@]}"; do
+            cmp -s "$mnt/model/$s" "$WORK/data/model/$s" || RES[$c,status]="BAD DATA (model/$s differs)"
+          done
+        fi
+      done
     fi
   done
   unmount_client "$mnt"
@@ -311,8 +436,17 @@ run_client() {
   RES[$c,hot]=$(median "${hot[@]}")
   RES[$c,iops]=$(median "${iops[@]}")
   RES[$c,p99]=$(median "${p99[@]}")
+  RES[$c,gets]=$(median "${gets[@]}")
   RES[$c,rss]=$(awk -v k="$PEAK_KB" 'BEGIN { printf "%.0f", k / 1024 }')
-  log "$c: cold ${cold[*]} | shards ${shards[*]} | warm ${warm[*]} | hot ${hot[*]} | iops ${iops[*]} | p99 ${p99[*]} | rss ${RES[$c,rss]} MiB"
+  has_step dd && log "$c: cold ${cold[*]} | shards ${shards[*]} | warm ${warm[*]} | hot ${hot[*]} | iops ${iops[*]} | p99 ${p99[*]} | GETs ${gets[*]} | rss ${RES[$c,rss]} MiB"
+  for tag in model model-torch; do
+    [[ -n ${mruns[$tag,cold]:-}${mruns[$tag,warm]:-} ]] || continue
+    for s in cold warm hot gets; do
+      # shellcheck disable=SC2086  # space-separated run values
+      RES[$c,$tag,$s]=$(median ${mruns[$tag,$s]:-})
+    done
+    log "$c $tag: cold ${mruns[$tag,cold]:-}| warm ${mruns[$tag,warm]:-}| hot ${mruns[$tag,hot]:-}| GETs ${mruns[$tag,gets]:-}| rss ${RES[$c,rss]} MiB"
+  done
 }
 
 for c in $CLIENTS; do run_client "$c"; done
@@ -324,15 +458,17 @@ ratio() {  # ratio A B -> A/B with 2 decimals, n/a if either is not a number
 }
 TABLE="$OUT/bench-$STAMP.txt"
 {
+  echo "dsfs bench $STAMP  steps: $STEPS  load average: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "dsfs bench $STAMP  runs=$RUNS  big=${SIZE_MB}MiB  shards=${NSHARDS}x${SHARD_MB}MiB  origin: latency ${LATENCY_MS}ms, ${BW_PER_CONN}/conn ${PROXY_ARGS}"
-  echo "throughput in MB/s (10^6 B/s), median of $RUNS; random = ${RAND_COUNT} x 4 KiB preads on a cached shard"
-  printf '%-8s %9s %9s %9s %9s %9s %9s %8s  %s\n' client cold 4shards warm hot rand-IOPS p99-ms RSS-MiB status
+  if has_step dd; then
+  echo "throughput in MB/s (10^6 B/s), median of $RUNS; random = ${RAND_COUNT} x 4 KiB preads on a cached shard; GETs = origin GETs of the cold read of big"
+  printf '%-8s %9s %9s %9s %9s %9s %9s %6s %8s  %s\n' client cold 4shards warm hot rand-IOPS p99-ms GETs RSS-MiB status
   for c in $CLIENTS; do
     if [[ ${RES[$c,status]} == FAILED* ]]; then
-      printf '%-8s %9s %9s %9s %9s %9s %9s %8s  %s\n' "$c" FAILED - - - - - - "${RES[$c,status]}"
+      printf '%-8s %9s %9s %9s %9s %9s %9s %6s %8s  %s\n' "$c" FAILED - - - - - - - "${RES[$c,status]}"
     else
-      printf '%-8s %9s %9s %9s %9s %9s %9s %8s  %s\n' "$c" "${RES[$c,cold]}" "${RES[$c,shards]}" \
-        "${RES[$c,warm]}" "${RES[$c,hot]}" "${RES[$c,iops]}" "${RES[$c,p99]}" "${RES[$c,rss]}" "${RES[$c,status]}"
+      printf '%-8s %9s %9s %9s %9s %9s %9s %6s %8s  %s\n' "$c" "${RES[$c,cold]}" "${RES[$c,shards]}" \
+        "${RES[$c,warm]}" "${RES[$c,hot]}" "${RES[$c,iops]}" "${RES[$c,p99]}" "${RES[$c,gets]}" "${RES[$c,rss]}" "${RES[$c,status]}"
     fi
   done
   printf '%-8s %9s %9s %9s\n' origin "$ORIGIN" "$ORIGIN" "-"
@@ -340,7 +476,7 @@ TABLE="$OUT/bench-$STAMP.txt"
   echo "ceilings: origin = 16 ranged GETs in flight through the proxy (curl); disk = dd iflag=direct of a ${SIZE_MB} MiB file on the cache disk"
   if [[ " $CLIENTS " == *" dsfs "* ]]; then
     d() { [[ ${RES[dsfs,status]:-} == FAILED* ]] && echo x || echo "${RES[dsfs,$1]:-x}"; }
-    for other in s3fs rclone; do
+    for other in dsfs0 s3fs rclone; do
       [[ " $CLIENTS " == *" $other "* ]] || continue
       o() { [[ ${RES[$other,status]} == FAILED* ]] && echo x || echo "${RES[$other,$1]}"; }
       printf 'dsfs/%-7s cold %s  4shards %s  warm %s  hot %s  rand-IOPS %s\n' "$other" \
@@ -354,6 +490,37 @@ TABLE="$OUT/bench-$STAMP.txt"
     [[ ${RES[$c,status]} == FAILED* ]] && continue
     printf '%s: cold/origin %s  warm/disk %s\n' "$c" "$(ratio "${RES[$c,cold]}" "$ORIGIN")" "$(ratio "${RES[$c,warm]}" "$DISK")"
   done
+  fi
+  if has_step model; then
+    for tag in model model-torch; do
+      [[ -n ${RES[local,$tag,cold]:-} ]] || continue
+      echo
+      echo "$tag: $MODEL_PROCS processes, each mmaps one ${MODEL_MB} MiB safetensors shard and copies every tensor out in header order${tag#model}; aggregate MB/s, median of $RUNS"
+      echo "cold = fresh cache dir, page cache dropped; warm = after remount, page cache dropped; hot = again; GETs = origin GETs of the cold load"
+      printf '%-8s %9s %9s %9s %6s %8s  %s\n' client cold warm hot GETs RSS-MiB status
+      for c in $CLIENTS; do
+        if [[ ${RES[$c,status]} == FAILED* ]]; then
+          printf '%-8s %9s %9s %9s %6s %8s  %s\n' "$c" FAILED - - - - "${RES[$c,status]}"
+        else
+          printf '%-8s %9s %9s %9s %6s %8s  %s\n' "$c" "${RES[$c,$tag,cold]:-FAILED}" "${RES[$c,$tag,warm]:-FAILED}" \
+            "${RES[$c,$tag,hot]:-FAILED}" "${RES[$c,$tag,gets]:-?}" "${RES[$c,rss]}" "${RES[$c,status]}"
+        fi
+      done
+      printf '%-8s %9s %9s %9s\n' local "${RES[local,$tag,cold]}" "${RES[local,$tag,warm]}" "${RES[local,$tag,hot]}"
+      printf '%-8s %9s\n' origin "$ORIGIN"
+      echo "local = the same files on the local disk (warm = cold: page cache dropped); origin = the ceiling above"
+      if [[ " $CLIENTS " == *" dsfs "* && ${RES[dsfs,status]} != FAILED* ]]; then
+        m() { echo "${RES[$1,$tag,$2]:-x}"; }
+        for other in dsfs0 s3fs rclone local; do
+          [[ $other == local || " $CLIENTS " == *" $other "* ]] || continue
+          [[ ${RES[$other,status]:-ok} == FAILED* ]] && continue
+          printf '%s dsfs/%-7s cold %s  warm %s  hot %s\n' "$tag" "$other" "$(ratio "$(m dsfs cold)" "$(m "$other" cold)")" \
+            "$(ratio "$(m dsfs warm)" "$(m "$other" warm)")" "$(ratio "$(m dsfs hot)" "$(m "$other" hot)")"
+        done
+        printf '%s dsfs/origin-ceiling cold %s\n' "$tag" "$(ratio "$(m dsfs cold)" "$ORIGIN")"
+      fi
+    done
+  fi
 } | tee "$TABLE"
 # shellcheck disable=SC2086  # CLIENTS is a list
 ((CPU)) && { echo; cpu_table "$RUNS" ceiling $CLIENTS; } | tee -a "$TABLE"

@@ -126,6 +126,10 @@ const std::vector<OptionSpec>& OptionTable() {
      [](const std::string& v, Config* c) { return SetNumber(v, &c->cache.max_inflight); }},
     {"readahead_max", true, "128M", "largest read-ahead window of one reader",
      [](const std::string& v, Config* c) { return SetSize(v, &c->cache.readahead_max); }},
+    {"max_get_size", true, "64M", "largest ranged GET of a sequential reader's read-ahead",
+     [](const std::string& v, Config* c) { return SetSize(v, &c->cache.max_get_size); }},
+    {"readahead_gets", true, "8", "GETs a sequential reader's window is split into",
+     [](const std::string& v, Config* c) { return SetNumber(v, &c->cache.readahead_gets); }},
     {"fallback", true, "none", "directory (SFS/NFS share) mirroring bucket:/prefix, served while OBS fails",
      [](const std::string& v, Config* c) { c->fallback.dir = v; return Status::Ok(); }},
     {"fallback_threshold", true, "3", "consecutive OBS failures that switch reads to the share",
@@ -228,6 +232,11 @@ Status ValidateConfig(const Config& c) {
   }
   DSFS_RETURN_IF_ERROR(
       CheckRange("readahead_max", c.cache.readahead_max, bs, 4 * kGiB, "block_size and 4G"));
+  DSFS_RETURN_IF_ERROR(
+      CheckRange("max_get_size", c.cache.max_get_size, bs, 1 * kGiB, "block_size and 1G"));
+  if (c.cache.readahead_gets < 1 || c.cache.readahead_gets > 256) {
+    return Status::InvalidArgument("readahead_gets must be between 1 and 256");
+  }
   if (c.cache.prefetch_mem != 0 && c.cache.prefetch_mem < 2 * bs) {
     return Status::InvalidArgument("prefetch_mem must be at least two blocks");
   }

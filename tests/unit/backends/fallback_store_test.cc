@@ -286,6 +286,29 @@ TEST_F(FallbackStoreTest, ReadInProgressContinuesFromAProvenShareCopyAtTheSameOf
   EXPECT_EQ(Count("dsfs_share_proven_total"), 1u);
 }
 
+// GetParts (one GET of several cache blocks) goes to OBS in place, and
+// continues from a proven share copy like Get when OBS fails.
+TEST_F(FallbackStoreTest, GetPartsReadsObsAndFailsOverToTheShareLikeGet) {
+  const std::string data = Content("w/0002.safetensors", 4096);
+  PutBoth("w/0002.safetensors", data);
+  auto fb = Make();
+  ASSERT_EQ(ProveNow(*fb, "w/0002.safetensors"), "proven");
+  const std::string etag = primary_.Head("w/0002.safetensors")->etag;
+  for (bool obs_fails : {false, true}) {
+    if (obs_fails) primary_.FailNext(StoreOp::kGet, Status::Unavailable("connection reset"));
+    std::string a(1000, '\0'), b(1048, '\0');
+    const GetPart parts[] = {{a.data(), a.size()}, {b.data(), b.size()}};
+    GetRequest req{.key = "w/0002.safetensors", .range = ByteRange{1024, 2048}, .if_match = etag};
+    auto r = fb->GetParts(req, parts);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->bytes, 2048u);
+    EXPECT_EQ(r->etag, etag);
+    EXPECT_EQ(r->source, obs_fails ? DataSource::kShare : DataSource::kObjectStore);
+    EXPECT_EQ(a + b, data.substr(1024, 2048)) << "obs fails: " << obs_fails;
+  }
+  EXPECT_TRUE(fb->circuit_open());
+}
+
 TEST_F(FallbackStoreTest, ProbeCutByShutdownDoesNotCloseTheCircuit) {
   PutBoth("k", "0123456789");
   std::atomic<int> probes{0};

@@ -239,6 +239,28 @@ TEST_F(S3StoreTest, GetReportsTheVersionItReturned) {
   EXPECT_EQ(n->source, DataSource::kObjectStore);
 }
 
+// GetParts: one request, the body split over the parts in order (one
+// ranged GET fills several cache blocks, each its own buffer).
+TEST_F(S3StoreTest, GetPartsFillsEachPartFromOneRequest) {
+  const std::string body = "0123456789abcdefghij";
+  server_.Push(ScriptedHttpServer::Reply(206, body, {{"Content-Range", "bytes 100-119/1000"},
+                                                      {"ETag", "\"v1\""}}));
+  char a[7], b[3], c[10];
+  const GetPart parts[] = {{a, sizeof(a)}, {b, sizeof(b)}, {c, sizeof(c)}};
+  auto n = Store()->GetParts({"k", ByteRange{100, 20}, "v1"}, parts);
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(n->bytes, 20u);
+  EXPECT_EQ(n->etag, "v1");
+  EXPECT_EQ(std::string(a, 7) + std::string(b, 3) + std::string(c, 10), body);
+  EXPECT_EQ(server_.request_count(), 1u);
+  EXPECT_EQ(server_.requests()[0].headers["range"], "bytes=100-119");
+  // Parts that do not hold the range exactly are refused before any request.
+  auto bad = Store()->GetParts({"k", ByteRange{100, 21}, "v1"}, parts);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(server_.request_count(), 1u);
+}
+
 TEST_F(S3StoreTest, ReplyOfAnotherVersionIsPreconditionFailedNotRetried) {
   // A server that ignores If-Match (s3rver does) answers with the new version.
   server_.Push(ScriptedHttpServer::Reply(206, "abcd", {{"Content-Range", "bytes 0-3/10"},

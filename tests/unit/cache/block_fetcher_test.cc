@@ -523,5 +523,161 @@ TEST(BlockFetcher, DestructorDrainsQueuedCacheWrites) {
   EXPECT_EQ(cache.size(), 4u);
 }
 
+// A run of blocks is one ranged GET (the store counts one request of all
+// the bytes), while each block keeps its own future and is cached as its
+// own block.
+TEST(BlockFetcher, RunOfBlocksIsOneGetAndEachBlockIsCachedOnItsOwn) {
+  MemoryStore store;
+  std::string data = Pattern(2500);
+  ObjectId id = AddObject(store, "a/obj", data);
+  FakeCache cache;
+  BlockFetcher f(store, &cache, SmallBlocks());
+  std::vector<BlockFetcher::Future> futures = f.FetchRun(BlockKey{id, 0}, 3);
+  ASSERT_EQ(futures.size(), 3u);
+  for (uint64_t i = 0; i < 3; ++i) {
+    Result<BlockData> r = Wait(futures[i]);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(**r, data.substr(i * 1024, 1024));
+  }
+  f.FlushCacheWrites();
+  StoreCounters c = store.counters();
+  EXPECT_EQ(c.get, 1);
+  EXPECT_EQ(c.get_bytes, 2500u);
+  EXPECT_EQ(f.stats().store_gets, 1u);
+  EXPECT_EQ(f.stats().run_gets, 1u);
+  EXPECT_EQ(f.stats().store_blocks, 3u);
+  for (uint64_t i = 0; i < 3; ++i) EXPECT_TRUE(cache.Has(BlockKey{id, i})) << i;
+  EXPECT_EQ(cache.UsedBytes(), 2500u);
+}
+
+// A miss of a block a run is fetching joins the run's GET (duplicate misses
+// still share one fetch).
+TEST(BlockFetcher, MissOfABlockInARunningRunJoinsItsGet) {
+  CancellableStore store;
+  std::string data = Pattern(4 * 1024);
+  ObjectId id = AddObject(store, "a", data);
+  store.Hold(true);
+  BlockFetcher f(store, nullptr, SmallBlocks(2));
+  std::vector<BlockFetcher::Future> run = f.FetchRun(BlockKey{id, 0}, 4);
+  ASSERT_TRUE(store.AwaitWaiting(1));
+  auto demand = f.Fetch(BlockKey{id, 2});
+  EXPECT_EQ(f.stats().collapsed, 1u);
+  // Joining the run again does not start another GET either.
+  std::vector<BlockFetcher::Future> again = f.FetchRun(BlockKey{id, 1}, 3);
+  store.Hold(false);
+  Result<BlockData> r = Wait(demand);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(**r, data.substr(2048, 1024));
+  for (auto* fs : {&run, &again}) {
+    for (auto& fut : *fs) ASSERT_TRUE(Wait(fut).ok());
+  }
+  EXPECT_EQ(store.counters().get, 1);
+  EXPECT_EQ(store.counters().get_bytes, 4096u);
+}
+
+// A demand reader joining a block of a queued run gets that block at once,
+// in its own GET; the rest of the run is fetched around it, nothing twice.
+TEST(BlockFetcher, DemandReaderTakesItsBlockOutOfAQueuedRun) {
+  MemoryStore store;
+  ObjectId busy = AddObject(store, "busy", Pattern(1024));
+  std::string data = Pattern(4 * 1024, 5);
+  ObjectId id = AddObject(store, "run", data);
+  GetOrder order(store);
+  BlockFetcher f(store, nullptr, SmallBlocks(1));
+  auto fb = f.Fetch(BlockKey{busy, 0});
+  ASSERT_TRUE(order.gate.AwaitWaiters(1));
+  std::vector<BlockFetcher::Future> run = f.FetchRun(BlockKey{id, 0}, 4);
+  auto demand = f.Fetch(BlockKey{id, 2});
+  order.gate.Open();
+  ASSERT_TRUE(Wait(fb).ok());
+  for (uint64_t i = 0; i < 4; ++i) {
+    Result<BlockData> r = Wait(run[i]);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(**r, data.substr(i * 1024, 1024));
+  }
+  ASSERT_TRUE(Wait(demand).ok());
+  // busy, block 2 (demand first), then blocks 0-1 and block 3.
+  EXPECT_EQ(order.Keys(), (std::vector<std::string>{"busy", "run", "run", "run"}));
+  EXPECT_EQ(store.counters().get_bytes, 1024u + 4096u);
+  EXPECT_EQ(f.stats().run_gets, 1u);
+}
+
+// A queued run's block cancelled before the GET starts is left out of it.
+TEST(BlockFetcher, CancelledBlockOfAQueuedRunIsNotFetched) {
+  MemoryStore store;
+  ObjectId busy = AddObject(store, "busy", Pattern(1024));
+  std::string data = Pattern(4 * 1024, 6);
+  ObjectId id = AddObject(store, "run", data);
+  GetOrder order(store);
+  BlockFetcher f(store, nullptr, SmallBlocks(1));
+  auto fb = f.Fetch(BlockKey{busy, 0});
+  ASSERT_TRUE(order.gate.AwaitWaiters(1));
+  std::vector<BlockFetcher::Future> run = f.FetchRun(BlockKey{id, 0}, 4);
+  EXPECT_EQ(f.CancelPrefetch(BlockKey{id, 3}, /*abort_running=*/false), CancelOutcome::kDequeued);
+  EXPECT_EQ(Wait(run[3]).status().code(), StatusCode::kCancelled);
+  order.gate.Open();
+  for (uint64_t i = 0; i < 3; ++i) {
+    Result<BlockData> r = Wait(run[i]);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(**r, data.substr(i * 1024, 1024));
+  }
+  ASSERT_TRUE(Wait(fb).ok());
+  EXPECT_EQ(store.counters().get, 2);
+  EXPECT_EQ(store.counters().get_bytes, 1024u + 3072u);
+}
+
+// Cancelling some blocks of a running run does not abort the GET the
+// others still want (kKept, and they complete); cancelling the last one
+// aborts it and every block's future fails.
+TEST(BlockFetcher, RunningRunIsAbortedOnlyWhenEveryBlockIsCancelled) {
+  CancellableStore store;
+  std::string data = Pattern(3 * 1024);
+  ObjectId a = AddObject(store, "a", data);
+  ObjectId b = AddObject(store, "b", data);
+  store.Hold(true);
+  BlockFetcher f(store, nullptr, SmallBlocks(2));
+  std::vector<BlockFetcher::Future> ra = f.FetchRun(BlockKey{a, 0}, 3);
+  std::vector<BlockFetcher::Future> rb = f.FetchRun(BlockKey{b, 0}, 3);
+  ASSERT_TRUE(store.AwaitWaiting(2));
+  EXPECT_EQ(f.CancelPrefetch(BlockKey{a, 0}), CancelOutcome::kKept);
+  EXPECT_EQ(f.CancelPrefetch(BlockKey{a, 2}), CancelOutcome::kKept);
+  EXPECT_EQ(f.CancelPrefetch(BlockKey{b, 0}), CancelOutcome::kKept);
+  EXPECT_EQ(f.CancelPrefetch(BlockKey{b, 1}), CancelOutcome::kKept);
+  EXPECT_EQ(f.CancelPrefetch(BlockKey{b, 2}), CancelOutcome::kAborting);
+  for (auto& fut : rb) EXPECT_EQ(Wait(fut).status().code(), StatusCode::kCancelled);
+  EXPECT_EQ(store.aborted(), 1);
+  EXPECT_EQ(f.stats().cancelled_running, 1u);
+  store.Hold(false);
+  for (uint64_t i = 0; i < 3; ++i) {
+    Result<BlockData> r = Wait(ra[i]);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(**r, data.substr(i * 1024, 1024));
+  }
+  EXPECT_EQ(store.counters().get, 1);  // a's run; b's was aborted before reading
+}
+
+// A run whose blocks are cached makes no GET; one whose first block alone
+// is cached GETs the others.
+TEST(BlockFetcher, CachedBlocksOfARunAreReadFromTheCache) {
+  MemoryStore store;
+  std::string data = Pattern(3 * 1024, 7);
+  ObjectId id = AddObject(store, "a", data);
+  ObjectId other = AddObject(store, "b", data);
+  FakeCache cache;
+  for (uint64_t i = 0; i < 3; ++i) cache.Insert(BlockKey{id, i}, data.substr(i * 1024, 1024));
+  cache.Insert(BlockKey{other, 0}, data.substr(0, 1024));
+  BlockFetcher f(store, &cache, SmallBlocks());
+  for (const ObjectId& obj : {id, other}) {
+    std::vector<BlockFetcher::Future> run = f.FetchRun(BlockKey{obj, 0}, 3);
+    for (uint64_t i = 0; i < 3; ++i) {
+      Result<BlockData> r = Wait(run[i]);
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      EXPECT_EQ(**r, data.substr(i * 1024, 1024));
+    }
+  }
+  EXPECT_EQ(f.stats().cache_hits, 4u);
+  EXPECT_EQ(store.counters().get_bytes, 2048u);
+}
+
 }  // namespace
 }  // namespace dsfs

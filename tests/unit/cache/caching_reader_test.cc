@@ -603,6 +603,62 @@ TEST(CachingReaderBench, DISABLED_Throughput) {
   store.SetHook(nullptr);
 }
 
+// A sequential read costs a few GETs per window, not one per block: the
+// stream's GETs grow with its window (window / readahead_gets, up to
+// max_get_size), while every block is still its own cache block.
+// max_get_size = block_size gives back one GET per block.
+TEST(CachingReader, SequentialReadGetsGrowWithTheWindow) {
+  constexpr uint64_t kBs = 64 * 1024;
+  constexpr uint64_t kBlocks = 256;
+  std::string data = Pattern(kBlocks * kBs, 9);
+  for (uint64_t max_get : {16 * kBs, kBs}) {
+    MemoryStore store;
+    ObjectId id = AddObject(store, "shard", data);
+    FakeCache cache;
+    ReadAheadOptions o;
+    o.block_size = kBs;
+    o.max_inflight = 4;
+    o.window_initial = kBs;
+    o.window_max = 128 * kBs;  // runs of 16 blocks = max_get_size
+    o.seq_tolerance = 2 * kBs;
+    o.prefetch_mem = 256 * kBs;
+    o.prefetch_whole = "";
+    o.max_get_size = max_get;
+    o.readahead_gets = 8;
+    o.cache_write_queue = 64;  // room for whole runs: every block is cached
+    {
+      CachingReader reader(store, &cache, o);
+      reader.Opened(id);
+      constexpr size_t kRead = 128 * 1024;
+      for (uint64_t off = 0; off < data.size(); off += kRead) {
+        Result<std::string> got = ReadAt(reader, id, off, kRead);
+        ASSERT_TRUE(got.ok()) << got.status().ToString();
+        ASSERT_EQ(*got, data.substr(off, kRead)) << off;
+      }
+      reader.fetcher().FlushCacheWrites();
+      FetcherStats st = reader.fetcher().stats();
+      StoreCounters c = store.counters();
+      if (max_get == kBs) {
+        EXPECT_EQ(c.get, static_cast<int>(kBlocks));
+        EXPECT_EQ(st.run_gets, 0u);
+      } else {
+        // 16 full runs, plus the small GETs while the window grows (and
+        // a block a reader waited for alone): a quarter of one per block.
+        EXPECT_LE(c.get, static_cast<int>(kBlocks / 4)) << "run GETs " << st.run_gets;
+        EXPECT_GE(st.run_gets, 10u);
+      }
+      EXPECT_EQ(c.get_bytes, data.size()) << "a block was fetched twice";
+      // Every block is its own cache block (a demand block's write is
+      // dropped when the queue is full, as on a busy machine).
+      EXPECT_TRUE(Eventually([&] {
+        return cache.size() + reader.fetcher().stats().put_dropped == kBlocks;
+      })) << "cached "
+          << cache.size() << " dropped " << reader.fetcher().stats().put_dropped;
+      reader.Released(id);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace dsfs
 

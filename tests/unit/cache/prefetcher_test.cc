@@ -36,6 +36,18 @@ ReadAheadOptions Options() {
   o.seq_tolerance = kBlock;
   o.prefetch_mem = 1024 * kBlock;
   o.prefetch_whole = "*.safetensors";
+  // One GET per block: most tests here count blocks and GETs one to one.
+  // RunOptions() below fetches runs of blocks, as a default Config does.
+  o.max_get_size = kBlock;
+  return o;
+}
+
+// Read-ahead in runs: window / 4 blocks per GET, up to 4.
+ReadAheadOptions RunOptions() {
+  ReadAheadOptions o = Options();
+  o.max_get_size = 4 * kBlock;
+  o.readahead_gets = 4;
+  o.window_initial = 8 * kBlock;
   return o;
 }
 
@@ -558,6 +570,88 @@ TEST(Prefetcher, BudgetOfAStreamThatStoppedReadingIsReclaimable) {
   EXPECT_EQ(rig.prefetcher.reclaimed_blocks(), 4u);
   // a reads again: its read-ahead is fetched anew once budget frees.
   EXPECT_EQ(rig.prefetcher.StateOf(a).scheduled_until, 1u);
+}
+
+// Whole-file read-ahead in runs: one GET per run, every block prefetched
+// once and found by Take with its own bytes, charged block by block.
+TEST(Prefetcher, ReadAheadInRunsIsOneGetPerRun) {
+  Rig rig(RunOptions());
+  std::string data = Pattern(16 * kBlock, 4);
+  ObjectId id = AddObject(rig.store, "m/model.safetensors", data);
+  rig.prefetcher.Opened(id);  // whole file: runs of 16 / 4 = 4 blocks
+  EXPECT_EQ(rig.prefetcher.prefetched_blocks(), 16u);
+  EXPECT_EQ(rig.budget.used(), 16 * kBlock);
+  // Fetched before they are taken (a reader taking a block of a run not
+  // started yet would have it fetched alone).
+  ASSERT_TRUE(Eventually([&] { return rig.prefetcher.StateOf(id).ready == 16; }));
+  for (uint64_t b = 0; b < 16; ++b) {
+    auto f = rig.prefetcher.Take(BlockKey{id, b});
+    ASSERT_TRUE(f.has_value()) << b;
+    ASSERT_EQ(f->wait_for(kMaxWait), std::future_status::ready);
+    ASSERT_TRUE(f->get().ok());
+    EXPECT_EQ(*f->get().value(), data.substr(b * kBlock, kBlock));
+  }
+  EXPECT_EQ(rig.store.counters().get, 4);
+  EXPECT_EQ(rig.fetcher.stats().run_gets, 4u);
+  EXPECT_EQ(rig.store.counters().get_bytes, data.size());
+  rig.prefetcher.Released(id);
+  rig.prefetcher.Reclaim();
+  EXPECT_EQ(rig.budget.used(), 0u);
+}
+
+// Closing a stream whose read-ahead runs in multi-block GETs: queued runs
+// are never issued and their budget returns at once; each running GET is
+// aborted once all its blocks are let go, and stays charged until it ends.
+TEST(Prefetcher, CloseCancelsRunsAndReturnsTheirBudget) {
+  ReadAheadOptions o = RunOptions();
+  o.max_inflight = 2;
+  Rig rig(o);
+  ObjectId id = AddObject(rig.store, "f", Pattern(64 * kBlock));
+  rig.store.Hold(true);
+  rig.prefetcher.Opened(id);
+  rig.prefetcher.OnRead(id, 0, kBlock);  // window 8: blocks 1..8 in runs of 2
+  EXPECT_EQ(rig.prefetcher.prefetched_blocks(), 8u);
+  ASSERT_TRUE(rig.store.AwaitWaiting(2));
+  EXPECT_EQ(rig.budget.used(), 8 * kBlock);
+  rig.prefetcher.Released(id);
+  FetcherStats s = rig.fetcher.stats();
+  EXPECT_EQ(s.cancelled_queued, 4u);
+  EXPECT_EQ(s.cancelled_running, 2u);
+  EXPECT_LE(rig.budget.used(), 4 * kBlock);  // at most the two running runs
+  ASSERT_TRUE(Eventually([&] {
+    rig.prefetcher.Reclaim();
+    return rig.budget.used() == 0;
+  }));
+  EXPECT_EQ(rig.prefetcher.closing_streams(), 0u);
+  EXPECT_EQ(rig.store.aborted(), 2);
+  EXPECT_EQ(rig.store.counters().get, 0);
+}
+
+// A closed stream whose multi-block GETs cannot be aborted stays charged
+// for all their blocks until they end.
+TEST(Prefetcher, ClosedStreamStaysChargedUntilItsRunsEnd) {
+  ReadAheadOptions o = RunOptions();
+  o.max_inflight = 2;
+  Rig rig(o);
+  ObjectId id = AddObject(rig.store, "f", Pattern(64 * kBlock));
+  Gate gate;
+  rig.store.SetHook([&](StoreOp op, const std::string&) {
+    if (op == StoreOp::kGet) gate.Wait();
+  });
+  rig.prefetcher.Opened(id);
+  rig.prefetcher.OnRead(id, 0, kBlock);
+  ASSERT_TRUE(gate.AwaitWaiters(2));
+  rig.prefetcher.Released(id);
+  EXPECT_EQ(rig.budget.used(), 4 * kBlock);
+  EXPECT_EQ(rig.prefetcher.closing_streams(), 1u);
+  gate.Open();
+  ASSERT_TRUE(Eventually([&] {
+    rig.prefetcher.Reclaim();
+    return rig.budget.used() == 0;
+  }));
+  EXPECT_EQ(rig.prefetcher.closing_streams(), 0u);
+  EXPECT_EQ(rig.store.counters().get, 2);  // nothing issued after the close
+  EXPECT_EQ(rig.store.counters().get_bytes, 4 * kBlock);
 }
 
 }  // namespace

@@ -156,6 +156,14 @@ class FakeCache : public BlockCache {
 class CancellableStore : public MemoryStore {
  public:
   Result<GetResult> Get(const GetRequest& request, char* buf, size_t buf_len) override {
+    if (Status st = HoldUntilReleased(request); !st.ok()) return st;
+    return MemoryStore::Get(request, buf, buf_len);
+  }
+  Result<GetResult> GetParts(const GetRequest& request, std::span<const GetPart> parts) override {
+    if (Status st = HoldUntilReleased(request); !st.ok()) return st;
+    return MemoryStore::GetParts(request, parts);
+  }
+  Status HoldUntilReleased(const GetRequest& request) {
     {
       std::unique_lock lock(mu_);
       ++waiting_;
@@ -171,7 +179,7 @@ class CancellableStore : public MemoryStore {
         return Status::Cancelled("GET of '" + request.key + "' aborted");
       }
     }
-    return MemoryStore::Get(request, buf, buf_len);
+    return Status::Ok();
   }
   void Hold(bool hold) {
     std::lock_guard lock(mu_);

@@ -25,10 +25,12 @@ using std::chrono::milliseconds;
 TEST(ReadAheadOptionsFrom, DefaultsAreADefaultConfigs) {
   const ReadAheadOptions from = ReadAheadOptionsFrom(Config{});
   const ReadAheadOptions def{};
-  const auto& [bs, inflight, win0, winmax, mem, whole, tol, queue, buffers, tracked, idle, clock] =
-      from;
+  const auto& [bs, inflight, max_get, gets, win0, winmax, mem, whole, tol, queue, buffers, tracked,
+               idle, clock] = from;
   EXPECT_EQ(bs, def.block_size);
   EXPECT_EQ(inflight, def.max_inflight);
+  EXPECT_EQ(max_get, def.max_get_size);
+  EXPECT_EQ(gets, def.readahead_gets);
   EXPECT_EQ(win0, def.window_initial);
   EXPECT_EQ(winmax, def.window_max);
   EXPECT_EQ(mem, def.prefetch_mem);
@@ -44,7 +46,7 @@ TEST(ReadAheadOptionsFrom, DefaultsAreADefaultConfigs) {
   // The values themselves are the Config's.
   EXPECT_EQ(bs, CacheConfig{}.block_size);
   EXPECT_EQ(win0, CacheConfig{}.block_size);  // first window: one block
-  EXPECT_EQ(mem, DefaultPrefetchMemory());   // prefetch_mem=0: the RAM rule
+  EXPECT_EQ(mem, DefaultPrefetchMemory());    // prefetch_mem=0: the RAM rule
 }
 
 TEST(ReadAheadOptionsFrom, EveryTunableIsMapped) {
@@ -58,10 +60,14 @@ TEST(ReadAheadOptionsFrom, EveryTunableIsMapped) {
   c.cache.cache_write_queue = 5;
   c.cache.max_tracked_objects = 11;
   c.cache.readahead_idle = milliseconds(77);
-  const auto& [bs, inflight, win0, winmax, mem, whole, tol, queue, buffers, tracked, idle, clock] =
-      ReadAheadOptionsFrom(c);
+  c.cache.max_get_size = 13 << 20;
+  c.cache.readahead_gets = 3;
+  const auto& [bs, inflight, max_get, gets, win0, winmax, mem, whole, tol, queue, buffers, tracked,
+               idle, clock] = ReadAheadOptionsFrom(c);
   EXPECT_EQ(bs, 1u << 20);
   EXPECT_EQ(inflight, 7);
+  EXPECT_EQ(max_get, 13u << 20);
+  EXPECT_EQ(gets, 3);
   EXPECT_EQ(win0, 1u << 20);
   EXPECT_EQ(winmax, 9u << 20);
   EXPECT_EQ(mem, 33u << 20);

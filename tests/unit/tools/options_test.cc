@@ -88,7 +88,7 @@ TEST(Options, BadValuesAreErrors) {
   EXPECT_FALSE(Parse({"b", "/m", "-o", "stat_ttl=soon"}).ok());
   EXPECT_FALSE(Parse({"b", "/m", "-o", "dbglevel=loud"}).ok());
   EXPECT_FALSE(Parse({"b", "/m", "-o", "passwd_file"}).ok());  // needs a value
-  EXPECT_FALSE(Parse({"b"}).ok());                              // no mountpoint
+  EXPECT_FALSE(Parse({"b"}).ok());                             // no mountpoint
   EXPECT_FALSE(Parse({"b", "/m", "--bogus"}).ok());
 }
 
@@ -139,6 +139,9 @@ TEST(Options, NumericOptionsHaveDocumentedRanges) {
   refused("list_timeout=0", "list_timeout must be between");
   refused("prefetch_mem=1T", "prefetch_mem must be between");
   refused("readahead_max=64G", "readahead_max must be between");
+  refused("max_get_size=2G", "max_get_size must be between");
+  refused("max_get_size=1M", "max_get_size must be between");  // below block_size
+  refused("readahead_gets=0", "readahead_gets must be between 1 and 256");
   refused("max_threads=100000", "max_threads must be between 1 and 1024");
   refused("max_threads=0", "max_threads must be at least 1");
   refused("list_mem=100K", "list_mem must be between 1M and 64G");
@@ -146,8 +149,10 @@ TEST(Options, NumericOptionsHaveDocumentedRanges) {
   auto ok = Parse({"b", "/m", "-o",
                    "stat_ttl=24h,list_ttl=0,request_timeout=1s,first_byte_timeout=0,"
                    "max_threads=1024,list_mem=1G,list_timeout=10m,prefetch_mem=256G,"
-                   "readahead_max=4G"});
+                   "readahead_max=4G,max_get_size=1G,readahead_gets=256"});
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->config.cache.max_get_size, uint64_t{1} << 30);
+  EXPECT_EQ(ok->config.cache.readahead_gets, 256);
   EXPECT_EQ(ok->config.fs.list_mem, uint64_t{1} << 30);
   EXPECT_EQ(ok->config.fs.list_timeout, std::chrono::minutes(10));
 }
