@@ -19,7 +19,8 @@
 #                         [--latency-ms MS] [--bw-per-conn RATE] [--proxy-args "..."]
 #                         [--workdir DIR] [--keep] [--cpu]
 # --torch: the model step once more through torch (torch.frombuffer over the
-#          mapping, then a copy), if python3 can import torch.
+#          mapping, then a copy), with python3 or /usr/bin/python3, whichever
+#          imports torch (Debian: apt-get install python3-torch).
 # Client dsfs0 is dsfs from the binary DSFS_BIN0 (e.g. a baseline build), so
 # two builds are compared in one run: --clients "dsfs0 dsfs s3fs rclone".
 # Env: DSFS_BIN, DSFS_BIN0, DSFS_S3RVER, BENCH_SIZE_MB (1024), BENCH_SHARD_MB (256),
@@ -48,7 +49,7 @@ BW_PER_CONN=64M
 PROXY_ARGS=""
 WORKROOT=${TMPDIR:-/tmp}
 
-usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,/^# Needs root/p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while (($#)); do
   case $1 in
     --runs) RUNS=$2; shift ;;
@@ -198,9 +199,12 @@ if has_step model; then
     MODEL_FILES+=("$name")
   done
 fi
-if ((TORCH)) && ! python3 -c 'import torch' 2>/dev/null; then
-  log "--torch: python3 cannot import torch; the torch variant is skipped"
-  TORCH=0
+TORCH_PY=""  # a python3 that imports torch (Debian's python3-torch is for /usr/bin/python3)
+if ((TORCH)); then
+  for py in python3 /usr/bin/python3; do
+    "$py" -c 'import torch' 2>/dev/null && { TORCH_PY=$py; break; }
+  done
+  [[ -n $TORCH_PY ]] || { log "--torch: no python3 here imports torch; the torch variant is skipped"; TORCH=0; }
 fi
 printf '%s\n' "$KEY:$SECRET" >"$WORK/passwd"
 chmod 600 "$WORK/passwd"
@@ -220,7 +224,7 @@ model_load() {
   t0=$(awk -v n="$(now)" -v d="$([[ -n $extra ]] && echo 15 || echo 1.5)" 'BEGIN { printf "%.3f", n + d }')
   for ((i = 0; i < MODEL_PROCS; i++)); do
     # shellcheck disable=SC2086  # extra is empty or one flag
-    timeout "$STEP_TIMEOUT" python3 "$LIB/safetensors_load.py" load "$dir/${MODEL_FILES[i]}" \
+    timeout "$STEP_TIMEOUT" "${extra:+$TORCH_PY}${extra:-python3}" "$LIB/safetensors_load.py" load "$dir/${MODEL_FILES[i]}" \
       --start-at "$t0" $extra >"$WORK/load.$i" 2>&1 &
     pids+=($!)
   done
