@@ -219,12 +219,13 @@ gets_since() { [[ $1 == "?" || $2 == "?" ]] && echo "?" || echo $(($2 - $1)); }
 # model_load DIR [--torch] -> aggregate MB/s of MODEL_PROCS loaders, loader i
 # on shard i, started together (each imports first, then waits for the clock).
 model_load() {
-  local dir=$1 extra=${2:-} i t0 end=0 total=0 rc=0 pids=() out
+  local dir=$1 extra=${2:-} i t0 end=0 total=0 rc=0 pids=() out py=python3
+  [[ -n $extra ]] && py=$TORCH_PY
   # torch takes seconds to import on a busy machine.
   t0=$(awk -v n="$(now)" -v d="$([[ -n $extra ]] && echo 15 || echo 1.5)" 'BEGIN { printf "%.3f", n + d }')
   for ((i = 0; i < MODEL_PROCS; i++)); do
     # shellcheck disable=SC2086  # extra is empty or one flag
-    timeout "$STEP_TIMEOUT" "${extra:+$TORCH_PY}${extra:-python3}" "$LIB/safetensors_load.py" load "$dir/${MODEL_FILES[i]}" \
+    timeout "$STEP_TIMEOUT" "$py" "$LIB/safetensors_load.py" load "$dir/${MODEL_FILES[i]}" \
       --start-at "$t0" $extra >"$WORK/load.$i" 2>&1 &
     pids+=($!)
   done
