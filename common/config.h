@@ -163,9 +163,10 @@ struct CacheConfig {
   // waiting for the first byte: 32 fill a 10 Gbit/s link.
   int max_inflight = 32;
   // readahead_max=: largest read-ahead window of one sequential reader; the
-  // window doubles per block consumed up to this (128 MiB = 32 blocks: one
-  // reader keeps every GET thread busy).
-  uint64_t readahead_max = uint64_t{128} << 20;
+  // window doubles per block consumed up to this. 256 MiB holds
+  // readahead_gets GETs of 16 MiB in flight: one reader fills ~1 GB/s of
+  // 64 MiB/s connections, within prefetch_mem with four such readers.
+  uint64_t readahead_max = uint64_t{256} << 20;
   // max_get_size=: largest ranged GET of a sequential stream's read-ahead.
   // A stream fetches runs of consecutive blocks with one GET each (each
   // block still cached and verified on its own): OBS bills per request and
@@ -176,9 +177,10 @@ struct CacheConfig {
   uint64_t max_get_size = uint64_t{64} << 20;
   // readahead_gets=: a stream's window is fetched in runs of window /
   // readahead_gets (1 block to max_get_size), so that many GETs, i.e.
-  // connections at ~64 MiB/s each, stay in flight per stream: 8 x 16 MiB
-  // runs of the 128 MiB window carry ~500 MB/s for one reader.
-  int readahead_gets = 8;
+  // connections at ~64 MiB/s each, stay in flight per stream: 16 x 16 MiB
+  // runs of the 256 MiB window (a GiB in ~70 GETs); 8 connections would
+  // cap one reader at ~500 MB/s.
+  int readahead_gets = 16;
   // A read within this distance of the expected next offset still counts
   // as sequential: the kernel issues read-ahead requests in parallel and
   // FUSE threads serve them out of order.

@@ -463,7 +463,7 @@ class CacheTest(harness.MountTestCase):
         # prefetch_mem + 128 MiB for everything else (FUSE buffers, curl,
         # the cache write queue of up to 16 blocks, malloc arenas) + 64 MiB
         # of slack: measured peaks were 248-303 MiB on a loaded 2-core box.
-        # Without the budget 16 readers x 128 MiB windows would need 2 GiB.
+        # Without the budget 16 readers x 256 MiB windows would need 4 GiB.
         limit = 128 * MiB + 128 * MiB + 64 * MiB
         print(f"16 readers: VmHWM {hwm / MiB:.0f} MiB (at mount "
               f"{base / MiB:.0f} MiB), limit {limit / MiB:.0f} MiB")
@@ -513,7 +513,7 @@ class CacheTest(harness.MountTestCase):
         key = "mid.bin"
         path, size, _ = self.objs[key]
         # Small blocks, so that 200 reads touch a small part of the file;
-        # the read-ahead window may still grow to its default 128 MiB.
+        # the read-ahead window may still grow to its default 256 MiB.
         mnt, _ = self.mount_cache(None, "block_size=64K")
         rng = random.Random(9)
         fd = os.open(os.path.join(mnt, key), os.O_RDONLY)
