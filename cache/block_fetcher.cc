@@ -336,7 +336,10 @@ void BlockFetcher::RunJob(const JobPtr& job, bool demand) {
         std::deque<JobPtr>& q = demand ? demand_queue_ : prefetch_queue_;
         for (size_t i = blocks.size(); i-- > 1;) {
           const auto& b = blocks[i];
-          if (!CurrentLocked(object, b)) {  // aborted meanwhile: nobody else completes it
+          if (!CurrentLocked(object, b) || (b->cancel_asked && !b->demanded)) {
+            // Aborted, or let go by its stream while it ran: not fetched;
+            // nobody else completes it.
+            EraseIfCurrentLocked(BlockKey{object, b->index}, b);
             aborted.push_back(b);
             continue;
           }
