@@ -319,45 +319,66 @@ void BlockFetcher::WorkerLoop() {
   }
 }
 
+void BlockFetcher::Requeue(const ObjectId& object,
+                           std::span<const std::shared_ptr<InFlight>> blocks, bool singles,
+                           bool demand) {
+  std::vector<std::shared_ptr<InFlight>> aborted;
+  {
+    std::lock_guard lock(mu_);
+    std::deque<JobPtr>& q = demand ? demand_queue_ : prefetch_queue_;
+    JobPtr run;
+    // Back to front, each job pushed to the front: they keep their order.
+    for (size_t i = blocks.size(); i-- > 0;) {
+      const auto& b = blocks[i];
+      if (!CurrentLocked(object, b) || (b->cancel_asked && !b->demanded)) {
+        // Aborted, or let go by its stream while it ran: not fetched;
+        // nobody else completes it.
+        EraseIfCurrentLocked(BlockKey{object, b->index}, b);
+        aborted.push_back(b);
+        continue;
+      }
+      if (singles || !run || run->blocks.front()->index != b->index + 1) {
+        if (run) q.push_front(std::move(run));
+        run = std::make_shared<Job>();
+        run->object = object;
+      }
+      run->blocks.insert(run->blocks.begin(), b);
+      b->job = run;
+      b->started = false;
+      b->cancel = std::make_shared<CancelToken>();
+    }
+    if (run) q.push_front(std::move(run));
+  }
+  work_cv_.notify_all();
+  for (const auto& b : aborted) {
+    b->promise.set_value(Status::Cancelled("read-ahead of block " + std::to_string(b->index) +
+                                           " of '" + object.key + "' cancelled"));
+  }
+}
+
 void BlockFetcher::RunJob(const JobPtr& job, bool demand) {
   const ObjectId& object = job->object;
-  const std::vector<std::shared_ptr<InFlight>>& blocks = job->blocks;
+  std::span<const std::shared_ptr<InFlight>> blocks = job->blocks;
   if (blocks.front()->check_cache) {
-    if (auto hit = LookupCache(BlockKey{object, blocks.front()->index})) {
+    // The GET covers the blocks before the first one the cache has: a run
+    // is never fetched over blocks already cached (a cache with holes, e.g.
+    // after a crash mid-fill).
+    size_t misses = 0;
+    for (; misses < blocks.size(); ++misses) {
+      auto hit = LookupCache(BlockKey{object, blocks[misses]->index});
+      if (!hit) continue;
       std::vector<Result<BlockData>> r;
       r.emplace_back(std::move(*hit));
-      Complete(object, {blocks.front()}, std::move(r), /*from_store=*/false, demand);
-      if (blocks.size() == 1) return;
-      // The run is cached (a warm read): its other blocks go back to the
-      // front of the queue one by one, so several workers read the disk.
-      std::vector<std::shared_ptr<InFlight>> aborted;
-      {
-        std::lock_guard lock(mu_);
-        std::deque<JobPtr>& q = demand ? demand_queue_ : prefetch_queue_;
-        for (size_t i = blocks.size(); i-- > 1;) {
-          const auto& b = blocks[i];
-          if (!CurrentLocked(object, b) || (b->cancel_asked && !b->demanded)) {
-            // Aborted, or let go by its stream while it ran: not fetched;
-            // nobody else completes it.
-            EraseIfCurrentLocked(BlockKey{object, b->index}, b);
-            aborted.push_back(b);
-            continue;
-          }
-          auto single = std::make_shared<Job>();
-          single->object = object;
-          single->blocks.push_back(b);
-          b->job = single;
-          b->started = false;
-          b->cancel = std::make_shared<CancelToken>();
-          q.push_front(std::move(single));
-        }
+      Complete(object, {blocks[misses]}, std::move(r), /*from_store=*/false, demand);
+      // A cached first block: most likely a warm read; the others go back
+      // one by one, so several workers read the disk. After misses: the
+      // rest goes back as a run, to be looked at the same way.
+      if (misses + 1 < blocks.size()) {
+        Requeue(object, blocks.subspan(misses + 1), /*singles=*/misses == 0, demand);
       }
-      work_cv_.notify_all();
-      for (const auto& b : aborted) {
-        b->promise.set_value(Status::Cancelled("read-ahead of block " + std::to_string(b->index) +
-                                               " of '" + object.key + "' cancelled"));
-      }
-      return;
+      if (misses == 0) return;
+      blocks = blocks.first(misses);
+      break;
     }
   }
   if (blocks.front()->cancel->cancelled()) {
@@ -367,12 +388,12 @@ void BlockFetcher::RunJob(const JobPtr& job, bool demand) {
       r.emplace_back(Status::Cancelled("read-ahead of block " + std::to_string(b->index) + " of '" +
                                        object.key + "' cancelled"));
     }
-    Complete(object, blocks, std::move(r), /*from_store=*/false, demand);
+    Complete(object, {blocks.begin(), blocks.end()}, std::move(r), /*from_store=*/false, demand);
     return;
   }
   std::vector<Result<BlockData>> r =
       GetFromStore(object, blocks.front()->index, blocks.size(), blocks.front()->cancel);
-  Complete(object, blocks, std::move(r), /*from_store=*/true, demand);
+  Complete(object, {blocks.begin(), blocks.end()}, std::move(r), /*from_store=*/true, demand);
 }
 
 void BlockFetcher::Complete(const ObjectId& object,

@@ -51,6 +51,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -215,8 +216,13 @@ class BlockFetcher {
   // first hole, as the returned running job (null: none); the rest goes
   // back to the front of queue (requires mu_).
   JobPtr TakeLocked(const JobPtr& job, std::deque<JobPtr>& queue);
-  // Runs one started job: a cache lookup, else one GET of all its blocks.
+  // Runs one started job: cache lookups, one GET of the blocks before the
+  // first cached one, the rest back to the queue.
   void RunJob(const JobPtr& job, bool demand);
+  // Puts started blocks back at the front of the queue (one job each, or
+  // runs); those aborted or let go meanwhile fail with Cancelled.
+  void Requeue(const ObjectId& object, std::span<const std::shared_ptr<InFlight>> blocks,
+               bool singles, bool demand);
   // Fulfils blocks[i] with results[i], queues the cache writes, leaves the map.
   void Complete(const ObjectId& object, const std::vector<std::shared_ptr<InFlight>>& blocks,
                 std::vector<Result<BlockData>> results, bool from_store, bool demand);
