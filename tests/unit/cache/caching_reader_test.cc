@@ -617,7 +617,9 @@ TEST(CachingReader, SequentialReadGetsGrowWithTheWindow) {
     FakeCache cache;
     ReadAheadOptions o;
     o.block_size = kBs;
-    o.max_inflight = 4;
+    // More GET threads than runs in a window: no run waits in the queue,
+    // so the reader never takes a block out of a queued run (its own GET).
+    o.max_inflight = 16;
     o.window_initial = kBs;
     o.window_max = 128 * kBs;  // runs of 16 blocks = max_get_size
     o.seq_tolerance = 2 * kBs;
