@@ -135,6 +135,13 @@ struct DaemonConfig {
   // reads well ahead of the reader. Needs root; skipped otherwise. 0 keeps
   // the kernel's value.
   unsigned kernel_readahead_kb = 8192;
+  // metrics_port=: serve the counters at http://metrics_addr:PORT/metrics
+  // in the Prometheus text format; 0: no HTTP endpoint (the root xattr
+  // that `dsfsctl stats` reads is always there).
+  unsigned metrics_port = 0;
+  // metrics_addr=: where the endpoint listens. Loopback by default: the
+  // counters name no keys, but nothing off the node needs them unasked.
+  std::string metrics_addr = "127.0.0.1";
 };
 
 // Read-ahead and the block cache on the local SSD.

@@ -5,10 +5,8 @@ namespace dsfs {
 Counter& Metrics::GetCounter(const std::string& name, const std::string& help) {
   std::lock_guard lock(mu_);
   auto& e = counters_[name];
-  if (!e.counter) {
-    e.counter = std::make_unique<Counter>();
-    e.help = help;
-  }
+  if (!e.counter) e.counter = std::make_unique<Counter>();
+  if (e.help.empty()) e.help = help;
   return *e.counter;
 }
 

@@ -67,7 +67,25 @@ Filesystem::Filesystem(const FsConfig& config, ObjectStore& store, ObjectReader&
       metrics_(metrics),
       meta_(MetadataCacheOptionsFrom(config), clock),
       write_(write),
-      dirty_(write.max_dirty) {}
+      dirty_(write.max_dirty) {
+  if (!metrics_) return;
+  // The counters Count() adds to, with their help text (the Prometheus
+  // exposition wants one for each).
+  static constexpr std::pair<const char*, const char*> kCounters[] = {
+      {"dsfs_fs_resolve_requests_total", "store requests made to resolve a path (HEAD, one-key LIST)"},
+      {"dsfs_fs_list_requests_total", "LIST pages requested for directory listings"},
+      {"dsfs_fs_stale_reads_total", "reads refused because the object changed under the handle (ESTALE)"},
+      {"dsfs_fs_put_requests_total", "objects written by namespace changes (markers, symlinks)"},
+      {"dsfs_fs_copy_requests_total", "server-side copies made by renames and attribute changes"},
+      {"dsfs_fs_delete_requests_total", "objects deleted by unlink, rmdir and renames"},
+      {"dsfs_fs_skipped_keys_total", "listed keys left out because they cannot be POSIX names"},
+      {"dsfs_write_uploads_total", "files uploaded on flush, fsync or close"},
+      {"dsfs_write_upload_errors_total", "uploads that failed (the writer got the error)"},
+      {"dsfs_write_early_uploads_total", "uploads started early because max_dirty was reached"},
+      {"dsfs_write_staging_errors_total", "writes refused because the staging disk failed or was full"},
+  };
+  for (const auto& [name, help] : kCounters) metrics_->GetCounter(name, help);
+}
 
 Filesystem::~Filesystem() = default;
 

@@ -31,7 +31,7 @@ double Seconds(std::chrono::milliseconds ms) { return static_cast<double>(ms.cou
 void ReplyError(fuse_req_t req, const char* op, const Status& status) {
   const int err = ToErrno(status);
   auto& self = Self(req);
-  if (self.metrics()) self.metrics()->GetCounter("dsfs_fuse_errors_total").Add();
+  if (self.metrics()) self.metrics()->GetCounter("dsfs_fuse_errors_total", "FUSE requests answered with an error").Add();
   // Messages carry keys and server text: escaped, so they cannot forge lines.
   if (err == ENOENT || err == EROFS || err == ENODATA || err == EINTR) {
     spdlog::debug("{}: {}", op, EscapeForLog(status.ToString()));

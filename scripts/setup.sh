@@ -12,7 +12,8 @@ PKGS=(
   libfuse3-dev fuse3
   libcurl4-openssl-dev libssl-dev librocksdb-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev googletest libpugixml-dev libcli11-dev
-  libxxhash-dev
+  libxxhash-dev libmicrohttpd-dev
+  prometheus
   s3fs rclone python3 openssl curl gnuplot-nox
 )
 

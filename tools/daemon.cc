@@ -27,6 +27,7 @@
 #include "common/metrics.h"
 #include "fs/filesystem.h"
 #include "fs/fuse_adapter.h"
+#include "tools/metrics_http.h"
 #include "tools/signals.h"
 #include "tools/stores.h"
 
@@ -200,6 +201,19 @@ int Serve(const Config& config, Credentials creds, StartupReporter& reporter) {
   if (!config.fallback.dir.empty()) {
     FallbackStore* circuit = &(*store)->circuit();
     fs.set_prover([circuit](const std::string& prefix) { return circuit->ProvePrefix(prefix); });
+  }
+  // Before the mount: a port in use fails the mount, not a running one.
+  std::unique_ptr<MetricsServer> metrics_server;
+  if (config.daemon.metrics_port != 0) {
+    auto server =
+        MetricsServer::Start(config.daemon.metrics_addr, config.daemon.metrics_port, metrics);
+    if (!server.ok()) {
+      reporter.Fail(server.status());
+      return 1;
+    }
+    metrics_server = std::move(*server);
+    spdlog::info("metrics at http://{}:{}/metrics", config.daemon.metrics_addr,
+                 config.daemon.metrics_port);
   }
   const FuseOptions fo = FuseOptionsFrom(config);
   auto session = FuseSession::Mount(fs, fo, &metrics);

@@ -160,6 +160,10 @@ const std::vector<OptionSpec>& OptionTable() {
      [](const std::string& v, Config* c) { return SetSize(v, &c->write.max_dirty); }},
     {"tmpdir", true, "/tmp", "where files being written are staged when there is no cache_dir",
      [](const std::string& v, Config* c) { c->write.tmpdir = v; return Status::Ok(); }},
+    {"metrics_port", true, "0", "serve /metrics (Prometheus text) on this TCP port (0 = off)",
+     [](const std::string& v, Config* c) { return SetNumber(v, &c->daemon.metrics_port); }},
+    {"metrics_addr", true, "127.0.0.1", "IPv4 or IPv6 address the metrics endpoint listens on",
+     [](const std::string& v, Config* c) { c->daemon.metrics_addr = v; return Status::Ok(); }},
   };
   return kTable;
 }
@@ -257,6 +261,8 @@ Status ValidateConfig(const Config& c) {
   }
   if (c.daemon.max_threads < 1) return Status::InvalidArgument("max_threads must be at least 1");
   DSFS_RETURN_IF_ERROR(CheckRange("max_threads", c.daemon.max_threads, 1u, 1024u, "1 and 1024"));
+  DSFS_RETURN_IF_ERROR(
+      CheckRange("metrics_port", c.daemon.metrics_port, 0u, 65535u, "0 and 65535"));
   DSFS_RETURN_IF_ERROR(CheckRange("list_mem", c.fs.list_mem, kMiB, 64 * kGiB, "1M and 64G"));
   DSFS_RETURN_IF_ERROR(CheckRange("stat_ttl", c.fs.stat_ttl, milliseconds(0), kDay, "0 and 24h"));
   DSFS_RETURN_IF_ERROR(CheckRange("list_ttl", c.fs.list_ttl, milliseconds(0), kDay, "0 and 24h"));
