@@ -58,7 +58,9 @@ Result<std::vector<CompletedPart>> RunParts(
         if (next >= plan.size() || !first_error.ok()) break;
         i = next++;
       }
-      if (stop->cancelled()) break;
+      // The caller's token too: the waiting caller passes it on to `stop`
+      // only every kCancelPoll, and fast parts would all start by then.
+      if (stop->cancelled() || IsCancelled(caller_cancel)) break;
       auto etag = do_part(plan[i], stop);
       if (etag.ok() && etag->empty()) {
         etag = Status::Corruption("part " + std::to_string(plan[i].number) +
