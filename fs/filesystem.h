@@ -53,6 +53,9 @@ struct WriteOptions {
   uint64_t multipart_size = WriteConfig{}.multipart_size;
   int parallel_count = WriteConfig{}.parallel_count;
   uint64_t max_dirty = WriteConfig{}.max_dirty;
+  // Objects up to this size are copied (rename, chmod) with one CopyObject,
+  // larger ones part by part. S3's limit, not a tunable; tests lower it.
+  uint64_t max_single_copy = uint64_t{5} << 30;
 };
 WriteOptions WriteOptionsFrom(const Config& config);
 
@@ -271,6 +274,11 @@ class Filesystem {
   void FinishDeferred(const ObjectId& object);
   // True when `path` at version `etag` is unlinked but still open.
   bool IsHidden(const std::string& path, const std::string& etag);
+  // Server-side copy of src (still at `etag`, `size` bytes) to dst, with
+  // attrs when set (else the source's metadata): one CopyObject up to
+  // write_.max_single_copy, a multipart copy above.
+  Result<PutResult> CopyKey(const std::string& src, const std::string& etag, uint64_t size,
+                            const std::string& dst, std::optional<ObjectAttrs> attrs);
   Status RenameFile(const std::string& from, const NodeMeta& from_meta, const std::string& to);
   Status RenameDir(const std::string& from, const NodeMeta& from_meta, const std::string& to,
                    bool to_exists);

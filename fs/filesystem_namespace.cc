@@ -6,6 +6,7 @@
 #include <limits>
 #include <unordered_set>
 
+#include "backends/transfer.h"
 #include "common/logging.h"
 #include "fs/attr.h"
 #include "fs/filesystem.h"
@@ -17,7 +18,6 @@ namespace {
 // S3's (and OBS's) longest key.
 constexpr size_t kMaxKeyLength = 1024;
 // The largest object one CopyObject copies.
-constexpr uint64_t kMaxSingleCopy = uint64_t{5} << 30;
 // The kernel takes a symlink target of at most PATH_MAX - 1 bytes.
 constexpr size_t kMaxSymlinkTarget = 4095;
 
@@ -304,6 +304,17 @@ Status Filesystem::Rename(InodeId parent, const std::string& name, InodeId new_p
   return RenameDir(from, from_meta, to.path, dest.ok());
 }
 
+Result<PutResult> Filesystem::CopyKey(const std::string& src, const std::string& etag,
+                                      uint64_t size, const std::string& dst,
+                                      std::optional<ObjectAttrs> attrs) {
+  TransferOptions options;
+  options.part_size = write_.multipart_size;
+  options.parallel = write_.parallel_count;
+  options.max_single_copy = write_.max_single_copy;
+  Count("dsfs_fs_copy_requests_total");
+  return CopyObject(store_, src, etag, size, dst, std::move(attrs), options);
+}
+
 Status Filesystem::RenameFile(const std::string& from, const NodeMeta& from_meta,
                               const std::string& to) {
   (void)from_meta;
@@ -313,16 +324,8 @@ Status Filesystem::RenameFile(const std::string& from, const NodeMeta& from_meta
   DSFS_ASSIGN_OR_RETURN(ObjectInfo head, store_.Head(src));
   NodeMeta meta = MetaFromHead(head, false, config_);
   if (meta.kind == NodeKind::kDir) return Status::IsDirectory(from);
-  if (head.size > kMaxSingleCopy) {
-    return Status::NotSupported("rename of '" + EscapeForLog(from) +
-                                "': objects over 5 GiB need a multipart copy");
-  }
-  CopyRequest copy;
-  copy.source_key = src;
-  copy.source_if_match = head.etag;
-  copy.key = KeyOf(to);
-  Count("dsfs_fs_copy_requests_total");
-  DSFS_ASSIGN_OR_RETURN(PutResult copied, store_.Copy(copy));
+  DSFS_ASSIGN_OR_RETURN(PutResult copied,
+                        CopyKey(src, head.etag, head.size, KeyOf(to), std::nullopt));
   meta.etag = copied.etag;
   // The new name is there: caches say so whatever the delete does.
   meta_.Invalidate(to);
@@ -369,18 +372,7 @@ Status Filesystem::RenameDir(const std::string& from, const NodeMeta& from_meta,
       ++skipped;
       continue;
     }
-    if (o.size > kMaxSingleCopy) {
-      meta_.InvalidateTree(to);
-      return Status::NotSupported("rename of '" + EscapeForLog(from) + "': '" +
-                                  EscapeForLog(o.key) + "' is over 5 GiB (needs a multipart copy); " +
-                                  std::to_string(moved.size()) + " objects were copied and stay");
-    }
-    CopyRequest copy;
-    copy.source_key = o.key;
-    copy.source_if_match = o.etag;
-    copy.key = dst + rel;
-    Count("dsfs_fs_copy_requests_total");
-    auto done = store_.Copy(copy);
+    auto done = CopyKey(o.key, o.etag, o.size, dst + rel, std::nullopt);
     if (!done.ok()) {
       meta_.InvalidateTree(to);
       meta_.InvalidateListing(ParentPath(to));
@@ -535,18 +527,8 @@ Result<struct stat> Filesystem::SetAttr(InodeId ino, const AttrChange& change) {
     DSFS_ASSIGN_OR_RETURN(PutResult done, store_.Put(put));
     (void)done;
   } else {
-    if (head->size > kMaxSingleCopy) {
-      return Status::NotSupported("'" + EscapeForLog(path) +
-                                  "': changing metadata of an object over 5 GiB needs a "
-                                  "multipart copy");
-    }
-    CopyRequest copy;
-    copy.source_key = key;
-    copy.source_if_match = head->etag;
-    copy.key = key;
-    copy.attrs = std::move(attrs);
-    Count("dsfs_fs_copy_requests_total");
-    DSFS_ASSIGN_OR_RETURN(PutResult done, store_.Copy(copy));
+    DSFS_ASSIGN_OR_RETURN(PutResult done,
+                          CopyKey(key, head->etag, head->size, key, std::move(attrs)));
     if (!is_dir) meta.etag = done.etag;
   }
   // What a lookup will make of the new object.

@@ -292,6 +292,37 @@ TEST_F(NamespaceTest, RenameFileKeepsMetadataAndTheInode) {
   EXPECT_EQ(st->st_mode, static_cast<mode_t>(S_IFREG | 0600));
 }
 
+// Objects over the single-copy limit (S3: 5 GiB; lowered here) are
+// renamed and re-attributed by a multipart copy, with their metadata.
+TEST_F(NamespaceTest, LargeObjectsAreCopiedPartByPart) {
+  FsConfig config;
+  config.read_only = false;
+  config.uid = config.gid = 1000;
+  WriteOptions write;
+  write.max_single_copy = 1000;
+  write.multipart_size = 5 << 20;
+  fs_ = std::make_unique<Filesystem>(config, store_, reader_, clock_, &metrics_, write);
+  const std::string big(12 << 20, 'x');
+  store_.PutObject("big", big, {{"mode", std::to_string(S_IFREG | 0640)}});
+  store_.ResetCounters();
+  ASSERT_TRUE(fs_->Rename(kRootInode, "big", kRootInode, "moved", 0).ok());
+  EXPECT_FALSE(Has("big"));
+  EXPECT_EQ(Data("moved"), big);
+  EXPECT_EQ(Meta("moved", "mode"), std::to_string(S_IFREG | 0640));
+  EXPECT_EQ(store_.counters().copy, 0);
+  EXPECT_EQ(store_.counters().upload_part, 3);
+  EXPECT_EQ(store_.counters().complete, 1);
+  // chmod: a multipart copy onto itself with the new mode.
+  Filesystem::AttrChange chmod;
+  chmod.mode = 0600;
+  auto changed = fs_->SetAttr(Ino("moved"), chmod);
+  ASSERT_TRUE(changed.ok()) << changed.status().ToString();
+  EXPECT_EQ(Meta("moved", "mode"), std::to_string(S_IFREG | 0600));
+  EXPECT_EQ(Data("moved"), big);
+  EXPECT_EQ(store_.counters().complete, 2);
+  EXPECT_TRUE(store_.PendingUploads().empty());
+}
+
 TEST_F(NamespaceTest, RenameReplacesAFileAndOntoItselfDoesNothing) {
   store_.PutObject("a", "new");
   store_.PutObject("b", "old");
