@@ -11,28 +11,12 @@
 #include "common/clock.h"
 #include "fs/attr.h"
 #include "fs/filesystem.h"
+#include "store_reader.h"
 
 namespace dsfs {
 namespace {
 
-class StoreReader : public ObjectReader {
- public:
-  explicit StoreReader(ObjectStore& store) : store_(store) {}
-  Result<SliceList> ReadSlices(const ObjectId& id, uint64_t offset, size_t len,
-                               const CancelTokenPtr&) override {
-    if (offset >= id.size || len == 0) return SliceList{};
-    uint64_t n = std::min<uint64_t>(len, id.size - offset);
-    std::shared_ptr<Buffer> buf = Buffer::Allocate(n);
-    GetRequest req{.key = id.key, .range = ByteRange{offset, n}, .if_match = id.etag};
-    DSFS_ASSIGN_OR_RETURN(GetResult got, store_.Get(req, buf->data(), n));
-    SliceList out;
-    if (got.bytes > 0) out.push_back(ReadSlice{buf, buf->data(), got.bytes});
-    return out;
-  }
-
- private:
-  ObjectStore& store_;
-};
+using testing::StoreReader;
 
 class NamespaceTest : public ::testing::Test {
  protected:

@@ -1,6 +1,7 @@
 // Core tests: Filesystem against MemoryStore, no mount. Request counts
 // prove what is cached.
 #include "fs/filesystem.h"
+#include "store_reader.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -17,24 +18,7 @@ namespace {
 
 // The reader under test: one ranged GET per read, If-Match the pinned ETag
 // (no block cache, so the store's counters show every read).
-class StoreReader : public ObjectReader {
- public:
-  explicit StoreReader(ObjectStore& store) : store_(store) {}
-  Result<SliceList> ReadSlices(const ObjectId& id, uint64_t offset, size_t len,
-                               const CancelTokenPtr&) override {
-    if (offset >= id.size || len == 0) return SliceList{};
-    uint64_t n = std::min<uint64_t>(len, id.size - offset);
-    std::shared_ptr<Buffer> buf = Buffer::Allocate(n);
-    GetRequest req{.key = id.key, .range = ByteRange{offset, n}, .if_match = id.etag};
-    DSFS_ASSIGN_OR_RETURN(GetResult got, store_.Get(req, buf->data(), n));
-    SliceList out;
-    if (got.bytes > 0) out.push_back(ReadSlice{buf, buf->data(), got.bytes});
-    return out;
-  }
-
- private:
-  ObjectStore& store_;
-};
+using testing::StoreReader;
 
 class FilesystemTest : public ::testing::Test {
  protected:

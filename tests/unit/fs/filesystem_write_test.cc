@@ -11,6 +11,7 @@
 #include "backends/memory_store.h"
 #include "common/clock.h"
 #include "fs/filesystem.h"
+#include "store_reader.h"
 #include "tests/unit/temp_dir.h"
 
 namespace dsfs {
@@ -19,24 +20,7 @@ namespace {
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
 // One ranged GET per read, pinned by ETag (no cache).
-class StoreReader : public ObjectReader {
- public:
-  explicit StoreReader(ObjectStore& store) : store_(store) {}
-  Result<SliceList> ReadSlices(const ObjectId& id, uint64_t offset, size_t len,
-                               const CancelTokenPtr&) override {
-    if (offset >= id.size || len == 0) return SliceList{};
-    uint64_t n = std::min<uint64_t>(len, id.size - offset);
-    std::shared_ptr<Buffer> buf = Buffer::Allocate(n);
-    GetRequest req{.key = id.key, .range = ByteRange{offset, n}, .if_match = id.etag};
-    DSFS_ASSIGN_OR_RETURN(GetResult got, store_.Get(req, buf->data(), n));
-    SliceList out;
-    if (got.bytes > 0) out.push_back(ReadSlice{buf, buf->data(), got.bytes});
-    return out;
-  }
-
- private:
-  ObjectStore& store_;
-};
+using testing::StoreReader;
 
 std::string Pattern(size_t n, unsigned seed) {
   std::string s(n, '\0');
