@@ -109,6 +109,7 @@ class CacheDirTest(harness.MountTestCase):
         block fits."""
         cdir = self.new_cache_dir()
         keys = sorted(k for k in self.objs if k.startswith("sizes/"))
+        dropped_4m = 0  # blocks the first 4M mount did not write (queue full)
         for i, bs in enumerate(("1M", "4M", "8M", "4M")):
             mnt, _ = self.mount_cache(cdir, "cache_size=2G",
                                       f"block_size={bs}")
@@ -118,12 +119,21 @@ class CacheDirTest(harness.MountTestCase):
             print(f"block_size={bs}: disk hits "
                   f"{s['dsfs_cache_disk_hits_total']:.0f}, corrupt "
                   f"{s['dsfs_cache_corrupt_blocks_total']:.0f}, GET "
-                  f"{s['dsfs_s3_bytes_read_total'] / MiB:.0f} MiB")
+                  f"{s['dsfs_s3_bytes_read_total'] / MiB:.0f} MiB, write "
+                  f"dropped {s.get('dsfs_cache_write_dropped_total', 0):.0f}")
             self.assertEqual(s["dsfs_cache_corrupt_blocks_total"], 0)
+            if i == 1:
+                # A block the reader waited for is dropped, not queued,
+                # when the cache write queue is full (a slow cache disk
+                # never slows a read): on a busy machine some are.
+                dropped_4m = s.get("dsfs_cache_write_dropped_total", 0)
             if i == 3:
-                # The second 4M mount: every block is its own again.
+                # The second 4M mount: every block is its own again; only
+                # the blocks the first 4M mount dropped come from S3.
                 self.assertGreater(s["dsfs_cache_disk_hits_total"], 0)
-                self.assertLess(s["dsfs_s3_bytes_read_total"], BLOCK)
+                self.assertLess(s["dsfs_s3_bytes_read_total"],
+                                BLOCK + dropped_4m * BLOCK,
+                                f"{dropped_4m:.0f} blocks were dropped")
             self.unmount_now(mnt)
 
     # ------------------------------------------------------------ 2
