@@ -38,6 +38,9 @@ class BlockCache {
   // Stores a block (data.size() is the block's length: block_size, or less
   // for the last block). May evict others to respect the size cap.
   virtual Status Put(const BlockKey& key, BlockData data) = 0;
+  // Whether Get would most likely find the block, from memory only (no
+  // I/O): read-ahead uses it to pace blocks that come from the disk.
+  virtual bool Contains(const BlockKey& key) const = 0;
   // Bytes currently held.
   virtual uint64_t UsedBytes() const = 0;
 };

@@ -80,6 +80,7 @@ struct ReadAheadOptions {
   // First window of a sequential reader: one block.
   uint64_t window_initial = CacheConfig{}.block_size;
   uint64_t window_max = CacheConfig{}.readahead_max;
+  uint64_t readahead_warm = CacheConfig{}.readahead_warm;
   // CacheConfig::prefetch_mem resolved (0 there = this rule).
   uint64_t prefetch_mem = DefaultPrefetchMemory();
   std::string prefetch_whole = CacheConfig{}.prefetch_whole;
@@ -172,6 +173,10 @@ class BlockFetcher {
   // Number of blocks of the object, and the length of block index.
   uint64_t BlockCount(const ObjectId& id) const;
   uint64_t BlockLength(const ObjectId& id, uint64_t index) const;
+  // Whether the block cache most likely holds key (memory only, no I/O).
+  bool Cached(const BlockKey& key) const {
+    return cache_ != nullptr && !key.object.etag.empty() && cache_->Contains(key);
+  }
   FetcherStats stats() const;
 
  private:
@@ -241,7 +246,7 @@ class BlockFetcher {
   }
 
   ObjectStore& store_;
-  BlockCache* const cache_;
+  BlockCache* const cache_;  // may be null
   const uint64_t block_size_;
   BufferPool* const buffers_;  // may be null
   const size_t write_queue_max_;

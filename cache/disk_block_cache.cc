@@ -260,6 +260,12 @@ void DiskBlockCache::ReportCorrupt(const BlockId& id, const Status& st) {
   spdlog::warn("disk cache: dropping corrupt block {}: {}", id.ToHex(), st.message());
 }
 
+bool DiskBlockCache::Contains(const BlockKey& key) const {
+  const BlockId id = ComputeBlockId(ExtentOf(key));
+  std::lock_guard lock(mu_);
+  return state_ != DiskCacheState::kOff && policy_.Find(id).has_value();
+}
+
 Result<std::optional<BlockData>> DiskBlockCache::Get(const BlockKey& key) {
   {
     std::lock_guard lock(mu_);

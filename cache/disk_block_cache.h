@@ -143,6 +143,7 @@ class DiskBlockCache : public BlockCache {
   // after ready_wait.
   Status Put(const BlockKey& key, BlockData data) override;
   uint64_t UsedBytes() const override;
+  bool Contains(const BlockKey& key) const override;
 
   // True once Put is accepted (kReconciling or kReady).
   bool ready() const;

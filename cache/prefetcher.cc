@@ -190,6 +190,10 @@ Prefetcher::ScheduleResult Prefetcher::ScheduleLocked(Stream& st, uint64_t max_b
       if (whole_runs == 0) return ScheduleResult::kDone;
     }
   }
+  // Blocks the disk cache holds are read ahead at most warm_blocks past the
+  // reader, one fetch each (several workers read the disk at once).
+  const uint64_t warm_blocks = std::max<uint64_t>(1, options_.readahead_warm / block_size_);
+  const uint64_t reader_block = st.has_history ? st.last_block : 0;
   uint64_t issued = 0;
   uint64_t run_first = 0;
   std::vector<uint64_t> run_bytes;  // reserved, not issued yet
@@ -207,7 +211,9 @@ Prefetcher::ScheduleResult Prefetcher::ScheduleLocked(Stream& st, uint64_t max_b
         flush();
         return ScheduleResult::kMore;
       }
-      if (!run_bytes.empty() && run_first + run_bytes.size() != idx) flush();
+      const bool cached = fetcher_.Cached(BlockKey{st.id(), idx});
+      if (cached && idx > reader_block + warm_blocks) break;  // the reader moves it on
+      if (!run_bytes.empty() && (cached || run_first + run_bytes.size() != idx)) flush();
       uint64_t len = fetcher_.BlockLength(st.id(), idx);
       if (!ReserveLocked(len, &st)) {
         flush();
@@ -218,7 +224,7 @@ Prefetcher::ScheduleResult Prefetcher::ScheduleLocked(Stream& st, uint64_t max_b
       if (run_bytes.empty()) run_first = idx;
       run_bytes.push_back(len);
       ++issued;
-      if (run_bytes.size() >= run) flush();
+      if (cached || run_bytes.size() >= run) flush();
     }
     st.scheduled_until = std::max(st.scheduled_until, idx + 1);
   }
@@ -307,6 +313,19 @@ void Prefetcher::OnRead(const ObjectId& id, uint64_t offset, uint64_t len) {
     st.next_offset = offset + len;
     st.last_block = last;
     st.has_history = true;
+    // Read blocks well behind this read that the disk cache holds are
+    // dropped: reading one again costs a disk read, not a GET, and keeping
+    // every block of a shard until it is closed made each block of a warm
+    // load a fresh buffer (a page fault per 4 KiB) instead of a recycled one.
+    const uint64_t keep = 1 + options_.seq_tolerance / block_size_;
+    for (auto it = st.blocks().begin(); it != st.blocks().end() && it->first + keep < first;) {
+      if (it->second.consumed && Ready(it->second.future) &&
+          fetcher_.Cached(BlockKey{id, it->first})) {
+        it = st.Drop(it, /*abort_running=*/false);
+      } else {
+        ++it;
+      }
+    }
   } else {
     bool sequential;
     if (!st.has_history) {

@@ -20,7 +20,9 @@
 //   read-ahead arriving out of order, and its fetches are left to finish.
 // - Objects whose name matches the prefetch_whole glob are prefetched whole
 //   from Opened() on, as fast as the memory budget allows (reads and
-//   Released() free budget, which lets the prefetch continue).
+//   Released() free budget, which lets the prefetch continue); a block read
+//   well behind a later read (seq_tolerance) is dropped once the disk
+//   cache holds it.
 // - Every prefetched block is charged to the MemoryBudget, on its stream's
 //   account, from the moment its fetch is issued until it is dropped:
 //   consumed and passed by a sequential reader, evicted for room (blocks
@@ -37,8 +39,13 @@
 //   is cancelled or dropped (cached blocks stay in the BlockCache); a
 //   closed stream whose GETs still run is kept until they end.
 //
+// - Blocks the disk cache holds (BlockFetcher::Cached) are read ahead at
+//   most readahead_warm past the reader, whole-file prefetch included, one
+//   fetch each: a cached block comes back in milliseconds, and reading a
+//   warm file far ahead only fills fresh memory (page faults, RSS).
+//
 // Thread-safe. Lock order: Prefetcher::mu_ (guards every stream) ->
-// BlockFetcher's locks -> MemoryBudget's lock (the fetcher never calls back
+// BlockFetcher's locks and the BlockCache's (Contains) -> MemoryBudget's lock (the fetcher never calls back
 // into the prefetcher).
 #pragma once
 

@@ -126,6 +126,8 @@ const std::vector<OptionSpec>& OptionTable() {
      [](const std::string& v, Config* c) { return SetNumber(v, &c->cache.max_inflight); }},
     {"readahead_max", true, "256M", "largest read-ahead window of one reader",
      [](const std::string& v, Config* c) { return SetSize(v, &c->cache.readahead_max); }},
+    {"readahead_warm", true, "32M", "how far ahead of a reader blocks the disk cache holds are read",
+     [](const std::string& v, Config* c) { return SetSize(v, &c->cache.readahead_warm); }},
     {"max_get_size", true, "64M", "largest ranged GET of a sequential reader's read-ahead",
      [](const std::string& v, Config* c) { return SetSize(v, &c->cache.max_get_size); }},
     {"readahead_gets", true, "16", "GETs a sequential reader's window is split into",
@@ -236,6 +238,8 @@ Status ValidateConfig(const Config& c) {
   }
   DSFS_RETURN_IF_ERROR(
       CheckRange("readahead_max", c.cache.readahead_max, bs, 4 * kGiB, "block_size and 4G"));
+  DSFS_RETURN_IF_ERROR(CheckRange("readahead_warm", c.cache.readahead_warm, bs, 4 * kGiB,
+                                  "block_size and 4G"));
   DSFS_RETURN_IF_ERROR(
       CheckRange("max_get_size", c.cache.max_get_size, bs, 1 * kGiB, "block_size and 1G"));
   if (c.cache.readahead_gets < 1 || c.cache.readahead_gets > 256) {

@@ -39,7 +39,11 @@ TEST(DiskBlockCache, PutGetAndPermissions) {
   BlockKey k = Key("models/x.safetensors", 3);
   BlockData d = Bytes(50000, 3);
   EXPECT_EQ(Lookup(*c, k, d), 0);
+  EXPECT_FALSE(c->Contains(k));
   ASSERT_TRUE(c->Put(k, d).ok());
+  EXPECT_TRUE(c->Contains(k));
+  EXPECT_FALSE(c->Contains(Key("models/x.safetensors", 4)));
+  EXPECT_FALSE(c->Contains(Key("models/x.safetensors", 3, "\"e2\"")));
   EXPECT_EQ(Lookup(*c, k, d), 1);
   EXPECT_EQ(Lookup(*c, Key("models/x.safetensors", 3, "\"e2\""), d), 0);  // new ETag: miss
   EXPECT_EQ(c->BlockPath(k), LayoutPath(dir, k, 50000));

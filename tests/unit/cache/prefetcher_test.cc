@@ -654,5 +654,46 @@ TEST(Prefetcher, ClosedStreamStaysChargedUntilItsRunsEnd) {
   EXPECT_EQ(rig.store.counters().get_bytes, 4 * kBlock);
 }
 
+// Blocks the disk cache holds are read ahead only readahead_warm past the
+// reader (a whole-file prefetch too), one fetch each; the blocks it lacks
+// are fetched as far ahead as the budget allows.
+TEST(Prefetcher, CachedBlocksAreReadAheadOnlyReadaheadWarmPastTheReader) {
+  ReadAheadOptions o = RunOptions();
+  o.readahead_warm = 4 * kBlock;
+  readahead_test::FakeCache cache;
+  CancellableStore store;
+  Metrics metrics;
+  MemoryBudget budget(o.prefetch_mem);
+  BlockFetcher fetcher(store, &cache, o, &metrics);
+  Prefetcher prefetcher(fetcher, budget, o, &metrics);
+  const std::string data = Pattern(64 * kBlock);
+  ObjectId id = AddObject(store, "m.safetensors", data);
+  for (uint64_t b = 0; b < 32; ++b) {
+    cache.Insert(BlockKey{id, b}, data.substr(b * kBlock, kBlock));
+  }
+  store.ResetCounters();
+
+  prefetcher.Opened(id);  // whole-file prefetch: only blocks 0-4
+  EXPECT_EQ(prefetcher.StateOf(id).scheduled_until, 5u);
+  EXPECT_EQ(prefetcher.StateOf(id).blocks, 5u);
+  ASSERT_TRUE(Eventually([&] { return prefetcher.StateOf(id).ready == 5; }));
+  EXPECT_EQ(store.counters().get, 0);
+
+  prefetcher.OnRead(id, 2 * kBlock, kBlock);  // the window moves with the reader
+  EXPECT_EQ(prefetcher.StateOf(id).scheduled_until, 7u);
+
+  // Blocks read (taken) far enough behind a later read are dropped: the
+  // cache holds them.
+  for (uint64_t b = 0; b < 4; ++b) ASSERT_TRUE(prefetcher.Take(BlockKey{id, b}).has_value());
+  // Near the cached part's end: the rest (not cached) is fetched at once,
+  // in runs of 4 blocks.
+  prefetcher.OnRead(id, 29 * kBlock, kBlock);
+  EXPECT_EQ(prefetcher.StateOf(id).scheduled_until, 64u);
+  EXPECT_EQ(prefetcher.StateOf(id).blocks, 60u);  // 0-3 dropped
+  ASSERT_TRUE(Eventually([&] { return store.counters().get_bytes == 32 * kBlock; }));
+  EXPECT_EQ(store.counters().get, 8);
+  prefetcher.Released(id);
+}
+
 }  // namespace
 }  // namespace dsfs

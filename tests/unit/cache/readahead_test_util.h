@@ -106,6 +106,7 @@ class FakeCache : public BlockCache {
     std::lock_guard lock(mu_);
     blocks_[Tuple(key)] = Buffer::Copy(bytes);
   }
+  bool Contains(const BlockKey& key) const override { return Has(key); }
   bool Has(const BlockKey& key) const {
     std::lock_guard lock(mu_);
     return blocks_.contains(Tuple(key));

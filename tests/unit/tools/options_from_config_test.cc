@@ -25,14 +25,15 @@ using std::chrono::milliseconds;
 TEST(ReadAheadOptionsFrom, DefaultsAreADefaultConfigs) {
   const ReadAheadOptions from = ReadAheadOptionsFrom(Config{});
   const ReadAheadOptions def{};
-  const auto& [bs, inflight, max_get, gets, win0, winmax, mem, whole, tol, queue, buffers, tracked,
-               idle, clock] = from;
+  const auto& [bs, inflight, max_get, gets, win0, winmax, warm, mem, whole, tol, queue, buffers,
+               tracked, idle, clock] = from;
   EXPECT_EQ(bs, def.block_size);
   EXPECT_EQ(inflight, def.max_inflight);
   EXPECT_EQ(max_get, def.max_get_size);
   EXPECT_EQ(gets, def.readahead_gets);
   EXPECT_EQ(win0, def.window_initial);
   EXPECT_EQ(winmax, def.window_max);
+  EXPECT_EQ(warm, def.readahead_warm);
   EXPECT_EQ(mem, def.prefetch_mem);
   EXPECT_EQ(whole, def.prefetch_whole);
   EXPECT_EQ(tol, def.seq_tolerance);
@@ -62,14 +63,16 @@ TEST(ReadAheadOptionsFrom, EveryTunableIsMapped) {
   c.cache.readahead_idle = milliseconds(77);
   c.cache.max_get_size = 13 << 20;
   c.cache.readahead_gets = 3;
-  const auto& [bs, inflight, max_get, gets, win0, winmax, mem, whole, tol, queue, buffers, tracked,
-               idle, clock] = ReadAheadOptionsFrom(c);
+  c.cache.readahead_warm = 5 << 20;
+  const auto& [bs, inflight, max_get, gets, win0, winmax, warm, mem, whole, tol, queue, buffers,
+               tracked, idle, clock] = ReadAheadOptionsFrom(c);
   EXPECT_EQ(bs, 1u << 20);
   EXPECT_EQ(inflight, 7);
   EXPECT_EQ(max_get, 13u << 20);
   EXPECT_EQ(gets, 3);
   EXPECT_EQ(win0, 1u << 20);
   EXPECT_EQ(winmax, 9u << 20);
+  EXPECT_EQ(warm, 5u << 20);
   EXPECT_EQ(mem, 33u << 20);
   EXPECT_EQ(whole, "*.bin");
   EXPECT_EQ(tol, 3u << 20);

@@ -141,6 +141,8 @@ TEST(Options, NumericOptionsHaveDocumentedRanges) {
   refused("readahead_max=64G", "readahead_max must be between");
   refused("max_get_size=2G", "max_get_size must be between");
   refused("max_get_size=1M", "max_get_size must be between");  // below block_size
+  refused("readahead_warm=1M", "readahead_warm must be between");  // below block_size
+  refused("readahead_warm=8G", "readahead_warm must be between");
   refused("readahead_gets=0", "readahead_gets must be between 1 and 256");
   refused("max_threads=100000", "max_threads must be between 1 and 1024");
   refused("max_threads=0", "max_threads must be at least 1");
@@ -149,10 +151,11 @@ TEST(Options, NumericOptionsHaveDocumentedRanges) {
   auto ok = Parse({"b", "/m", "-o",
                    "stat_ttl=24h,list_ttl=0,request_timeout=1s,first_byte_timeout=0,"
                    "max_threads=1024,list_mem=1G,list_timeout=10m,prefetch_mem=256G,"
-                   "readahead_max=4G,max_get_size=1G,readahead_gets=256"});
+                   "readahead_max=4G,max_get_size=1G,readahead_gets=256,readahead_warm=64M"});
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
   EXPECT_EQ(ok->config.cache.max_get_size, uint64_t{1} << 30);
   EXPECT_EQ(ok->config.cache.readahead_gets, 256);
+  EXPECT_EQ(ok->config.cache.readahead_warm, uint64_t{64} << 20);
   EXPECT_EQ(ok->config.fs.list_mem, uint64_t{1} << 30);
   EXPECT_EQ(ok->config.fs.list_timeout, std::chrono::minutes(10));
 }
