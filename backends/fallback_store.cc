@@ -95,6 +95,11 @@ void FallbackStore::Init(Metrics* metrics) {
                                       "Times the primary store was declared recovered");
   secondary_requests_total_ = &metrics->GetCounter("dsfs_fallback_secondary_requests_total",
                                                    "Requests served by the fallback store");
+  share_bytes_total_ = &metrics->GetCounter("dsfs_share_bytes_read_total",
+                                            "Bytes read from the share (fallback store)");
+  state_ = &metrics->GetGauge("dsfs_fallback_state",
+                              "Where reads go: 0 OBS, 1 the share (OBS down), 2 offline "
+                              "(OBS down, no share: cached data only)");
   proven_total_ = &metrics->GetCounter("dsfs_share_proven_total",
                                        "Share files proven to hold the bytes of their OBS version");
   differs_total_ = &metrics->GetCounter("dsfs_share_differs_total",
@@ -159,6 +164,7 @@ void FallbackStore::OpenLocked(const std::string& reason) {
     Log().warn("offline: OBS unavailable ({}), serving what this node holds", EscapeForLog(reason));
   }
   open_total_->Add();
+  state_->Set(secondary_ != nullptr ? kStateShare : kStateOffline);
   consecutive_failures_ = 0;
   wake_ = false;
   open_.store(true, std::memory_order_release);
@@ -224,6 +230,7 @@ void FallbackStore::ProbeLoop() {
     }
     Log().warn(secondary_ != nullptr ? "fallback: OBS recovered" : "offline: OBS recovered");
     close_total_->Add();
+    state_->Set(kStateObs);
     consecutive_failures_ = 0;
     open_.store(false, std::memory_order_release);
   }
@@ -383,7 +390,9 @@ Result<GetResult> FallbackStore::GetSecondary(const GetRequest& request, char* b
                                               size_t buf_len) {
   secondary_requests_total_->Add();
   if (request.if_match.empty() || IsDirStoreEtag(request.if_match)) {
-    return secondary_->Get(request, buf, buf_len);
+    auto got = secondary_->Get(request, buf, buf_len);
+    if (got.ok()) share_bytes_total_->Add(got->bytes);
+    return got;
   }
   // Pinned to an OBS version: only a proven copy of exactly that version.
   DSFS_ASSIGN_OR_RETURN(ObjectInfo share, secondary_->Head(request.key));
@@ -398,6 +407,7 @@ Result<GetResult> FallbackStore::GetSecondary(const GetRequest& request, char* b
   GetRequest sub = request;
   sub.if_match = share.etag;
   DSFS_ASSIGN_OR_RETURN(GetResult got, secondary_->Get(sub, buf, buf_len));
+  share_bytes_total_->Add(got.bytes);
   got.etag = request.if_match;
   return got;
 }

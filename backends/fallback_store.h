@@ -267,6 +267,10 @@ class FallbackStore : public ObjectStore {
   Counter* proven_total_ = nullptr;
   Counter* differs_total_ = nullptr;
   Counter* unproven_reads_total_ = nullptr;
+  Counter* share_bytes_total_ = nullptr;  // bytes of share GETs (the share tier)
+  // dsfs_fallback_state, set with open_ under circuit_mu_.
+  static constexpr int64_t kStateObs = 0, kStateShare = 1, kStateOffline = 2;
+  Gauge* state_ = nullptr;
 
   std::atomic<bool> open_{false};  // written under circuit_mu_
   mutable std::mutex circuit_mu_;

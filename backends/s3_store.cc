@@ -165,12 +165,11 @@ S3Store::S3Store(const S3Config& config, Credentials creds, std::string bucket, 
     endpoint_status_ = ep.status();
   }
   if (metrics != nullptr) {
-    requests_ = &metrics->GetCounter("dsfs_s3_requests_total", "S3 HTTP requests sent");
-    retries_ = &metrics->GetCounter("dsfs_s3_retries_total", "S3 requests retried");
-    errors_ = &metrics->GetCounter("dsfs_s3_errors_total",
-                                   "S3 operations that failed (not found excluded)");
-    bytes_read_ = &metrics->GetCounter("dsfs_s3_bytes_read_total", "S3 GET body bytes read");
-    InitWriteMetrics(metrics);
+    metrics_ = metrics;
+    bytes_read_ = &metrics->GetCounter("dsfs_s3_bytes_read_total",
+                                       "S3 GET body bytes read (the OBS tier)");
+    bytes_written_ = &metrics->GetCounter("dsfs_s3_bytes_written_total",
+                                          "S3 body bytes uploaded by successful PUTs and parts");
   }
   if (!config_.verify_tls) {
     spdlog::warn(
@@ -337,9 +336,20 @@ S3Store::Attempt S3Store::PerformOnce(const Call& call, Reply* reply) {
   curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, OnProgress);
   curl_easy_setopt(h, CURLOPT_XFERINFODATA, reply);
 
-  if (requests_ != nullptr) requests_->Add();
-  if (call.op_counter != nullptr) call.op_counter->Add();
+  if (metrics_ != nullptr) {
+    metrics_->GetCounter("dsfs_s3_requests_total", "S3 HTTP requests sent (attempts), by operation",
+                         {{"op", call.op}})
+        .Add();
+  }
+  const auto started = std::chrono::steady_clock::now();
   const CURLcode rc = curl_easy_perform(h);
+  if (metrics_ != nullptr) {
+    metrics_
+        ->GetHistogram("dsfs_s3_request_seconds",
+                       "S3 HTTP request (attempt) latency to the end of the reply, by operation",
+                       {{"op", call.op}})
+        .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  }
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &reply->status);
   long request_size = 0;
   curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &request_size);
@@ -567,6 +577,14 @@ void S3Store::Stop() {
   stop_cv_.notify_all();
 }
 
+void S3Store::CountError(const Status& status) {
+  if (metrics_ == nullptr) return;
+  metrics_
+      ->GetCounter("dsfs_s3_errors_total", "S3 operations that failed (not found excluded), by kind",
+                   {{"kind", AsciiLower(StatusCodeName(status.code()))}})
+      .Add();
+}
+
 Status S3Store::Execute(const Call& call, Reply* reply) {
   if (!endpoint_status_.ok()) return endpoint_status_;
   if (Status c = CancelStatus(call); !c.ok()) return c;
@@ -584,16 +602,20 @@ Status S3Store::Execute(const Call& call, Reply* reply) {
     const auto delay = BackoffDelay(n);
     spdlog::debug("s3 {} {}: {}; retry {} in {} ms", call.op, EscapeForLog(call.key),
                   EscapeForLog(attempt.status.ToString()), n + 1, delay.count());
-    if (retries_ != nullptr) retries_->Add();
+    if (metrics_ != nullptr) {
+      metrics_
+          ->GetCounter("dsfs_s3_retries_total", "S3 requests retried, by the failure's kind",
+                       {{"kind", AsciiLower(StatusCodeName(attempt.status.code()))}})
+          .Add();
+    }
     if (!SleepUnlessCancelled(call, delay)) {
       attempt.status = CancelStatus(call);
       attempt.retry = false;
       break;
     }
   }
-  if (!attempt.status.ok() && attempt.status.code() != StatusCode::kNotFound &&
-      errors_ != nullptr) {
-    errors_->Add();
+  if (!attempt.status.ok() && attempt.status.code() != StatusCode::kNotFound) {
+    CountError(attempt.status);
   }
   if (!attempt.status.ok() && attempt.retry && config_.max_retries > 0) {
     return Status(attempt.status.code(), attempt.status.message() + " (after " +
@@ -671,7 +693,7 @@ Result<ListPage> S3Store::List(const ListRequest& request) {
   DSFS_RETURN_IF_ERROR(Execute(call, &reply));
   auto page = ParseListObjectsV2(reply.body);
   if (!page.ok()) {
-    if (errors_ != nullptr) errors_->Add();
+    CountError(page.status());
     return page.status().WithContext("LIST '" + request.prefix + "'");
   }
   return page;

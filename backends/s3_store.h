@@ -69,8 +69,8 @@
 // whitespace); an attempt with a body gets request_timeout plus
 // length / upload_min_rate, and its first-byte deadline starts when the
 // body has been sent. A staged file that cannot be read is IoError, not
-// retried. Metrics: dsfs_s3_{put,copy,multipart,delete}_requests_total
-// (attempts) and dsfs_s3_bytes_written_total.
+// retried. Metrics: dsfs_s3_requests_total{op="PUT"} etc. (attempts, like
+// every request) and dsfs_s3_bytes_written_total.
 //
 // Secrets: no log line or Status carries the secret key, the session
 // token, the Authorization header or a signature (no CURLOPT_VERBOSE;
@@ -187,7 +187,8 @@ class S3Store : public ObjectStore {
   void SetUpWrite(CURL* h, const Call& call, Reply* reply);
   // The wall-clock deadline of one attempt.
   std::chrono::milliseconds AttemptTimeout(const Call& call) const;
-  void InitWriteMetrics(Metrics* metrics);
+  // dsfs_s3_errors_total{kind}: an operation failed (NotFound excluded).
+  void CountError(const Status& status);
   // x-amz-copy-source of a key of this bucket.
   std::string CopySource(const std::string& key) const;
   // Removes the secret and token from server-provided text.
@@ -211,14 +212,12 @@ class S3Store : public ObjectStore {
   Status endpoint_status_;  // not OK when the endpoint URL is invalid
   S3Endpoint endpoint_;
 
-  Counter* requests_ = nullptr;    // every HTTP attempt
-  Counter* retries_ = nullptr;     // attempts after the first
-  Counter* errors_ = nullptr;      // operations that failed (NotFound excluded)
-  Counter* bytes_read_ = nullptr;  // GET body bytes delivered
-  Counter* put_requests_ = nullptr;
-  Counter* copy_requests_ = nullptr;
-  Counter* multipart_requests_ = nullptr;
-  Counter* delete_requests_ = nullptr;
+  // Null when the store was made without metrics. Requests, latencies,
+  // retries and errors are series split by op (Call::op) or by kind (the
+  // StatusCode), looked up per request: a map lookup is nothing next to an
+  // HTTP round trip, and the set of ops and kinds stays the registry's.
+  Metrics* metrics_ = nullptr;
+  Counter* bytes_read_ = nullptr;     // GET body bytes delivered
   Counter* bytes_written_ = nullptr;  // PUT and part bodies of successful writes
 
   mutable std::mutex pool_mu_;

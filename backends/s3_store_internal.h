@@ -62,8 +62,6 @@ struct S3Store::Call {
   // (Complete, copies): S3Config::slow_op_timeout, no first-byte or
   // low-speed cut.
   bool slow = false;
-  // Counted once per attempt, next to dsfs_s3_requests_total.
-  Counter* op_counter = nullptr;
 };
 
 struct S3Store::Reply {

@@ -102,20 +102,6 @@ std::string FromHex(const std::string& hex) {
 // ---------------------------------------------------------------------------
 // Upload plumbing (used by PerformOnce)
 
-void S3Store::InitWriteMetrics(Metrics* metrics) {
-  put_requests_ =
-      &metrics->GetCounter("dsfs_s3_put_requests_total", "S3 PutObject requests sent (attempts)");
-  copy_requests_ = &metrics->GetCounter("dsfs_s3_copy_requests_total",
-                                        "S3 CopyObject and UploadPartCopy requests sent");
-  multipart_requests_ = &metrics->GetCounter(
-      "dsfs_s3_multipart_requests_total",
-      "S3 CreateMultipartUpload, UploadPart, CompleteMultipartUpload and Abort requests sent");
-  delete_requests_ =
-      &metrics->GetCounter("dsfs_s3_delete_requests_total", "S3 DeleteObject requests sent");
-  bytes_written_ = &metrics->GetCounter("dsfs_s3_bytes_written_total",
-                                        "S3 body bytes uploaded by successful PUTs and parts");
-}
-
 std::chrono::milliseconds S3Store::AttemptTimeout(const Call& call) const {
   if (call.slow) return std::max(config_.request_timeout, config_.slow_op_timeout);
   std::chrono::milliseconds t = config_.request_timeout;
@@ -240,7 +226,6 @@ Result<PutResult> S3Store::Put(const PutRequest& request) {
   call.cancel = request.cancel;
   call.upload = &request.body;
   call.payload_hash = std::string(sigv4::kUnsignedPayload);
-  call.op_counter = put_requests_;
   DSFS_RETURN_IF_ERROR(AddAttrHeaders(request.attrs, what, &call.headers));
   // The MD5 is taken from the bytes to send before the first attempt (a
   // second read of the staged range; never the whole range in memory).
@@ -270,7 +255,6 @@ Result<PutResult> S3Store::Copy(const CopyRequest& request) {
   call.error_in_2xx = true;
   call.slow = true;
   call.max_body = kMaxWriteResultBody;
-  call.op_counter = copy_requests_;
   call.if_match = request.source_if_match;
   call.headers.emplace_back("x-amz-copy-source", CopySource(request.source_key));
   if (!request.source_if_match.empty()) {
@@ -286,7 +270,7 @@ Result<PutResult> S3Store::Copy(const CopyRequest& request) {
   DSFS_RETURN_IF_ERROR(Execute(call, &reply));
   auto etag = ParseResultEtag(reply.body, "CopyObjectResult");
   if (!etag.ok()) {
-    if (errors_ != nullptr) errors_->Add();
+    CountError(etag.status());
     return etag.status().WithContext(what);
   }
   return PutResult{*std::move(etag)};
@@ -310,13 +294,12 @@ Result<std::string> S3Store::CreateMultipartUpload(const std::string& key,
   call.upload = &kEmpty;
   call.error_in_2xx = true;
   call.max_body = kMaxWriteResultBody;
-  call.op_counter = multipart_requests_;
   DSFS_RETURN_IF_ERROR(AddAttrHeaders(attrs, what, &call.headers));
   Reply reply;
   DSFS_RETURN_IF_ERROR(Execute(call, &reply));
   auto id = ParseInitiateMultipartUpload(reply.body);
   if (!id.ok()) {
-    if (errors_ != nullptr) errors_->Add();
+    CountError(id.status());
     return id.status().WithContext(what);
   }
   return id;
@@ -352,7 +335,6 @@ Result<std::string> S3Store::UploadPart(const UploadPartRequest& request) {
     call.error_in_2xx = true;
     call.slow = true;
     call.max_body = kMaxWriteResultBody;
-    call.op_counter = copy_requests_;
     call.if_match = request.copy_source_if_match;
     call.headers.emplace_back("x-amz-copy-source", CopySource(request.copy_source));
     call.headers.emplace_back(
@@ -366,7 +348,7 @@ Result<std::string> S3Store::UploadPart(const UploadPartRequest& request) {
     DSFS_RETURN_IF_ERROR(Execute(call, &reply));
     auto etag = ParseResultEtag(reply.body, "CopyPartResult");
     if (!etag.ok()) {
-      if (errors_ != nullptr) errors_->Add();
+      CountError(etag.status());
       return etag.status().WithContext(what);
     }
     return etag;
@@ -374,7 +356,6 @@ Result<std::string> S3Store::UploadPart(const UploadPartRequest& request) {
   DSFS_RETURN_IF_ERROR(CheckBody(request.body, what));
   call.upload = &request.body;
   call.payload_hash = std::string(sigv4::kUnsignedPayload);
-  call.op_counter = multipart_requests_;
   auto md5 = Md5OfBody(request.body);
   if (!md5.ok()) return md5.status().WithContext(what);
   call.headers.emplace_back("Content-MD5", Base64Of(*md5));
@@ -411,7 +392,6 @@ Result<PutResult> S3Store::CompleteMultipartUpload(const std::string& key,
   call.error_in_2xx = true;
   call.slow = true;
   call.max_body = kMaxWriteResultBody;
-  call.op_counter = multipart_requests_;
   call.headers.emplace_back("Content-Type", "application/xml");
   Reply reply;
   Status s = Execute(call, &reply);
@@ -435,7 +415,7 @@ Result<PutResult> S3Store::CompleteMultipartUpload(const std::string& key,
   DSFS_RETURN_IF_ERROR(s);
   auto etag = ParseResultEtag(reply.body, "CompleteMultipartUploadResult");
   if (!etag.ok()) {
-    if (errors_ != nullptr) errors_->Add();
+    CountError(etag.status());
     return etag.status().WithContext(what);
   }
   return PutResult{*std::move(etag)};
@@ -451,7 +431,6 @@ Status S3Store::AbortMultipartUpload(const std::string& key, const std::string& 
   call.key = key;
   call.path = PathFor(key);
   call.query = {{"uploadId", upload_id}};
-  call.op_counter = multipart_requests_;
   Reply reply;
   Status s = Execute(call, &reply);
   // NoSuchUpload: already aborted or completed; either way nothing is left.
@@ -466,7 +445,6 @@ Status S3Store::Delete(const std::string& key) {
   call.method = "DELETE";
   call.key = key;
   call.path = PathFor(key);
-  call.op_counter = delete_requests_;
   Reply reply;
   Status s = Execute(call, &reply);
   // S3 answers 204 whether or not the key existed; some servers say 404.

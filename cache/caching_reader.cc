@@ -10,7 +10,16 @@ namespace dsfs {
 
 CachingReader::CachingReader(ObjectStore& store, BlockCache* cache, const ReadAheadOptions& options,
                              Metrics* metrics)
-    : budget_(options.prefetch_mem),
+    : readahead_bytes_(metrics ? &metrics->GetCounter(
+                                     "dsfs_readahead_bytes_served_total",
+                                     "Bytes served to reads from read-ahead buffers (the "
+                                     "read-ahead memory tier)")
+                               : nullptr),
+      budget_(options.prefetch_mem,
+              metrics ? &metrics->GetGauge("dsfs_readahead_memory_bytes",
+                                           "Read-ahead memory in use (blocks in flight and "
+                                           "buffered ahead of readers)")
+                      : nullptr),
       fetcher_(store, cache, options, metrics),
       prefetcher_(fetcher_, budget_, options, metrics) {}
 
@@ -84,6 +93,7 @@ Result<SliceList> CachingReader::ReadSlices(const ObjectId& id, uint64_t offset,
       return Status::Corruption("block " + std::to_string(p.key.index) + " of '" + id.key +
                                 "' is shorter than the object");
     }
+    if (p.from_buffer && readahead_bytes_ != nullptr) readahead_bytes_->Add(to - from);
     out.push_back(ReadSlice{p.data, p.data->data() + (from - block_start), to - from});
   }
   return out;

@@ -94,6 +94,7 @@ class CachingReader : public ObjectReader {
   // Declaration order is destruction order reversed: the prefetcher goes
   // first (cancels every stream's fetches, returns its budget), then the
   // fetcher (aborts the GETs still running, joins its threads).
+  Counter* readahead_bytes_ = nullptr;  // dsfs_readahead_bytes_served_total; may be null
   MemoryBudget budget_;
   BlockFetcher fetcher_;
   Prefetcher prefetcher_;

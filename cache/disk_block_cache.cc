@@ -61,7 +61,12 @@ DiskBlockCache::DiskBlockCache(DiskCacheOptions options, Metrics* metrics)
                                          "Write batches applied to the RocksDB index")),
       turned_off_(
           metrics_->GetCounter("dsfs_cache_disk_off_total",
-                               "1 once the disk tier has turned itself off (see the log)")) {
+                               "1 once the disk tier has turned itself off (see the log)")),
+      bytes_read_(metrics_->GetCounter("dsfs_cache_disk_bytes_read_total",
+                                       "Bytes of blocks served from the disk cache (the disk tier)")),
+      on_(metrics_->GetGauge("dsfs_cache_disk_on",
+                             "1 while the disk cache is in use, 0 once it turned itself off")) {
+  on_.Set(1);
   tmp_prefix_ = std::to_string(::getpid()) + "-" +
                 std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
 }
@@ -279,6 +284,7 @@ Result<std::optional<BlockData>> DiskBlockCache::Get(const BlockKey& key) {
   auto data = ReadBlockFile(PathOf(id), extent, options_.buffers);
   if (data.ok()) {
     hits_.Add();
+    bytes_read_.Add((*data)->size());
     std::lock_guard lock(mu_);
     if (policy_.Touch(id, next_seq_)) {
       ++next_seq_;

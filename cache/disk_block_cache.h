@@ -208,6 +208,8 @@ class DiskBlockCache : public BlockCache {
   Counter& old_format_removed_;
   Counter& index_writes_;
   Counter& turned_off_;
+  Counter& bytes_read_;  // bytes of blocks served from disk (the disk tier)
+  Gauge& on_;            // 1 while the disk tier is usable, 0 once it is off
   // Holds the lock; immutable after Open (empty if Open found no usable disk).
   std::optional<CacheDir> dir_;
   std::string tmp_prefix_;  // marks this instance's temp files; immutable

@@ -71,6 +71,7 @@ void DiskBlockCache::TurnOffLocked(const std::string& why) {
   consistent_ = false;
   dropped_.clear();
   turned_off_.Add();
+  on_.Set(0);
   cv_.notify_all();  // writers waiting for kReady give up now
 }
 

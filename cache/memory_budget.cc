@@ -31,6 +31,7 @@ bool MemoryBudget::TryReserve(uint64_t bytes) {
   }
   used_ += bytes;
   high_water_ = std::max(high_water_, used_);
+  if (in_use_ != nullptr) in_use_->Set(static_cast<int64_t>(used_));
   return true;
 }
 
@@ -38,6 +39,7 @@ void MemoryBudget::Release(uint64_t bytes) {
   std::lock_guard lock(mu_);
   assert(bytes <= used_);
   used_ -= std::min(bytes, used_);
+  if (in_use_ != nullptr) in_use_->Set(static_cast<int64_t>(used_));
 }
 
 uint64_t MemoryBudget::used() const {

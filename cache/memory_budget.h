@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <mutex>
 
+#include "common/metrics.h"
+
 namespace dsfs {
 
 // Default read-ahead budget: min(1 GiB, physical RAM / 8). Model loading on
@@ -30,7 +32,10 @@ uint64_t PrefetchMemoryForRam(uint64_t ram_bytes);
 
 class MemoryBudget {
  public:
-  explicit MemoryBudget(uint64_t capacity) : capacity_(capacity) {}
+  // in_use (optional) mirrors `used` for the metrics
+  // (dsfs_readahead_memory_bytes), set under the same lock.
+  explicit MemoryBudget(uint64_t capacity, Gauge* in_use = nullptr)
+      : capacity_(capacity), in_use_(in_use) {}
   MemoryBudget(const MemoryBudget&) = delete;
   MemoryBudget& operator=(const MemoryBudget&) = delete;
 
@@ -48,6 +53,7 @@ class MemoryBudget {
 
  private:
   const uint64_t capacity_;
+  Gauge* const in_use_;  // may be null
   mutable std::mutex mu_;
   uint64_t used_ = 0;              // guarded by mu_
   uint64_t high_water_ = 0;        // guarded by mu_

@@ -11,6 +11,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -285,6 +286,15 @@ struct Config {
   FallbackConfig fallback;
   WriteConfig write;
 };
+
+// Upper bounds (seconds) of the latency histograms (dsfs_s3_request_seconds).
+// A same-region OBS HEAD or LIST page answers in 2-20 ms and a 4 MiB block
+// GET in 20-300 ms; a throttled or retried request takes seconds, and the
+// transfer timeouts cut at tens of seconds. Fine steps where p50 lands,
+// coarse ones up to the timeouts; a fixed set keeps series comparable
+// across mounts and releases (Prometheus aggregates buckets by `le`).
+inline constexpr std::array<double, 15> kLatencyBucketsSeconds{
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 
 // "4M", "200G", "1048576" -> bytes. Suffixes K/M/G/T (powers of 1024),
 // optional trailing "B"/"iB".

@@ -67,7 +67,10 @@ Filesystem::Filesystem(const FsConfig& config, ObjectStore& store, ObjectReader&
       metrics_(metrics),
       meta_(MetadataCacheOptionsFrom(config), clock),
       write_(write),
-      dirty_(write.max_dirty) {
+      dirty_(write.max_dirty,
+             metrics ? &metrics->GetGauge("dsfs_write_dirty_bytes",
+                                          "Bytes written to staged files and not uploaded yet")
+                     : nullptr) {
   if (!metrics_) return;
   // The counters Count() adds to, with their help text (the Prometheus
   // exposition wants one for each).

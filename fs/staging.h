@@ -14,11 +14,12 @@
 
 #include <sys/types.h>
 
-#include <atomic>
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "common/metrics.h"
 #include "common/status.h"
 
 namespace dsfs {
@@ -27,17 +28,21 @@ namespace dsfs {
 // against max_dirty=.
 class DirtyBudget {
  public:
-  explicit DirtyBudget(uint64_t max_dirty) : max_(max_dirty) {}
-  void Add(uint64_t n) { dirty_.fetch_add(n, std::memory_order_relaxed); }
-  void Sub(uint64_t n) { dirty_.fetch_sub(n, std::memory_order_relaxed); }
-  uint64_t dirty() const { return dirty_.load(std::memory_order_relaxed); }
+  // The count lives in `gauge` (dsfs_write_dirty_bytes) when one is given,
+  // so the metric is the account itself, not a copy of it.
+  explicit DirtyBudget(uint64_t max_dirty, Gauge* gauge = nullptr)
+      : max_(max_dirty), dirty_(gauge != nullptr ? *gauge : own_) {}
+  void Add(uint64_t n) { dirty_.Add(static_cast<int64_t>(n)); }
+  void Sub(uint64_t n) { dirty_.Sub(static_cast<int64_t>(n)); }
+  uint64_t dirty() const { return static_cast<uint64_t>(std::max<int64_t>(dirty_.value(), 0)); }
   uint64_t max() const { return max_; }
   // Past max_dirty: the writer flushes its file early.
   bool over() const { return dirty() > max_; }
 
  private:
   const uint64_t max_;
-  std::atomic<uint64_t> dirty_{0};
+  Gauge own_;  // when no gauge was given
+  Gauge& dirty_;
 };
 
 class StagedFile {

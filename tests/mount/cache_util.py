@@ -26,15 +26,22 @@ def env_mb(name, default):
 
 
 def stats(mnt):
-    """The mount's counters (user.dsfs.stats) as {name: float}."""
+    """The mount's metrics (user.dsfs.stats) as {key: float}: each series
+    under its key as written (dsfs_s3_requests_total{op="GET"}), and a
+    labelled family also under its bare name, summed over its series."""
     text = os.getxattr(mnt, "user.dsfs.stats").decode()
     out = {}
+    sums = {}
     for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
-        parts = line.split()
-        if len(parts) == 2:
-            out[parts[0]] = float(parts[1])
+        key, _, value = line.rpartition(" ")
+        out[key] = float(value)
+        if "{" in key:
+            name = key.split("{", 1)[0]
+            sums[name] = sums.get(name, 0.0) + float(value)
+    for name, total in sums.items():
+        out.setdefault(name, total)
     return out
 
 

@@ -40,10 +40,27 @@ class MetricsTest(harness.MountTestCase):
         status, ctype, body = get(self.url)
         self.assertEqual(status, 200)
         self.assertTrue(ctype.startswith("text/plain; version=0.0.4"), ctype)
-        self.assertRegex(body, r"(?m)^dsfs_s3_requests_total [1-9]\d*$")
+        self.assertRegex(body, r'(?m)^dsfs_s3_requests_total\{op="GET"\} [1-9]\d*$')
         r = subprocess.run([promtool, "check", "metrics"], input=body,
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_gauges_histograms_and_labels_are_served(self):
+        """The families beyond plain counters, each with its TYPE once."""
+        _, _, body = get(self.url)
+        for family, kind in (("dsfs_s3_request_seconds", "histogram"),
+                             ("dsfs_s3_requests_total", "counter"),
+                             ("dsfs_readahead_memory_bytes", "gauge"),
+                             ("dsfs_readahead_bytes_served_total", "counter"),
+                             ("dsfs_fallback_state", "gauge"),
+                             ("dsfs_write_dirty_bytes", "gauge")):
+            self.assertEqual(body.count(f"# TYPE {family} "), 1, family)
+            self.assertIn(f"# TYPE {family} {kind}\n", body)
+        self.assertRegex(body, r'(?m)^dsfs_s3_request_seconds_bucket'
+                               r'\{op="GET",le="\+Inf"\} [1-9]\d*$')
+        self.assertRegex(body, r'(?m)^dsfs_s3_request_seconds_count'
+                               r'\{op="GET"\} [1-9]\d*$')
+        self.assertRegex(body, r"(?m)^dsfs_fallback_state 0$")
 
     def test_other_paths_and_methods_are_refused(self):
         with self.assertRaises(urllib.error.HTTPError) as cm:

@@ -59,7 +59,7 @@ class S3StoreTest : public ::testing::Test {
     return s.ok() ? std::move(s).value() : nullptr;
   }
   std::unique_ptr<S3Store> Store() { return Store(Config()); }
-  uint64_t Metric(const char* name) { return metrics_.GetCounter(name).value(); }
+  uint64_t Metric(const char* name) { return metrics_.CounterTotal(name); }
 
   static void ExpectNoSecrets(const Status& s) {
     EXPECT_EQ(s.message().find(kSecret), std::string::npos) << s.message();

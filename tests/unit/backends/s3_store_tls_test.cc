@@ -139,7 +139,7 @@ TEST_F(S3StoreTlsTest, UntrustedCertificateIsRefusedWithoutRetry) {
   ASSERT_FALSE(n.ok());
   EXPECT_EQ(n.status().code(), StatusCode::kUnavailable) << n.status().ToString();
   EXPECT_NE(n.status().message().find("TLS"), std::string::npos) << n.status().message();
-  EXPECT_EQ(metrics.GetCounter("dsfs_s3_requests_total").value(), 1u);
+  EXPECT_EQ(metrics.CounterTotal("dsfs_s3_requests_total"), 1u);
 }
 
 TEST_F(S3StoreTlsTest, CaFileTrustsAPrivateCa) {

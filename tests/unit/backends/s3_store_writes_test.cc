@@ -121,7 +121,11 @@ class S3WritesTest : public ::testing::Test {
     return s.ok() ? std::move(s).value() : nullptr;
   }
   std::unique_ptr<S3Store> Store() { return Store(Config()); }
-  uint64_t Metric(const char* name) { return metrics_.GetCounter(name).value(); }
+  uint64_t Metric(const char* name) { return metrics_.CounterTotal(name); }
+  // Attempts of one operation (dsfs_s3_requests_total{op}).
+  uint64_t Requests(const char* op) {
+    return metrics_.GetCounter("dsfs_s3_requests_total", "", {{"op", op}}).value();
+  }
 
   ScriptedHttpServer server_;
   Metrics metrics_;
@@ -157,7 +161,7 @@ TEST_F(S3WritesTest, PutSendsBodyMd5MetaAndContentTypeSigned) {
   EXPECT_NE(auth.find("content-md5;content-type;host;"), std::string::npos) << auth;
   EXPECT_NE(auth.find("x-amz-meta-mode"), std::string::npos) << auth;
   EXPECT_EQ(auth, Resign(q, "/bkt/dir/a b.bin", {}, Creds()));
-  EXPECT_EQ(Metric("dsfs_s3_put_requests_total"), 1u);
+  EXPECT_EQ(Requests("PUT"), 1u);
   EXPECT_EQ(Metric("dsfs_s3_bytes_written_total"), body.size());
 }
 
@@ -220,7 +224,7 @@ TEST_F(S3WritesTest, RetryAfter503ResendsTheWholeBody) {
     EXPECT_TRUE(q.body == range);
     EXPECT_EQ(Header(q, "content-md5"), Md5Base64Of(range));
   }
-  EXPECT_EQ(Metric("dsfs_s3_put_requests_total"), 3u);
+  EXPECT_EQ(Requests("PUT"), 3u);
   EXPECT_EQ(Metric("dsfs_s3_bytes_written_total"), range.size());
 }
 
@@ -330,7 +334,7 @@ TEST_F(S3WritesTest, CopyEncodesTheSourceAndReplacesMetadata) {
   EXPECT_EQ(Header(q, "content-length"), "0");
   EXPECT_EQ(q.body, "");
   EXPECT_EQ(Header(q, "authorization"), Resign(q, "/bkt/new/name", {}, Creds()));
-  EXPECT_EQ(Metric("dsfs_s3_copy_requests_total"), 1u);
+  EXPECT_EQ(Requests("COPY"), 1u);
 }
 
 TEST_F(S3WritesTest, CopyWithoutAttrsKeepsTheSources) {
@@ -405,7 +409,7 @@ TEST_F(S3WritesTest, CreateMultipartUpload) {
   EXPECT_EQ(Header(q, "x-amz-meta-mode"), "33188");
   EXPECT_EQ(Header(q, "content-length"), "0");
   EXPECT_EQ(Header(q, "authorization"), Resign(q, "/bkt/big", {{"uploads", ""}}, Creds()));
-  EXPECT_EQ(Metric("dsfs_s3_multipart_requests_total"), 1u);
+  EXPECT_EQ(Requests("CREATE MULTIPART"), 1u);
 
   server_.Push(ScriptedHttpServer::Reply(200, "<InitiateMultipartUploadResult/>"));
   EXPECT_EQ(Store()->CreateMultipartUpload("big", {}).status().code(),
@@ -463,7 +467,7 @@ TEST_F(S3WritesTest, UploadPartCopy) {
   EXPECT_EQ(Header(q, "x-amz-copy-source-range"), "bytes=10-19");
   EXPECT_EQ(Header(q, "x-amz-copy-source-if-match"), "\"srcetag\"");
   EXPECT_EQ(Header(q, "content-md5"), "<none>");
-  EXPECT_EQ(Metric("dsfs_s3_copy_requests_total"), 1u);
+  EXPECT_EQ(Requests("UPLOAD PART COPY"), 1u);
   // 200 with an error.
   for (int i = 0; i < 3; ++i) {
     server_.Push(ScriptedHttpServer::Reply(
@@ -555,7 +559,7 @@ TEST_F(S3WritesTest, AbortIsIdempotent) {
   EXPECT_TRUE(store->AbortMultipartUpload("big", "ID").ok());
   server_.Push(ScriptedHttpServer::S3ErrorReply(403, "AccessDenied", "no"));
   EXPECT_EQ(store->AbortMultipartUpload("big", "ID").code(), StatusCode::kAccessDenied);
-  EXPECT_EQ(Metric("dsfs_s3_multipart_requests_total"), 3u);
+  EXPECT_EQ(Requests("ABORT MULTIPART"), 3u);
 }
 
 TEST_F(S3WritesTest, DeleteIsIdempotentAndRetried) {
@@ -574,7 +578,7 @@ TEST_F(S3WritesTest, DeleteIsIdempotentAndRetried) {
     server_.Push(ScriptedHttpServer::S3ErrorReply(503, "SlowDown", "slow"));
   }
   EXPECT_EQ(store->Delete("k").code(), StatusCode::kThrottled);
-  EXPECT_EQ(Metric("dsfs_s3_delete_requests_total"), 7u);
+  EXPECT_EQ(Requests("DELETE"), 7u);
 }
 
 }  // namespace
