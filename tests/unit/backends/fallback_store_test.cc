@@ -284,6 +284,7 @@ TEST_F(FallbackStoreTest, ReadInProgressContinuesFromAProvenShareCopyAtTheSameOf
   EXPECT_TRUE(fb->circuit_open());
   EXPECT_EQ(primary_.counters().get, 5);  // 4 good + the failing one
   EXPECT_EQ(Count("dsfs_share_proven_total"), 1u);
+  EXPECT_EQ(Count("dsfs_share_bytes_read_total"), 2048u);  // the share tier: the second half
 }
 
 // GetParts (one GET of several cache blocks) goes to OBS in place, and
@@ -334,7 +335,9 @@ TEST_F(FallbackStoreTest, ProbeClosesTheCircuitWhenThePrimaryAnswers) {
   FallbackOptions opts;
   opts.probe_prefix = "models/";
   auto fb = Make(opts);
+  EXPECT_EQ(metrics_.GetGauge("dsfs_fallback_state").value(), 0);  // OBS
   OpenCircuit(*fb, "k");
+  EXPECT_EQ(metrics_.GetGauge("dsfs_fallback_state").value(), 1);  // the share
 
   // A failing probe keeps it open.
   primary_.FailNext(StoreOp::kList, Status::Transient("still down"));
@@ -349,6 +352,7 @@ TEST_F(FallbackStoreTest, ProbeClosesTheCircuitWhenThePrimaryAnswers) {
   EXPECT_EQ(log_.sink->Count(kOpenLine), 1);
   EXPECT_EQ(Count("dsfs_fallback_open_total"), 1u);
   EXPECT_EQ(Count("dsfs_fallback_close_total"), 1u);
+  EXPECT_EQ(metrics_.GetGauge("dsfs_fallback_state").value(), 0);
   // Requests go to the primary again.
   primary_.ResetCounters();
   auto head = fb->Head("k");

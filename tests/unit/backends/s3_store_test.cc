@@ -144,6 +144,10 @@ TEST_F(S3StoreTest, Retries503ThenSucceeds) {
   EXPECT_EQ(server_.request_count(), 2u);
   EXPECT_EQ(Metric("dsfs_s3_requests_total"), 2u);
   EXPECT_EQ(Metric("dsfs_s3_retries_total"), 1u);
+  EXPECT_EQ(metrics_.GetCounter("dsfs_s3_retries_total", "", {{"kind", "throttled"}}).value(), 1u);
+  EXPECT_EQ(metrics_.GetCounter("dsfs_s3_requests_total", "", {{"op", "GET"}}).value(), 2u);
+  // Each attempt timed, under its operation.
+  EXPECT_EQ(metrics_.GetHistogram("dsfs_s3_request_seconds", "", {{"op", "GET"}}).Read().count, 2u);
   EXPECT_EQ(Metric("dsfs_s3_errors_total"), 0u);
   EXPECT_EQ(Metric("dsfs_s3_bytes_read_total"), 10u);
 }
@@ -158,6 +162,8 @@ TEST_F(S3StoreTest, ThrottledAfterRetriesAreExhausted) {
   EXPECT_EQ(server_.request_count(), 3u);  // 1 + max_retries
   EXPECT_EQ(Metric("dsfs_s3_retries_total"), 2u);
   EXPECT_EQ(Metric("dsfs_s3_errors_total"), 1u);
+  EXPECT_EQ(metrics_.GetCounter("dsfs_s3_errors_total", "", {{"kind", "throttled"}}).value(), 1u);
+  EXPECT_EQ(metrics_.GetCounter("dsfs_s3_requests_total", "", {{"op", "HEAD"}}).value(), 3u);
 }
 
 TEST_F(S3StoreTest, Other5xxIsTransient) {

@@ -508,6 +508,7 @@ TEST(CachingReader, DemandReadThatJoinedACancelledPrefetchGetsItsBytes) {
   // From the buffer; the window grows to 2: blocks 2 (its GET waits at
   // the gate, holding the only GET thread) and 3 (queued).
   ASSERT_TRUE(ReadAt(reader, id, kBlock, kBlock).ok());
+  EXPECT_EQ(metrics.GetCounter("dsfs_readahead_bytes_served_total").value(), kBlock);
   ASSERT_TRUE(gate.AwaitWaiters(1));
   auto waiting = std::async(std::launch::async, [&] { return ReadAt(reader, id, 3 * kBlock, 10); });
   // The read took block 3's queued read-ahead fetch and waits for it; its

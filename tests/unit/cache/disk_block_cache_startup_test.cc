@@ -168,6 +168,7 @@ TEST(DiskBlockCacheStartup, FailedReconcileTurnsTheTierOffAndNobodyWaits) {
     ASSERT_TRUE(c->WaitForStartup(seconds(30)));
     EXPECT_EQ(c->state(), DiskCacheState::kOff);
     EXPECT_EQ(CounterValue(m, "dsfs_cache_disk_off_total"), 1u);
+    EXPECT_EQ(m.GetGauge("dsfs_cache_disk_on").value(), 0);
     auto t0 = std::chrono::steady_clock::now();
     for (uint64_t i = 0; i < 20; ++i) {
       EXPECT_EQ(c->Put(Key("g", i), Bytes(10, i)).code(), StatusCode::kUnavailable);

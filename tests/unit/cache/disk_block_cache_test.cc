@@ -54,6 +54,8 @@ TEST(DiskBlockCache, PutGetAndPermissions) {
   EXPECT_EQ(ReadFileBytes(dir + "/FORMAT"), "dsfs-cache-format 1\n");
   EXPECT_EQ(CounterValue(m, "dsfs_cache_disk_hits_total"), 1u);
   EXPECT_EQ(CounterValue(m, "dsfs_cache_disk_misses_total"), 2u);
+  EXPECT_EQ(CounterValue(m, "dsfs_cache_disk_bytes_read_total"), 50000u);  // the disk tier
+  EXPECT_EQ(m.GetGauge("dsfs_cache_disk_on").value(), 1);
   // Replacing a block keeps one copy.
   BlockData d2 = Bytes(50000, 9);
   ASSERT_TRUE(c->Put(k, d2).ok());

@@ -22,6 +22,20 @@ TEST(MemoryBudget, ReservesUpToCapacityAndTracksHighWater) {
   EXPECT_EQ(b.high_water(), 100u);
 }
 
+TEST(MemoryBudget, TheGaugeFollowsTheBytesInUse) {
+  Metrics m;
+  Gauge& in_use = m.GetGauge("dsfs_readahead_memory_bytes");
+  MemoryBudget b(100, &in_use);
+  EXPECT_TRUE(b.TryReserve(60));
+  EXPECT_EQ(in_use.value(), 60);
+  EXPECT_FALSE(b.TryReserve(41));  // refused: unchanged
+  EXPECT_EQ(in_use.value(), 60);
+  b.Release(45);
+  EXPECT_EQ(in_use.value(), 15);
+  b.Release(15);
+  EXPECT_EQ(in_use.value(), 0);
+}
+
 TEST(MemoryBudget, ZeroCapacityRefusesEverything) {
   MemoryBudget b(0);
   EXPECT_FALSE(b.TryReserve(1));

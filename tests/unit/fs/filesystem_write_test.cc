@@ -118,6 +118,8 @@ TEST_F(FilesystemWriteTest, CreateWriteCloseUploadsOnceWithS3fsMetadata) {
   Write(c.open.handle, 0, "hello ");
   Write(c.open.handle, 6, "world");
   EXPECT_EQ(store_.counters().put, 0);
+  // The dirty account is the metric itself.
+  EXPECT_EQ(metrics_.GetGauge("dsfs_write_dirty_bytes").value(), 11);
   auto st = fs_->GetAttr(c.entry.ino);
   ASSERT_TRUE(st.ok());
   EXPECT_EQ(st->st_size, 11);
@@ -136,6 +138,8 @@ TEST_F(FilesystemWriteTest, CreateWriteCloseUploadsOnceWithS3fsMetadata) {
   EXPECT_EQ(store_.counters().head, 0);
   EXPECT_TRUE(fs_->inodes().Get(c.entry.ino)->etag == head->etag);
   EXPECT_EQ(fs_->dirty_bytes(), 0u);
+  EXPECT_EQ(metrics_.GetGauge("dsfs_write_dirty_bytes").value(), 0);
+  EXPECT_EQ(metrics_.CounterTotal("dsfs_write_uploads_total"), 1u);
 }
 
 TEST_F(FilesystemWriteTest, EmptyCreateMakesAnEmptyObjectAtClose) {
