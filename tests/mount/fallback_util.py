@@ -132,7 +132,8 @@ def counter(mnt, name):
 
 class CounterWatch:
     """Polls one counter of a mount in a thread and records the monotonic
-    time at which it first exceeds `baseline`."""
+    time at which it was first seen above `baseline` (at most `interval`
+    late, or at stop() when the change came after the last poll)."""
 
     def __init__(self, mnt, name, baseline, interval=0.05):
         self.mnt, self.name, self.baseline = mnt, name, baseline
@@ -156,8 +157,12 @@ class CounterWatch:
             self._stop.wait(self.interval)
 
     def stop(self):
+        """Stops polling. A change the poller missed (the work finished
+        between two polls) is recorded now: `when` is then an upper bound."""
         self._stop.set()
         self._t.join(10)
+        if self.when is None and counter(self.mnt, self.name) > self.baseline:
+            self.when = time.monotonic()
 
 
 # ------------------------------------------------------------ reading
