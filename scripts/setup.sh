@@ -15,6 +15,7 @@ PKGS=(
   libxxhash-dev libmicrohttpd-dev
   prometheus
   s3fs rclone python3 openssl curl gnuplot-nox
+  dpkg-dev logrotate man-db groff-base
 )
 
 SUDO=()

@@ -3,8 +3,9 @@
 #   scripts/test.sh               normal build in build/
 #   scripts/test.sh --sanitize    ASan+UBSan build in build-asan/
 #   scripts/test.sh --unit-only   skip the mount tier (no FUSE, no s3rver)
-#   scripts/test.sh --release     Release build in build-release/, unit tier only
-#                                 (so -O2/-O3-only warnings fail CI too)
+#   scripts/test.sh --release     Release build in build-release/: unit tier and
+#                                 the .deb test (cpack, apt-get install, mount,
+#                                 logrotate, purge); -O3-only warnings fail CI too
 # Installs the dsfs binary it just built to /usr/local/bin/dsfs, because
 # `mount -t fuse.dsfs` (mount.fuse3) finds it on the default PATH only.
 # Exits non-zero on any failure; the output ends with ctest's summary.
@@ -22,7 +23,7 @@ for a in "$@"; do
     --sanitize) SANITIZE=1 ;;
     --unit-only) UNIT_ONLY=1 ;;
     --release) RELEASE=1; UNIT_ONLY=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown argument $a" >&2; exit 2 ;;
   esac
 done
@@ -71,8 +72,14 @@ fi
 
 cd "$BUILD"
 CTEST_ARGS=(--output-on-failure --timeout 1200)
-if [ "$UNIT_ONLY" = 1 ]; then
+# The package test (label deb) installs and purges the .deb: once per CI
+# run, from the Release build, as packagers build.
+if [ "$RELEASE" = 1 ]; then
   CTEST_ARGS+=(-LE mount)
+elif [ "$UNIT_ONLY" = 1 ]; then
+  CTEST_ARGS+=(-LE 'mount|deb')
+else
+  CTEST_ARGS+=(-LE deb)
 fi
 # Unit tests in parallel; mount tests are RUN_SERIAL anyway.
 ctest "${CTEST_ARGS[@]}" -j "$(nproc)"
