@@ -10,12 +10,15 @@
 # of the mapping in header order (as safetensors' load_file), cold (fresh
 # cache dir, page cache dropped), warm (after a remount, page cache dropped)
 # and hot (page cache), and the same files on local disk; each daemon's
-# peak RSS and the GETs the origin served for each cold read. Origin and
+# peak RSS and the GETs the origin served for each cold read; step "write":
+# a sequential write of the big file (dd bs=1M) through the mount, timed
+# until the object is complete in the bucket (close for dsfs and s3fs;
+# rclone uploads after close). Origin (read and multipart PUT) and
 # local-disk ceilings are measured in the same run. Prints the tables; see
 # docs/BENCH.md for what each column means.
 #
 # Usage: scripts/bench.sh [--runs N] [--quick] [--plot] [--clients "dsfs s3fs rclone"]
-#                         [--steps "dd model"] [--torch]
+#                         [--steps "dd model write"] [--torch]
 #                         [--latency-ms MS] [--bw-per-conn RATE] [--proxy-args "..."]
 #                         [--workdir DIR] [--keep] [--cpu]
 # --torch: the model step once more through torch (torch.frombuffer over the
@@ -42,7 +45,7 @@ PLOT=0
 KEEP=0
 CPU=0
 TORCH=0
-STEPS="dd model"
+STEPS="dd model write"
 CLIENTS="dsfs s3fs rclone"
 LATENCY_MS=20
 BW_PER_CONN=64M
@@ -81,7 +84,7 @@ STEP_TIMEOUT=${BENCH_TIMEOUT:-600}
 MODEL_PROCS=${BENCH_MODEL_PROCS:-4}
 MODEL_MB=${BENCH_MODEL_SHARD_MB:-512}
 has_step() { [[ " $STEPS " == *" $1 "* ]]; }
-for st in $STEPS; do [[ $st == dd || $st == model ]] || { echo "bench.sh: unknown step $st" >&2; exit 2; }; done
+for st in $STEPS; do [[ $st == dd || $st == model || $st == write ]] || { echo "bench.sh: unknown step $st" >&2; exit 2; }; done
 DSFS_CACHE_OPT=${BENCH_DSFS_CACHE_OPT-cache_dir}  # set empty: mount dsfs without a disk cache
 DSFS_BIN=${DSFS_BIN:-$REPO/build/tools/dsfs}
 S3RVER=${DSFS_S3RVER:-$REPO/.deps/node_modules/.bin/s3rver}
@@ -252,6 +255,16 @@ done
 ORIGIN=$(median "${origin_runs[@]}")
 DISK=$(median "${disk_runs[@]}")
 log "origin ceiling ${ORIGIN} MB/s (runs: ${origin_runs[*]}), disk ceiling ${DISK} MB/s (runs: ${disk_runs[*]})"
+PUT_CEIL=n/a
+if has_step write; then
+  put_runs=()
+  for ((r = 1; r <= RUNS; r++)); do
+    v=$("$LIB/multipart_put.sh" "$URL" "$BUCKET" ceiling-put "$WORK/data/big" 16 16) && put_runs+=("$v")
+    s3curl -X DELETE -o /dev/null "http://127.0.0.1:$S3PORT/$BUCKET/ceiling-put"
+  done
+  PUT_CEIL=$(median "${put_runs[@]}")
+  log "origin PUT ceiling ${PUT_CEIL} MB/s (16 MiB parts, 16 in flight; runs: ${put_runs[*]})"
+fi
 declare -A RES
 if has_step model; then
   variants=("")
@@ -352,6 +365,22 @@ read_seq() {  # read_seq FILE... -> aggregate MB/s of reading all files in paral
   mbps "$total" "$a" "$b"
 }
 
+# write_seq MNT NAME -> MB/s of writing big to MNT/NAME with dd until the
+# whole object is in the bucket (HEAD on the origin shows its size).
+write_seq() {
+  local mnt=$1 name=$2 a i len
+  cat "$WORK/data/big" >/dev/null  # the source from the page cache
+  a=$(now)
+  timeout "$STEP_TIMEOUT" dd if="$WORK/data/big" of="$mnt/$name" bs=1M status=none || return 1
+  for ((i = 0; i < STEP_TIMEOUT * 20; i++)); do
+    len=$(s3curl -I "http://127.0.0.1:$S3PORT/$BUCKET/$name" 2>/dev/null | tr -d '\r' |
+      sed -n 's/^[Cc]ontent-[Ll]ength: *//p')
+    [[ $len == "$SIZE" ]] && { mbps "$SIZE" "$a" "$(now)"; return 0; }
+    sleep 0.05
+  done
+  return 1
+}
+
 remount_client() {  # remount_client NAME MNT CACHE: unmount, mount again on the same cache
   unmount_client "$2"
   mount_client "$1" "$2" "$3"
@@ -359,7 +388,7 @@ remount_client() {  # remount_client NAME MNT CACHE: unmount, mount again on the
 
 run_client() {
   local c=$1 mnt="$WORK/mnt-$1" cache="$WORK/cache-$1"
-  local cold=() shards=() warm=() hot=() iops=() p99=() v r shard_paths=() s g0 gets=() var tag
+  local cold=() shards=() warm=() hot=() iops=() p99=() v r shard_paths=() s g0 gets=() var tag writes=()
   local -A mruns  # mruns[TAG,PHASE] = per-run values
   MOUNTS+=("$mnt")
   PEAK_KB=0
@@ -432,6 +461,20 @@ run_client() {
         fi
       done
     fi
+    if has_step write; then
+      s="written-$c-$r"
+      if v=$(write_seq "$mnt" "$s"); then
+        writes+=("$v")
+        if ((r == 1)); then
+          s3curl "http://127.0.0.1:$S3PORT/$BUCKET/$s" | cmp -s - "$WORK/data/big" ||
+            RES[$c,status]="BAD DATA (written object differs from what was written)"
+        fi
+      else
+        log "$c: write of $s failed or never completed in the bucket"
+      fi
+      rm -f "$mnt/$s"
+      s3curl -X DELETE -o /dev/null "http://127.0.0.1:$S3PORT/$BUCKET/$s"
+    fi
   done
   unmount_client "$mnt"
   rm -rf "$cache"
@@ -442,6 +485,8 @@ run_client() {
   RES[$c,iops]=$(median "${iops[@]}")
   RES[$c,p99]=$(median "${p99[@]}")
   RES[$c,gets]=$(median "${gets[@]}")
+  RES[$c,write]=$(median "${writes[@]}")
+  has_step write && log "$c: write ${writes[*]}"
   RES[$c,rss]=$(awk -v k="$PEAK_KB" 'BEGIN { printf "%.0f", k / 1024 }')
   has_step dd && log "$c: cold ${cold[*]} | shards ${shards[*]} | warm ${warm[*]} | hot ${hot[*]} | iops ${iops[*]} | p99 ${p99[*]} | GETs ${gets[*]} | rss ${RES[$c,rss]} MiB"
   for tag in model model-torch; do
@@ -525,6 +570,22 @@ TABLE="$OUT/bench-$STAMP.txt"
         printf '%s dsfs/origin-ceiling cold %s\n' "$tag" "$(ratio "$(m dsfs cold)" "$ORIGIN")"
       fi
     done
+  fi
+  if has_step write; then
+    echo
+    echo "write: dd bs=1M of a ${SIZE_MB} MiB file through the mount until the object is complete in the bucket, MB/s, median of $RUNS"
+    printf '%-8s %9s  %s\n' client write status
+    for c in $CLIENTS; do
+      printf '%-8s %9s  %s\n' "$c" "${RES[$c,write]:-FAILED}" "${RES[$c,status]}"
+    done
+    printf '%-8s %9s  %s\n' origin "$PUT_CEIL" "multipart PUT, 16 MiB parts, 16 in flight (curl)"
+    if [[ " $CLIENTS " == *" dsfs "* ]]; then
+      for other in dsfs0 s3fs rclone; do
+        [[ " $CLIENTS " == *" $other "* ]] || continue
+        printf 'write dsfs/%-7s %s\n' "$other" "$(ratio "${RES[dsfs,write]:-x}" "${RES[$other,write]:-x}")"
+      done
+      printf 'write dsfs/origin-PUT-ceiling %s\n' "$(ratio "${RES[dsfs,write]:-x}" "$PUT_CEIL")"
+    fi
   fi
 } | tee "$TABLE"
 # shellcheck disable=SC2086  # CLIENTS is a list
