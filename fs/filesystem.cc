@@ -84,6 +84,7 @@ Filesystem::Filesystem(const FsConfig& config, ObjectStore& store, ObjectReader&
       {"dsfs_fs_skipped_keys_total", "listed keys left out because they cannot be POSIX names"},
       {"dsfs_write_uploads_total", "files uploaded on flush, fsync or close"},
       {"dsfs_write_upload_errors_total", "uploads that failed (the writer got the error)"},
+      {"dsfs_write_kept_total", "files whose final upload failed, kept in staging/kept"},
       {"dsfs_write_early_uploads_total", "uploads started early because max_dirty was reached"},
       {"dsfs_write_staging_errors_total", "writes refused because the staging disk failed or was full"},
   };

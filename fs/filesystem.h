@@ -122,6 +122,9 @@ class Filesystem {
   // Extended attributes. The mount root has one, kStatsXattr: the mount's
   // counters in the Prometheus text format (`dsfsctl stats`, tests).
   static constexpr const char* kStatsXattr = "user.dsfs.stats";
+  // Where, under the staging directory, the data of a file whose final
+  // upload failed is kept (one file each; the user recovers or deletes it).
+  static constexpr const char* kKeptDir = "kept";
   // On any file or directory: proves the share copies of the objects there
   // (recursive) against OBS now and returns one line per object
   // ("proven|differs|missing|unprovable|error <path>") and a "total ..." line.
@@ -301,6 +304,11 @@ class Filesystem {
   Status UploadLocked(WriteState& ws);
   Result<SliceList> ReadStaged(WriteState& ws, uint64_t offset, size_t len);
   void ReleaseWrite(const FileHandle& fh);
+  // True when fh is the state's last open handle (handles_mu_ not held).
+  bool LastHandle(const WriteState& ws);
+  // The last handle of a file whose final upload failed closed: its staged
+  // bytes get a name under staging_dir/kKeptDir (ws.mu held).
+  void KeepFailedLocked(WriteState& ws);
   // The state of a file being written at `path` / of `ino`, if any.
   std::shared_ptr<WriteState> WritingAt(const std::string& path);
   std::shared_ptr<WriteState> WritingOf(InodeId ino);

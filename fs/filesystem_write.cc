@@ -1,6 +1,7 @@
 // The write path of Filesystem: staged files, uploads on flush / fsync /
 // release, truncate, and reads of a file being written.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 
 #include "backends/transfer.h"
 #include "common/logging.h"
+#include "common/posix.h"
 #include "fs/attr.h"
 #include "fs/filesystem.h"
 #include "fs/names.h"
@@ -39,6 +41,27 @@ void Touch(NodeMeta* meta) {
   meta->mtime_nsec = static_cast<uint32_t>(now.tv_nsec);
   meta->ctime_sec = meta->mtime_sec;
   meta->ctime_nsec = meta->mtime_nsec;
+}
+
+// The name a failed upload's data is kept under: when, which inode, and
+// the key with '/' and '%' escaped (cut to stay a valid file name).
+std::string KeptName(const std::string& key, InodeId ino) {
+  char when[32];
+  const std::time_t now = std::time(nullptr);
+  struct tm tm {};
+  gmtime_r(&now, &tm);
+  std::strftime(when, sizeof when, "%Y%m%dT%H%M%SZ", &tm);
+  std::string name = std::string(when) + "-" + std::to_string(ino) + "-";
+  for (char c : key) {
+    if (name.size() > 240) break;
+    if (c == '/')
+      name += "%2F";
+    else if (c == '%')
+      name += "%25";
+    else
+      name += c;
+  }
+  return name;
 }
 
 }  // namespace
@@ -402,16 +425,46 @@ void Filesystem::ReleaseWrite(const FileHandle& fh) {
     // still goes up. After a failed flush it does not: the writer was
     // told, and the bucket keeps the version it had.
     if ((ws.staged->dirty() || ws.needs_upload) && !ws.failed && ws.broken.ok()) {
-      Status st = UploadLocked(ws);
-      if (!st.ok()) spdlog::error("{}: the file's new data is lost", EscapeForLog(st.ToString()));
-    } else if (fh.writable && (ws.failed || !ws.broken.ok())) {
+      (void)UploadLocked(ws);  // a failure sets ws.failed: kept below
+    } else if (fh.writable && !ws.broken.ok()) {
       spdlog::warn(
-          "'{}': closed after a failed upload or write (close(2) returned its "
-          "error); the bucket keeps the version it had",
+          "'{}': closed after a failed write (close(2) returned its error); "
+          "the bucket keeps the version it had",
           EscapeForLog(fh.object.key));
     }
+    if (ws.failed && !ws.orphaned && LastHandle(ws)) KeepFailedLocked(ws);
   }
   DetachWrite(fh.write);
+}
+
+bool Filesystem::LastHandle(const WriteState& ws) {
+  std::lock_guard lock(handles_mu_);
+  return ws.handles <= 1;
+}
+
+void Filesystem::KeepFailedLocked(WriteState& ws) {
+  std::string path;
+  {
+    std::lock_guard lock(handles_mu_);
+    path = ws.path;
+  }
+  const std::string dir = write_.staging_dir + "/" + kKeptDir;
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    spdlog::error("upload of '{}' failed and its data is lost: cannot create '{}': {}",
+                  EscapeForLog(path), EscapeForLog(dir), ErrnoText(errno));
+    return;
+  }
+  const std::string kept = dir + "/" + KeptName(path, ws.ino);
+  if (Status st = ws.staged->KeepAs(kept); !st.ok()) {
+    spdlog::error("upload of '{}' failed and its data is lost: {}", EscapeForLog(path),
+                  EscapeForLog(st.ToString()));
+    return;
+  }
+  Count("dsfs_write_kept_total");
+  spdlog::warn(
+      "upload of '{}' failed: the bucket keeps the version it had; the {} bytes written "
+      "are kept in '{}' (not uploaded again: copy it back, then delete it)",
+      EscapeForLog(path), ws.staged->size(), EscapeForLog(kept));
 }
 
 void Filesystem::OrphanStaged(const std::string& path) {

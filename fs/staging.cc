@@ -128,4 +128,36 @@ void StagedFile::MarkClean() {
   dirty_ = false;
 }
 
+Status StagedFile::KeepAs(const std::string& path) const {
+  // An O_TMPFILE gets a name by linking its /proc/self/fd entry.
+  const std::string proc = "/proc/self/fd/" + std::to_string(fd_);
+  if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+    if (::truncate(path.c_str(), static_cast<off_t>(size_)) != 0) {
+      return ErrnoStatus(errno, "cutting '" + path + "' to the staged size");
+    }
+    return Status::Ok();
+  }
+  if (errno == EEXIST) return Status::Exists("'" + path + "' exists");
+  // A named staged file was unlinked at creation (no O_TMPFILE): copy it.
+  Fd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (out.get() < 0) return ErrnoStatus(errno, "cannot create '" + path + "'");
+  std::vector<char> buf(1 << 20);
+  for (uint64_t off = 0; off < size_;) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), size_ - off));
+    ssize_t n = ::pread(fd_, buf.data(), want, static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return ErrnoStatus(n < 0 ? errno : EIO, "reading the staged file");
+    for (ssize_t done = 0; done < n;) {
+      ssize_t w = ::pwrite(out.get(), buf.data() + done, static_cast<size_t>(n - done),
+                           static_cast<off_t>(off) + done);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return ErrnoStatus(w < 0 ? errno : EIO, "writing '" + path + "'");
+      done += w;
+    }
+    off += static_cast<uint64_t>(n);
+  }
+  if (::fsync(out.get()) != 0) return ErrnoStatus(errno, "syncing '" + path + "'");
+  return Status::Ok();
+}
+
 }  // namespace dsfs

@@ -75,6 +75,10 @@ class StagedFile {
   // Bytes copied in from the object being overwritten (at open): staged,
   // not dirty.
   Status Fill(uint64_t offset, const char* data, size_t len);
+  // Gives the staged bytes a name, `path` (mode 0600; never replaces a
+  // file): linked where the staged file is an O_TMPFILE, else copied.
+  // What a failed final upload leaves for the user to recover.
+  Status KeepAs(const std::string& path) const;
 
  private:
   StagedFile(int fd, DirtyBudget& budget) : fd_(fd), budget_(budget) {}

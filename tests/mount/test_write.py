@@ -174,11 +174,14 @@ class WriteTest(harness.MountTestCase):
         self.assertEqual(self.get("after.txt"), b"room again")
         self.unmount_now(mnt)
 
-    def test_09_failed_upload_is_eio_at_close_and_leaves_no_object(self):
+    def test_09_failed_upload_is_eio_at_close_leaves_no_object_and_keeps_the_data(self):
         proxy = cu.Proxy(self.server.port, self.tmp)
         self.addCleanup(proxy.stop)
-        mnt, _ = self.mount_bucket(
-            extra_opts=["retries=1", "multipart_size=5"], server=proxy)
+        staging = os.path.join(self.tmp, "staging-09")
+        os.makedirs(staging)
+        mnt, log = self.mount_bucket(
+            extra_opts=["retries=1", "multipart_size=5", f"tmpdir={staging}"],
+            server=proxy)
         cfg = {"fault_ops": ["put"], "error_rate": 1.0, "error_code": 500}
         req = urllib.request.Request(
             f"http://127.0.0.1:{proxy.port}/__proxy/config", method="POST",
@@ -194,6 +197,20 @@ class WriteTest(harness.MountTestCase):
             self.assertEqual(cm.exception.errno, errno.EIO, cm.exception)
             self.assertLess(time.monotonic() - t0, 60, "EIO within 60 s, not a hang")
             self.assertNoObject(name)
+        # Nothing written is lost: each file's bytes are kept, named after
+        # its key, in tmpdir/kept (cache_dir/staging/kept with a disk cache),
+        # and the log says where.
+        kept = os.path.join(staging, "kept")
+        names = sorted(os.listdir(kept))
+        self.assertEqual(len(names), 2, names)
+        for name, size in (("fail-small.bin", 1000), ("fail-big.bin", 12 * MiB)):
+            match = [n for n in names if n.endswith("-" + name)]
+            self.assertEqual(len(match), 1, names)
+            with open(os.path.join(kept, match[0]), "rb") as f:
+                self.assertTrue(f.read() == harness.rand_bytes(6, size), name)
+            with open(log, encoding="utf-8", errors="replace") as f:
+                self.assertIn(os.path.join(kept, match[0]), f.read())
+        self.assertEqual(cu.counter(mnt, "dsfs_write_kept_total"), 2)
         self.unmount_now(mnt)
 
 

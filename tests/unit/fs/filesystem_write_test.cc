@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 
@@ -317,7 +320,49 @@ TEST_F(FilesystemWriteTest, UploadFailureIsTheCloseErrorAndLeavesNoObject) {
     EXPECT_EQ(store_.counters().abort, f.op == StoreOp::kPut ? 0 : 1);
     EXPECT_EQ(store_.counters().complete, f.op == StoreOp::kComplete ? 1 : 0);
   }
-  EXPECT_EQ(fs_->dirty_bytes(), 0u);  // dropped with the last handle
+  EXPECT_EQ(fs_->dirty_bytes(), 0u);  // out of the budget with the last handle
+  // The data is not lost: one file per failed upload in staging/kept,
+  // named after its key, holding exactly the bytes written.
+  const std::string kept = tmp_.path() + "/" + Filesystem::kKeptDir;
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(kept)) {
+    names.push_back(e.path().filename().string());
+    EXPECT_EQ(e.status().permissions() & std::filesystem::perms::all,
+              std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  }
+  ASSERT_EQ(names.size(), 3u);
+  for (UploadFailure f : {UploadFailure{StoreOp::kPut, 100, "put"},
+                          UploadFailure{StoreOp::kUploadPart, 11 * kMiB, "part"},
+                          UploadFailure{StoreOp::kComplete, 11 * kMiB, "complete"}}) {
+    const std::string suffix = std::string("-fail-") + f.name;
+    auto it = std::find_if(names.begin(), names.end(),
+                           [&](const std::string& n) { return n.ends_with(suffix); });
+    ASSERT_NE(it, names.end()) << suffix;
+    std::ifstream in(kept + "/" + *it, std::ios::binary);
+    std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_TRUE(got == Pattern(f.size, 3)) << *it;
+  }
+  EXPECT_EQ(metrics_.GetCounter("dsfs_write_kept_total").value(), 3u);
+}
+
+TEST_F(FilesystemWriteTest, AFailedUploadRetriedSuccessfullyKeepsNothing) {
+  auto c = Create("dir-less");
+  Write(c.open.handle, 0, "v1");
+  store_.FailNext(StoreOp::kPut, Status::Transient("injected"));
+  EXPECT_FALSE(fs_->Fsync(c.open.handle).ok());
+  ASSERT_TRUE(Close(c.open.handle).ok());  // the close's upload succeeds
+  EXPECT_EQ(Get("dir-less"), "v1");
+  EXPECT_FALSE(std::filesystem::exists(tmp_.path() + "/" + Filesystem::kKeptDir));
+}
+
+TEST_F(FilesystemWriteTest, AnUnlinkedFileWhoseUploadFailedIsNotKept) {
+  auto c = Create("gone");
+  Write(c.open.handle, 0, "data");
+  store_.FailNext(StoreOp::kPut, Status::Transient("injected"));
+  EXPECT_FALSE(fs_->Fsync(c.open.handle).ok());
+  ASSERT_TRUE(fs_->Unlink(kRootInode, "gone").ok());
+  (void)Close(c.open.handle);
+  EXPECT_FALSE(std::filesystem::exists(tmp_.path() + "/" + Filesystem::kKeptDir));
 }
 
 TEST_F(FilesystemWriteTest, FsyncUploadsAndAFailedFsyncCanBeRetried) {
