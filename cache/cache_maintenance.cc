@@ -148,8 +148,9 @@ Result<FsckReport> FsckCache(const std::string& dir, bool repair) {
   report.entries_checked = entries.size();
   std::vector<std::string> bad_files;
   std::unordered_map<BlockId, uint64_t, BlockIdHash> good;  // id -> file bytes
-  auto problem = [&](CacheProblemKind kind, const std::string& path, const std::string& detail) {
-    report.problems.push_back({kind, path, detail});
+  auto problem = [&](CacheProblemKind kind, const std::string& path, std::string detail) {
+    if (detail.starts_with(path + ": ")) detail.erase(0, path.size() + 2);  // said once
+    report.problems.push_back({kind, path, std::move(detail)});
   };
   DSFS_RETURN_IF_ERROR(ForEachBlockEntry(dir, [&](const BlockEntry& e) {
     ++report.blocks_checked;
