@@ -107,6 +107,7 @@ const char* CacheProblemName(CacheProblemKind kind) {
     case CacheProblemKind::kMisnamed: return "misnamed";
     case CacheProblemKind::kNoEntry: return "block-without-entry";
     case CacheProblemKind::kNoBlock: return "entry-without-block";
+    case CacheProblemKind::kTempFile: return "temp-file";
   }
   return "?";
 }
@@ -200,6 +201,12 @@ Result<FsckReport> FsckCache(const std::string& dir, bool repair) {
     }
     good.emplace(e.id, info->file_size());
   }));
+  if (auto temps = ListDirNoFollow(dir + "/tmp"); temps.ok()) {
+    for (const auto& t : *temps) {
+      problem(CacheProblemKind::kTempFile, dir + "/tmp/" + t.name, "unfinished write");
+      bad_files.push_back(dir + "/tmp/" + t.name);
+    }
+  }
   for (const auto& [id, rec] : entries) {
     if (!good.count(id)) {
       problem(CacheProblemKind::kNoBlock, BlockPathOf(dir, id), "index entry without a valid file");

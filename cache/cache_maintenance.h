@@ -39,6 +39,7 @@ enum class CacheProblemKind {
   kMisnamed,       // header names another block than the file name
   kNoEntry,        // valid block, no index entry
   kNoBlock,        // index entry, no (valid) block file
+  kTempFile,       // left in tmp/ by a mount that stopped mid-write
 };
 const char* CacheProblemName(CacheProblemKind kind);
 
@@ -46,7 +47,9 @@ struct CacheProblem {
   CacheProblemKind kind;
   std::string path;    // block file (or where it should be)
   std::string detail;  // what the check said
-  bool corruption() const { return kind != CacheProblemKind::kNoEntry; }
+  bool corruption() const {
+    return kind != CacheProblemKind::kNoEntry && kind != CacheProblemKind::kTempFile;
+  }
 };
 
 struct FsckReport {
@@ -57,7 +60,7 @@ struct FsckReport {
   bool corrupt() const;
 };
 // Checks every block file (type, name, header, size, checksum) and every
-// index entry. repair: deletes bad files, adds valid unindexed blocks as
+// index entry, and lists tmp/. repair: deletes bad files and temp files, adds valid unindexed blocks as
 // least recently used, drops stale entries, fixes the used-bytes meta.
 Result<FsckReport> FsckCache(const std::string& dir, bool repair);
 

@@ -92,9 +92,13 @@ TEST(CacheMaintenance, FsckFindsEachCorruptionAndRepairs) {
   std::filesystem::create_directories(std::filesystem::path(unindexed).parent_path());
   std::filesystem::copy_file(LayoutPath(tmp.Sub("side"), extra, kBlock), unindexed);
 
+  std::string temp = dir + "/tmp/left.tmp";
+  WriteFileBytes(temp, "half a block");
+
   auto r = FsckCache(dir, false);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_TRUE(r->corrupt());
+  EXPECT_TRUE(Has(*r, CacheProblemKind::kTempFile, temp));
   EXPECT_TRUE(Has(*r, CacheProblemKind::kBadChecksum, flipped));
   EXPECT_TRUE(Has(*r, CacheProblemKind::kWrongSize, truncated));
   EXPECT_TRUE(Has(*r, CacheProblemKind::kOldVersion, version));
@@ -112,6 +116,7 @@ TEST(CacheMaintenance, FsckFindsEachCorruptionAndRepairs) {
   EXPECT_TRUE(again->problems.empty()) << CacheProblemName(again->problems[0].kind) << " "
                                        << again->problems[0].path;
   EXPECT_EQ(again->blocks_checked, 2u);  // keys[5] and extra
+  EXPECT_FALSE(std::filesystem::exists(temp));
   // A mount serves the good blocks and misses the removed ones.
   Metrics m;
   auto c = MustOpen(DiskOpts(dir, 64 << 20, kBlock), &m);
