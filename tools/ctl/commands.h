@@ -18,5 +18,6 @@ enum ExitCode : int {
 };
 
 void AddStatsCommand(CLI::App& app, int* rc);  // stats.cc
+void AddCacheCommand(CLI::App& app, int* rc);  // cache.cc
 
 }  // namespace dsfs::ctl
