@@ -9,6 +9,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int rc = dsfs::ctl::kOk;
   dsfs::ctl::AddStatsCommand(app, &rc);
+  dsfs::ctl::AddWarmCommand(app, &rc);
+  dsfs::ctl::AddVerifyCommand(app, &rc);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
