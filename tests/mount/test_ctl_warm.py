@@ -88,6 +88,28 @@ class CtlWarmTest(harness.MountTestCase):
         self.assertIn("fallback=", r.stderr)
         self.unmount_now(mnt)
 
+    def test_04_verify_proven_differs_missing(self):
+        share = tempfile.mkdtemp(prefix="share-", dir=self.tmp)
+        os.makedirs(os.path.join(share, "model"))
+        with open(os.path.join(self.tmp, "f0"), "rb") as src:
+            data = src.read()
+        with open(os.path.join(share, "model", "f0"), "wb") as f:
+            f.write(data)  # the same bytes: proven
+        with open(os.path.join(share, "model", "f1"), "wb") as f:
+            f.write(b"x" * SIZES[1])  # same size, other bytes: differs
+        # model/f2: no share copy: missing
+        mnt, _ = self.mount_bucket(extra_opts=[f"fallback={share}"])
+        r = ctl("verify", os.path.join(mnt, "model"), timeout=120)
+        print(r.stdout, r.stderr)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        lines = dict(reversed(l.split(None, 1)) for l in r.stdout.splitlines()
+                     if l.split(None, 1)[0] in ("proven", "differs", "missing"))
+        self.assertEqual(lines, {"model/f0": "proven", "model/f1": "differs",
+                                 "model/f2": "missing"})
+        r = ctl("verify", os.path.join(mnt, "model", "f0"), timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.unmount_now(mnt)
+
 
 if __name__ == "__main__":
     unittest.main()
