@@ -10,7 +10,8 @@ namespace dsfs {
 
 CachingReader::CachingReader(ObjectStore& store, BlockCache* cache, const ReadAheadOptions& options,
                              Metrics* metrics)
-    : readahead_bytes_(metrics ? &metrics->GetCounter(
+    : cache_(cache),
+      readahead_bytes_(metrics ? &metrics->GetCounter(
                                      "dsfs_readahead_bytes_served_total",
                                      "Bytes served to reads from read-ahead buffers (the "
                                      "read-ahead memory tier)")
@@ -95,6 +96,44 @@ Result<SliceList> CachingReader::ReadSlices(const ObjectId& id, uint64_t offset,
     }
     if (p.from_buffer && readahead_bytes_ != nullptr) readahead_bytes_->Add(to - from);
     out.push_back(ReadSlice{p.data, p.data->data() + (from - block_start), to - from});
+  }
+  return out;
+}
+
+Result<ObjectReader::WarmCounts> CachingReader::Warm(const ObjectId& id, uint64_t first,
+                                                    uint64_t count,
+                                                    const CancelTokenPtr& cancel) {
+  if (cache_ == nullptr) return ObjectReader::Warm(id, first, count, cancel);
+  if (id.etag.empty()) return Status::NotSupported("an object without an ETag is never cached");
+  WarmCounts out;
+  out.block_size = fetcher_.block_size();
+  out.blocks = fetcher_.BlockCount(id);
+  const uint64_t end = first >= out.blocks ? first : std::min(out.blocks, first + count);
+  std::vector<std::pair<BlockKey, BlockFetcher::Future>> fetches;
+  for (uint64_t idx = first; idx < end; ++idx) {
+    BlockKey key{id, idx};
+    if (fetcher_.Cached(key)) {
+      ++out.skipped;
+    } else {
+      fetches.emplace_back(key, fetcher_.Fetch(key, FetchPriority::kPrefetch, false));
+    }
+  }
+  Status failed;
+  for (auto& [key, future] : fetches) {
+    Result<BlockData> r = Await(future, cancel);
+    if (!r.ok()) {
+      if (failed.ok()) failed = r.status();
+      continue;
+    }
+    ++out.fetched;
+  }
+  if (!failed.ok()) return failed;
+  // The fetcher queues its cache writes (and may drop one when the queue
+  // is full): the reply promises the blocks are on disk.
+  fetcher_.FlushCacheWrites();
+  for (auto& [key, future] : fetches) {
+    if (cache_->Contains(key)) continue;
+    DSFS_RETURN_IF_ERROR(cache_->Put(key, *future.get()));
   }
   return out;
 }

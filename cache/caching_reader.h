@@ -83,6 +83,10 @@ class CachingReader : public ObjectReader {
   // Returns exactly min(len, id.size - offset) bytes (0 at or past the end).
   Result<SliceList> ReadSlices(const ObjectId& id, uint64_t offset, size_t len,
                                const CancelTokenPtr& cancel) override;
+  // Fetches the blocks the cache lacks (read-ahead priority, all in
+  // flight at once), writes them to the cache, counts the rest as skipped.
+  Result<WarmCounts> Warm(const ObjectId& id, uint64_t first, uint64_t count,
+                          const CancelTokenPtr& cancel) override;
   void Opened(const ObjectId& id) override { prefetcher_.Opened(id); }
   void Released(const ObjectId& id) override { prefetcher_.Released(id); }
 
@@ -94,6 +98,7 @@ class CachingReader : public ObjectReader {
   // Declaration order is destruction order reversed: the prefetcher goes
   // first (cancels every stream's fetches, returns its budget), then the
   // fetcher (aborts the GETs still running, joins its threads).
+  BlockCache* cache_ = nullptr;
   Counter* readahead_bytes_ = nullptr;  // dsfs_readahead_bytes_served_total; may be null
   MemoryBudget budget_;
   BlockFetcher fetcher_;

@@ -54,6 +54,21 @@ class ObjectReader {
   // The same, copied into buf.
   Result<size_t> Read(const ObjectId& id, uint64_t offset, size_t len, char* buf,
                       const CancelTokenPtr& cancel = nullptr);
+  // What Warm did: blocks fetched into the disk cache, blocks it already
+  // held (not fetched), and the block size and count of the object.
+  struct WarmCounts {
+    uint64_t fetched = 0;
+    uint64_t skipped = 0;
+    uint64_t block_size = 0;
+    uint64_t blocks = 0;
+  };
+  // Puts blocks first .. first+count-1 (clamped to the object) into the
+  // disk cache and returns once they are there (dsfsctl warm). count 0:
+  // only the block size and count. NotSupported without a disk cache.
+  virtual Result<WarmCounts> Warm(const ObjectId& /*id*/, uint64_t /*first*/,
+                                  uint64_t /*count*/, const CancelTokenPtr& /*cancel*/) {
+    return Status::NotSupported("no disk cache to warm (mount with cache_dir=)");
+  }
   // A handle opened / released the object (read-ahead hints).
   virtual void Opened(const ObjectId& /*id*/) {}
   virtual void Released(const ObjectId& /*id*/) {}

@@ -287,6 +287,14 @@ struct Config {
   WriteConfig write;
 };
 
+// dsfsctl warm: --jobs requests in flight, each of kWarmBlocksPerRequest
+// blocks fetched at once by the daemon: 8 x 4 blocks of 4 MiB = 128 MiB in
+// flight, as much as one read-ahead stream at readahead_max/2, enough to
+// keep the link busy without starving the mount's readers (the FUSE pool
+// has max_threads=16 workers; warm takes half).
+inline constexpr unsigned kWarmDefaultJobs = 8;
+inline constexpr uint64_t kWarmBlocksPerRequest = 4;
+
 // Upper bounds (seconds) of the latency histograms (dsfs_s3_request_seconds).
 // A same-region OBS HEAD or LIST page answers in 2-20 ms and a 4 MiB block
 // GET in 20-300 ms; a throttled or retried request takes seconds, and the

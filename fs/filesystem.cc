@@ -1,5 +1,8 @@
 #include "fs/filesystem.h"
 
+#include <charconv>
+#include <string_view>
+
 #include <fcntl.h>
 
 #include <map>
@@ -494,7 +497,36 @@ Result<std::string> Filesystem::GetXattr(InodeId ino, const std::string& name) {
   DSFS_ASSIGN_OR_RETURN(InodeInfo node, GetInode(ino));
   if (ino == kRootInode && name == kStatsXattr && metrics_) return metrics_->Render();
   if (name == kProveXattr) return ProveReport(node);
+  if (name.rfind(kWarmXattrPrefix, 0) == 0) return WarmReport(node, name);
   return Status::NoAttribute(name + " on '" + node.path + "'");
+}
+
+std::optional<Filesystem::WarmRequest> Filesystem::ParseWarmXattr(const std::string& name) {
+  const std::string_view prefix = kWarmXattrPrefix;
+  if (name.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+  const char* p = name.c_str() + prefix.size();
+  const char* end = name.c_str() + name.size();
+  WarmRequest r;
+  auto a = std::from_chars(p, end, r.first);
+  if (a.ec != std::errc() || a.ptr == p || a.ptr == end || *a.ptr != '.') return std::nullopt;
+  auto b = std::from_chars(a.ptr + 1, end, r.count);
+  if (b.ec != std::errc() || b.ptr == a.ptr + 1 || b.ptr != end) return std::nullopt;
+  return r;
+}
+
+Result<std::string> Filesystem::WarmReport(const InodeInfo& node, const std::string& name) {
+  std::optional<WarmRequest> req = ParseWarmXattr(name);
+  if (!req) {
+    return Status::InvalidArgument("'" + name + "': want " + kWarmXattrPrefix + "FIRST.COUNT");
+  }
+  DSFS_ASSIGN_OR_RETURN(NodeMeta meta, Resolve(node.path));
+  if (meta.kind == NodeKind::kDir) return Status::IsDirectory(node.path);
+  const ObjectId id{KeyOf(node.path), meta.etag, meta.size};
+  DSFS_ASSIGN_OR_RETURN(ObjectReader::WarmCounts c,
+                        reader_.Warm(id, req->first, req->count, nullptr));
+  return "fetched " + std::to_string(c.fetched) + " skipped " + std::to_string(c.skipped) +
+         " blocks " + std::to_string(c.blocks) + " block_size " + std::to_string(c.block_size) +
+         "\n";
 }
 
 Result<std::string> Filesystem::ProveReport(const InodeInfo& node) {

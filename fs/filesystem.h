@@ -129,6 +129,19 @@ class Filesystem {
   // (recursive) against OBS now and returns one line per object
   // ("proven|differs|missing|unprovable|error <path>") and a "total ..." line.
   static constexpr const char* kProveXattr = "user.dsfs.prove";
+  // On a file, "user.dsfs.warm.<first>.<count>": puts blocks first ..
+  // first+count-1 of the object into the disk cache (those it holds are
+  // skipped) and answers once they are there: "fetched F skipped S blocks
+  // N block_size B" (N, B: the whole object's). count 0 only asks N and B.
+  // ENOTSUP without a disk cache, EINVAL for a malformed name, EISDIR on a
+  // directory (dsfsctl warm walks directories itself).
+  static constexpr const char* kWarmXattrPrefix = "user.dsfs.warm.";
+  struct WarmRequest {
+    uint64_t first = 0;
+    uint64_t count = 0;
+  };
+  // The request in a kWarmXattrPrefix name; nullopt if malformed.
+  static std::optional<WarmRequest> ParseWarmXattr(const std::string& name);
   using Prover = std::function<Result<std::vector<ProofLine>>(const std::string& prefix)>;
   // Where kProveXattr goes (FallbackStore::ProvePrefix); unset: ENOTSUP.
   void set_prover(Prover prover) { prover_ = std::move(prover); }
@@ -262,6 +275,7 @@ class Filesystem {
                                                      const CancelTokenPtr& cancel);
   Result<InodeInfo> GetInode(InodeId ino) const;
   Result<std::string> ProveReport(const InodeInfo& node);
+  Result<std::string> WarmReport(const InodeInfo& node, const std::string& name);
 
   // Namespace helpers (fs/filesystem_namespace.cc).
   struct NewEntry {

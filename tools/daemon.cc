@@ -123,6 +123,10 @@ Result<std::unique_ptr<BlockCache>> OpenBlockCache(const Config& config, BufferP
     if (disk.status().message().find("cache_dir") != std::string::npos) return disk.status();
     return disk.status().WithContext("cache_dir '" + c.dir + "'");
   }
+  if (metrics) {
+    metrics->GetGauge("dsfs_cache_capacity_bytes", "The disk cache's cap (cache_size=)")
+        .Set(static_cast<int64_t>(*cap));
+  }
   if ((*disk)->state() != DiskCacheState::kOff) {
     spdlog::info("block cache {} capped at {} MiB", c.dir, *cap >> 20);
   }

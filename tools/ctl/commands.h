@@ -19,5 +19,7 @@ enum ExitCode : int {
 
 void AddStatsCommand(CLI::App& app, int* rc);  // stats.cc
 void AddCacheCommand(CLI::App& app, int* rc);  // cache.cc
+void AddWarmCommand(CLI::App& app, int* rc);    // warm.cc
+void AddVerifyCommand(CLI::App& app, int* rc);  // verify.cc
 
 }  // namespace dsfs::ctl

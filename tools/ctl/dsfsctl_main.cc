@@ -10,6 +10,8 @@ int main(int argc, char** argv) {
   int rc = dsfs::ctl::kOk;
   dsfs::ctl::AddStatsCommand(app, &rc);
   dsfs::ctl::AddCacheCommand(app, &rc);
+  dsfs::ctl::AddWarmCommand(app, &rc);
+  dsfs::ctl::AddVerifyCommand(app, &rc);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

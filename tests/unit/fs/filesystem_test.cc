@@ -352,5 +352,58 @@ TEST_F(FilesystemTest, ForgetDropsInodes) {
   EXPECT_TRUE(fs_->GetAttr(kRootInode).ok());
 }
 
+// user.dsfs.warm.FIRST.COUNT: parsed by the fs layer and passed to the
+// reader with the object's current version; a reader without a disk cache
+// (StoreReader) answers NotSupported (ENOTSUP for dsfsctl).
+TEST(FilesystemWarmTest, WarmRequestGoesToTheReaderWithTheObjectVersion) {
+  struct WarmReader : StoreReader {
+    using StoreReader::StoreReader;
+    Result<WarmCounts> Warm(const ObjectId& id, uint64_t first, uint64_t count,
+                            const CancelTokenPtr&) override {
+      seen = id;
+      seen_first = first;
+      seen_count = count;
+      WarmCounts c;
+      c.fetched = count;
+      c.skipped = 1;
+      c.blocks = 9;
+      c.block_size = 4096;
+      return c;
+    }
+    ObjectId seen;
+    uint64_t seen_first = 0, seen_count = 0;
+  };
+  MemoryStore store;
+  store.PutObject("d/f", "hello");
+  WarmReader reader{store};
+  ManualClock clock;
+  Filesystem fs(FsConfig{}, store, reader, clock, nullptr);
+  auto d = fs.Lookup(kRootInode, "d");
+  ASSERT_TRUE(d.ok());
+  auto f = fs.Lookup(d->ino, "f");
+  ASSERT_TRUE(f.ok());
+  auto r = fs.GetXattr(f->ino, "user.dsfs.warm.3.2");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, "fetched 2 skipped 1 blocks 9 block_size 4096\n");
+  EXPECT_EQ(reader.seen.key, "d/f");
+  EXPECT_EQ(reader.seen.size, 5u);
+  EXPECT_FALSE(reader.seen.etag.empty());
+  EXPECT_EQ(reader.seen_first, 3u);
+  EXPECT_EQ(reader.seen_count, 2u);
+  EXPECT_EQ(fs.GetXattr(f->ino, "user.dsfs.warm.x").status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(fs.GetXattr(d->ino, "user.dsfs.warm.0.1").status().code(),
+            StatusCode::kIsDirectory);
+
+  StoreReader plain{store};
+  Filesystem no_cache(FsConfig{}, store, plain, clock, nullptr);
+  auto g = no_cache.Lookup(kRootInode, "d");
+  ASSERT_TRUE(g.ok());
+  auto h = no_cache.Lookup(g->ino, "f");
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(no_cache.GetXattr(h->ino, "user.dsfs.warm.0.1").status().code(),
+            StatusCode::kNotSupported);
+}
+
 }  // namespace
 }  // namespace dsfs
