@@ -95,12 +95,20 @@ def run_op(root, op):
     raise AssertionError(f"unknown op {name}")
 
 
-def gen_op(rng):
+def gen_op(rng, snapshot):
+    """One random op; `snapshot` (tree() of the local root) biases the
+    names towards ones that exist, so that most steps do something."""
+    existing = sorted(snapshot)
+    files = sorted(k for k, (st, _) in snapshot.items() if st[0] == stat.S_IFREG)
     name = rng.choice(["create", "write", "write", "truncate", "rename",
                        "rename", "mkdir", "mkdir", "rmdir", "unlink",
                        "symlink", "readlink", "chmod", "read", "read",
                        "listdir", "stat"])
-    rel = rng.choice(NAMES)
+    pick = lambda: (rng.choice(existing) if existing and rng.random() < 0.6
+                    else rng.choice(NAMES))
+    rel = rng.choice(NAMES) if name in ("create", "mkdir", "symlink") else pick()
+    if name in ("write", "truncate", "read") and files and rng.random() < 0.7:
+        rel = rng.choice(files)
     if name == "create":
         return (name, rel, rng.choice(MODES[:3]))
     if name == "write":
@@ -110,13 +118,14 @@ def gen_op(rng):
     if name == "truncate":
         return (name, rel, rng.choice([0, 1, 100, 5000, 100000]))
     if name == "rename":
-        return (name, rel, rng.choice(NAMES))
+        return (name, rel, pick())
     if name == "symlink":
         return (name, rel, rng.choice(["a", "../b", "d1/c", "nowhere"]))
     if name == "chmod":
         return (name, rel, rng.choice(MODES))
     if name == "listdir":
-        return (name, rng.choice(["", "d1", "d2", "d1/e", "a"]))
+        return (name, rng.choice(["", "d1", "d2", "d1/e", "a"]) if rng.random() < 0.5
+                else pick())
     return (name, rel)
 
 
@@ -160,7 +169,7 @@ class DifferentialTest(harness.MountTestCase):
         os.makedirs(lroot)
         done = []
         for step in range(STEPS):
-            op = gen_op(rng)
+            op = gen_op(rng, tree(lroot))
             done.append(op)
             want = run_op(lroot, op)
             got = run_op(mroot, op)
