@@ -41,7 +41,9 @@ Paths under /__proxy/ are never forwarded and never faulted:
   GET  /__proxy/config         current configuration
   POST /__proxy/config         merge a JSON object of settings (same names as
                                the flags, with underscores), answer the result
-  GET  /__proxy/stats          counters of requests and injected faults
+  GET  /__proxy/stats          counters of requests and injected faults; "multipart"
+                               counts mpu_create/mpu_part/mpu_complete/mpu_abort
+                               (these names also work in fault_ops, to fail one step)
   POST /__proxy/stats/reset    zero the counters
 The proxy prints "listening on 127.0.0.1:PORT" once it accepts connections
 (--port 0 picks a free port). It serves until killed.
@@ -64,7 +66,7 @@ HEAD_LIMIT = 64 * 1024
 CHUNK = 1 << 20
 OPS = ("get", "head", "list", "put", "other")
 # Multipart-upload steps, counted apart (stats "multipart") and usable in
-# fault_ops to fail one step alone; "abort" records AbortMultipartUpload.
+# fault_ops to fail one step alone; "mpu_abort" records AbortMultipartUpload.
 MPU_OPS = ("mpu_create", "mpu_part", "mpu_complete", "mpu_abort")
 ERROR_NAMES = {
     500: ("InternalError", "We encountered an internal error. Please try again."),
