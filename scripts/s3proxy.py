@@ -41,7 +41,9 @@ Paths under /__proxy/ are never forwarded and never faulted:
   GET  /__proxy/config         current configuration
   POST /__proxy/config         merge a JSON object of settings (same names as
                                the flags, with underscores), answer the result
-  GET  /__proxy/stats          counters of requests and injected faults
+  GET  /__proxy/stats          counters of requests and injected faults; "multipart"
+                               counts mpu_create/mpu_part/mpu_complete/mpu_abort
+                               (these names also work in fault_ops, to fail one step)
   POST /__proxy/stats/reset    zero the counters
 The proxy prints "listening on 127.0.0.1:PORT" once it accepts connections
 (--port 0 picks a free port). It serves until killed.
@@ -63,6 +65,9 @@ import time
 HEAD_LIMIT = 64 * 1024
 CHUNK = 1 << 20
 OPS = ("get", "head", "list", "put", "other")
+# Multipart-upload steps, counted apart (stats "multipart") and usable in
+# fault_ops to fail one step alone; "mpu_abort" records AbortMultipartUpload.
+MPU_OPS = ("mpu_create", "mpu_part", "mpu_complete", "mpu_abort")
 ERROR_NAMES = {
     500: ("InternalError", "We encountered an internal error. Please try again."),
     503: ("SlowDown", "Please reduce your request rate."),
@@ -130,8 +135,8 @@ class Config:
         ops = value.split(",") if isinstance(value, str) else list(value)
         ops = [o.strip().lower() for o in ops if o.strip()]
         for o in ops:
-            if o not in OPS:
-                raise ValueError("unknown op %r (known: %s)" % (o, ",".join(OPS)))
+            if o not in OPS + MPU_OPS:
+                raise ValueError("unknown op %r (known: %s)" % (o, ",".join(OPS + MPU_OPS)))
         return ops
 
     def validated(self, updates):
@@ -357,6 +362,18 @@ def classify(method, target):
     return "other"
 
 
+def classify_mpu(method, target):
+    """The multipart step of a request (an MPU_OPS name), or None."""
+    query = target.split("?", 1)[1] if "?" in target else ""
+    params = {q.split("=", 1)[0] for q in query.split("&") if q}
+    if method == "POST" and "uploads" in params:
+        return "mpu_create"
+    if "uploadId" not in params:
+        return None
+    return {"PUT": "mpu_part", "POST": "mpu_complete",
+            "DELETE": "mpu_abort"}.get(method)
+
+
 def reset_socket(sock):
     """Close with RST (SO_LINGER 0) instead of FIN."""
     try:
@@ -388,6 +405,7 @@ class Proxy:
     def zero_stats():
         return {
             "requests": {op: 0 for op in OPS},
+            "multipart": {op: 0 for op in MPU_OPS},
             "forwarded": 0,
             "control": 0,
             "injected": {"error": 0, "reset": 0, "short": 0, "stall": 0,
@@ -525,16 +543,19 @@ class Proxy:
             self.drain_body(client, headers)
             return True
         op = classify(method, target)
+        mpu_op = classify_mpu(method, target)
         with self.lock:
             cfg = self.cfg
             self.stats["requests"][op] += 1
+            if mpu_op:
+                self.stats["multipart"][mpu_op] += 1
             self.req_ids += 1
             req_id = self.req_ids
             # Fixed number of draws per request: determinism by arrival order.
             u_fault, u_stall, u_cut = self.rng.random(), self.rng.random(), self.rng.random()
             blackhole = cfg.blackhole
             latency = cfg.latency_ms
-            eligible = op in cfg.fault_ops
+            eligible = op in cfg.fault_ops or mpu_op in cfg.fault_ops
             fault = None
             if eligible:
                 if u_fault < cfg.error_rate:
@@ -901,7 +922,7 @@ def main(argv=None):
             "reset_rate": args.reset_rate, "short_rate": args.short_rate,
             "stall_rate": args.stall_rate, "stall_ms": args.stall_ms,
             "blackhole": args.blackhole, "refuse": args.refuse,
-            "fault_ops": sorted(set(Config.parse_ops(ops)), key=OPS.index),
+            "fault_ops": sorted(set(Config.parse_ops(ops)), key=(OPS + MPU_OPS).index),
             "seed": args.seed, "honor_if_match": args.honor_if_match,
         })
     except ValueError as e:

@@ -14,7 +14,7 @@ PKGS=(
   libgtest-dev libgmock-dev googletest libpugixml-dev libcli11-dev
   libxxhash-dev libmicrohttpd-dev
   prometheus
-  s3fs rclone python3 openssl curl gnuplot-nox
+  s3fs rclone python3 openssl curl gnuplot-nox fio
   dpkg-dev logrotate man-db groff-base
 )
 

@@ -273,6 +273,14 @@ class Proxy:
     def stats(self):
         return self._call("GET", "/__proxy/stats")
 
+    def configure(self, **cfg):
+        """Changes the proxy's fault settings (see scripts/s3proxy.py)."""
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/__proxy/config", method="POST",
+            data=json.dumps(cfg).encode())
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
     def reset(self):
         self._call("POST", "/__proxy/stats/reset")
 

@@ -285,6 +285,18 @@ class ProxyTest(unittest.TestCase):
         self.assertEqual(ET.fromstring(body).findtext("Code"), "SlowDown")
         self.assertEqual(self.stats()["injected"]["error"], 3)
 
+    def test_multipart_steps_are_counted_and_can_fail_alone(self):
+        self.configure(error_rate=1.0, fault_ops=["mpu_part"])
+        # Only UploadPart is failed (never forwarded); other steps go through.
+        resp, _ = self.request("PUT", "/demo/mp", query="partNumber=1&uploadId=x")
+        self.assertEqual(resp.status, 503)
+        self.assertEqual(self.request("GET", "/demo/obj")[0].status, 200)
+        self.request("DELETE", "/demo/mp", query="uploadId=x")
+        st = self.stats()
+        self.assertEqual(st["multipart"], {"mpu_create": 0, "mpu_part": 1,
+                                           "mpu_complete": 0, "mpu_abort": 1})
+        self.assertEqual(st["injected"]["error"], 1)
+
     def test_short_body_is_short_then_clean_close(self):
         self.configure(short_rate=1.0)
         sock = raw_request(self.port, "GET", "/demo/obj")

@@ -8,13 +8,11 @@ Sizes (MiB) can be lowered on a slow machine:
 
 import errno
 import hashlib
-import json
 import os
 import shutil
 import subprocess
 import time
 import unittest
-import urllib.request
 
 import cache_util as cu
 import harness
@@ -182,12 +180,7 @@ class WriteTest(harness.MountTestCase):
         mnt, log = self.mount_bucket(
             extra_opts=["retries=1", "multipart_size=5", f"tmpdir={staging}"],
             server=proxy)
-        cfg = {"fault_ops": ["put"], "error_rate": 1.0, "error_code": 500}
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{proxy.port}/__proxy/config", method="POST",
-            data=json.dumps(cfg).encode())
-        with urllib.request.urlopen(req, timeout=10) as r:
-            r.read()
+        proxy.configure(fault_ops=["put"], error_rate=1.0, error_code=500)
         for name, size in (("fail-small.bin", 1000), ("fail-big.bin", 12 * MiB)):
             f = open(os.path.join(mnt, name), "wb")
             f.write(harness.rand_bytes(6, size))
