@@ -116,7 +116,8 @@ class DebTest(harness.MountTestCase):
         self.assertEqual(r.stdout.strip(), "/usr/share/man/man8/dsfs.8.gz")
         r = run(["man", "-P", "cat", "8", "dsfsctl"],
                 env=dict(os.environ, MANWIDTH="80"))
-        self.assertIn("stats", r.stdout)
+        for cmd in ("stats", "warm", "verify", "fsck", "gc", "clear"):
+            self.assertIn(cmd, r.stdout)
         r = run(["logrotate", "-d", "/etc/logrotate.d/dsfs"])
         self.assertEqual(r.returncode, 0, r.stderr)
 
