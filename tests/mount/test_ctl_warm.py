@@ -1,11 +1,16 @@
 """dsfsctl warm against a real mount: a directory of several files goes into
 the disk cache (every block on disk when warm returns), a second warm skips
 them all, a re-read after remount makes no OBS read, a warm over the cache
-cap warns before the first byte; dsfsctl verify without fallback= and both
-commands outside dsfs give their errors. Times are hang bounds only."""
+cap warns before the first byte, an interrupted warm resumes (only the
+missing blocks are fetched) and redraws its progress on a pseudo-terminal;
+dsfsctl verify without fallback= and both commands outside dsfs give their
+errors. Times are hang bounds only."""
 
 import json
 import os
+import re
+import signal
+import subprocess
 import tempfile
 import unittest
 
@@ -108,6 +113,59 @@ class CtlWarmTest(harness.MountTestCase):
                                  "model/f2": "missing"})
         r = ctl("verify", os.path.join(mnt, "model", "f0"), timeout=120)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.unmount_now(mnt)
+
+    def test_05_interrupted_warm_resumes_and_a_tty_shows_bytes_and_rate(self):
+        """Through a proxy slowed to 4 MiB/s per connection, a warm of a
+        48 MiB object is interrupted (SIGINT) once it has fetched something;
+        the next warm fetches only the rest (skipped > 0, fetched + skipped
+        = every block, all on disk). On a pseudo-terminal (script -qc) the
+        progress line is redrawn in place and shows bytes and a rate."""
+        proxy = cu.Proxy(self.server.port, self.tmp)
+        self.addCleanup(proxy.stop)
+        size, blocks = 48 * MiB, 12
+        src = os.path.join(self.tmp, "slow-big")
+        harness.write_random_file(src, size, 77)
+        s3 = self.server.client()  # a fresh connection (the class's may have idled out)
+        self.addCleanup(s3.close)
+        s3.put(self.BUCKET, "slow/big", file=src)
+        cdir = os.path.join(tempfile.mkdtemp(prefix="cache-", dir=self.tmp), "c")
+        mnt, _ = self.mount_bucket(
+            extra_opts=[f"cache_dir={cdir}", "cache_size=1G", "prefetch_whole="],
+            server=proxy)
+        proxy.configure(bw_per_conn=4 * MiB)
+        path = os.path.join(mnt, "slow", "big")
+        p = subprocess.Popen([dsfsctl_bin(), "warm", path, "--jobs", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        harness.wait_until(
+            lambda: self.stats(mnt).get("dsfs_s3_bytes_read_total", 0) > 0,
+            60, 0.1, "the first warm to fetch something")
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=120)
+        self.assertNotEqual(p.returncode, 0, "the first warm was not interrupted")
+        cached_after_first = len(cu.block_files(cdir))
+        self.assertLess(cached_after_first, blocks, "the first warm finished")
+
+        # Again, on a pseudo-terminal: resumes, redraws its progress line.
+        typescript = os.path.join(self.tmp, "warm.typescript")
+        r = subprocess.run(
+            ["script", "-qefc", f"{dsfsctl_bin()} warm {path}", typescript],
+            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(typescript, encoding="utf-8", errors="replace", newline="") as f:
+            tty = f.read()
+        m = re.search(r"(\d+) blocks fetched, (\d+) skipped", tty)
+        self.assertIsNotNone(m, tty)
+        fetched, skipped = int(m.group(1)), int(m.group(2))
+        print(f"\ninterrupted after {cached_after_first} of {blocks} blocks; "
+              f"the resumed warm fetched {fetched}, skipped {skipped}")
+        self.assertGreater(skipped, 0, "the resumed warm refetched everything")
+        self.assertEqual(fetched + skipped, blocks)
+        self.assertEqual(len(cu.block_files(cdir)), blocks)
+        self.assertIn("\r\033[K", tty, "no in-place redraw on a tty")
+        self.assertRegex(
+            tty, r"warm [0-9.]+ [KMGT]?i?B / [0-9.]+ [KMGT]?i?B +[0-9.]+ [KMGT]?i?B/s")
         self.unmount_now(mnt)
 
 
