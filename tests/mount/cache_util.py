@@ -162,6 +162,20 @@ def mount_tmpfs(path, size):
                     "tmpfs", path], check=True, capture_output=True)
 
 
+def mount_loop_ext4(path, size_mb, image):
+    """A small ext4 filesystem on a loop device (an EVS disk of its own):
+    `image` is its backing file; `mount -o loop` frees the loop device at
+    unmount (umount_tmpfs unmounts it too)."""
+    os.makedirs(path, exist_ok=True)
+    with open(image, "wb") as f:
+        f.truncate(size_mb * MiB)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", image], check=True,
+                   capture_output=True)
+    subprocess.run(["mount", "-o", "loop", image, path], check=True,
+                   capture_output=True)
+    os.chmod(path, 0o700)
+
+
 def remount_ro(path):
     subprocess.run(["mount", "-o", "remount,ro", path], check=True,
                    capture_output=True)

@@ -150,8 +150,9 @@ class WriteTest(harness.MountTestCase):
             os.close(fd)
 
     def test_08_full_staging_disk_is_enospc_and_leaves_no_object(self):
+        # A 16 MiB ext4 on a loop device as the staging disk.
         disk = os.path.join(self.tmp, "tiny")
-        cu.mount_tmpfs(disk, "8m")
+        cu.mount_loop_ext4(disk, 16, os.path.join(self.tmp, "tiny.img"))
         self.addCleanup(cu.umount_tmpfs, disk)
         mnt, _ = self.mount_bucket(extra_opts=[f"tmpdir={disk}"])
         # A file closed before the disk fills stays intact.
@@ -160,7 +161,7 @@ class WriteTest(harness.MountTestCase):
         chunk = harness.rand_bytes(5, MiB)
         with self.assertRaises(OSError) as cm:
             with open(os.path.join(mnt, "huge.bin"), "wb") as f:
-                for _ in range(16):
+                for _ in range(32):
                     f.write(chunk)
                     f.flush()
         self.assertEqual(cm.exception.errno, errno.ENOSPC, cm.exception)
