@@ -29,18 +29,8 @@ constexpr const char* kStatsXattr = "user.dsfs.stats";  // fs/filesystem.h
 enum class Format { kTable, kJson, kPrometheus };
 enum class Unit { kCount, kBytes };
 
-std::string Bytes(double b) {
-  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  size_t u = 0;
-  while (std::fabs(b) >= 1024 && u + 1 < std::size(kUnits)) {
-    b /= 1024;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{:.0f} B", b) : fmt::format("{:.1f} {}", b, kUnits[u]);
-}
-
 std::string Amount(double v, Unit unit) {
-  return unit == Unit::kBytes ? Bytes(v) : fmt::format("{:.0f}", v);
+  return unit == Unit::kBytes ? FormatBytes(v) : fmt::format("{:.0f}", v);
 }
 
 std::string Seconds(double s) {
@@ -347,6 +337,16 @@ void AddStatsCommand(CLI::App& app, int* rc) {
                                         : Format::kTable;
     *rc = Stats(args->mountpoint, f, args->watch);
   });
+}
+
+std::string FormatBytes(double b) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  size_t u = 0;
+  while (std::fabs(b) >= 1024 && u + 1 < std::size(kUnits)) {
+    b /= 1024;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{:.0f} B", b) : fmt::format("{:.1f} {}", b, kUnits[u]);
 }
 
 }  // namespace dsfs::ctl

@@ -30,4 +30,7 @@ StatsText ReadStatsText(const std::string& path);
 // rate column and the quantiles cover just that interval.
 std::string RenderTable(const Exposition& now, const Exposition* before, double seconds);
 
+// A byte count for people: "512 B", "4.0 MiB", "1.5 GiB" (powers of 1024).
+std::string FormatBytes(double bytes);
+
 }  // namespace dsfs::ctl

@@ -128,16 +128,6 @@ std::string WarmError(const std::string& path, int err) {
   return DescribeStatsError(path, err).message;
 }
 
-std::string Bytes(double b) {
-  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  size_t u = 0;
-  while (b >= 1024 && u + 1 < std::size(kUnits)) {
-    b /= 1024;
-    ++u;
-  }
-  return fmt::format("{:.1f} {}", b, kUnits[u]);
-}
-
 int Warm(const std::vector<std::string>& paths, unsigned jobs) {
   namespace fs = std::filesystem;
   std::vector<File> files;
@@ -176,7 +166,7 @@ int Warm(const std::vector<std::string>& paths, unsigned jobs) {
         std::fprintf(stderr,
                      "dsfsctl: warning: %s to warm exceed the cache cap of %s: the cache will "
                      "evict blocks warmed first\n",
-                     Bytes(static_cast<double>(total)).c_str(), Bytes(cap).c_str());
+                     FormatBytes(static_cast<double>(total)).c_str(), FormatBytes(cap).c_str());
       }
     }
   }
@@ -225,8 +215,8 @@ int Warm(const std::vector<std::string>& paths, unsigned jobs) {
     const std::string eta =
         rate > 0 ? fmt::format("{:.0f}s", (static_cast<double>(total) - d) / rate) : "-";
     std::fprintf(stderr, "%swarm %s / %s  %s/s  ETA %s  blocks fetched %llu skipped %llu%s",
-                 tty ? "\r\033[K" : "", Bytes(d).c_str(), Bytes(static_cast<double>(total)).c_str(),
-                 Bytes(rate).c_str(), eta.c_str(), static_cast<unsigned long long>(fetched.load()),
+                 tty ? "\r\033[K" : "", FormatBytes(d).c_str(), FormatBytes(static_cast<double>(total)).c_str(),
+                 FormatBytes(rate).c_str(), eta.c_str(), static_cast<unsigned long long>(fetched.load()),
                  static_cast<unsigned long long>(skipped.load()), tty && !last ? "" : "\n");
   };
   std::thread progress([&] {
@@ -242,7 +232,7 @@ int Warm(const std::vector<std::string>& paths, unsigned jobs) {
   report(true);
   if (!error.empty()) return Fail(error, error_code);
   std::printf("warmed %zu files, %s: %llu blocks fetched, %llu skipped (already cached)\n",
-              files.size(), Bytes(static_cast<double>(total)).c_str(),
+              files.size(), FormatBytes(static_cast<double>(total)).c_str(),
               static_cast<unsigned long long>(fetched.load()),
               static_cast<unsigned long long>(skipped.load()));
   return kOk;
