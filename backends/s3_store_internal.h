@@ -55,6 +55,11 @@ struct S3Store::Call {
   // A 2xx body may be an <Error> (CopyObject, UploadPartCopy, Complete):
   // it is then classified like the status its code names, and retried so.
   bool error_in_2xx = false;
+  // Non-null: a 2xx body must be this XML result element with a non-empty
+  // <ETag> (CopyObjectResult, CopyPartResult, ...). One without is a reply
+  // the server did not finish: Transient and retried (the operations that
+  // set it are idempotent; a retried Complete is settled by its NotFound).
+  const char* result_root = nullptr;
   // Non-empty: a 2xx reply's ETag must be this (the hex MD5 of the body),
   // else the server stored other bytes: Corruption.
   std::string expect_etag;

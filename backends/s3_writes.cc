@@ -200,6 +200,14 @@ Status S3Store::ValidateWrite(const Call& call, const Reply& reply, bool* retry)
       return Status(s.code(), s.message() + " (in a " + std::to_string(reply.status) + " reply)");
     }
   }
+  if (call.result_root != nullptr) {
+    auto etag = ParseResultEtag(reply.body, call.result_root);
+    if (!etag.ok()) {
+      *retry = true;
+      return Status::Transient(what + ": malformed " + std::to_string(reply.status) +
+                               " reply: " + etag.status().message());
+    }
+  }
   if (!call.expect_etag.empty()) {
     auto it = reply.headers.find("etag");
     const std::string got = it == reply.headers.end() ? "" : StripEtagQuotes(it->second);
@@ -253,6 +261,7 @@ Result<PutResult> S3Store::Copy(const CopyRequest& request) {
   call.cancel = request.cancel;
   call.upload = &kEmpty;
   call.error_in_2xx = true;
+  call.result_root = "CopyObjectResult";
   call.slow = true;
   call.max_body = kMaxWriteResultBody;
   call.if_match = request.source_if_match;
@@ -333,6 +342,7 @@ Result<std::string> S3Store::UploadPart(const UploadPartRequest& request) {
     call.op = "UPLOAD PART COPY";
     call.upload = &kEmpty;
     call.error_in_2xx = true;
+    call.result_root = "CopyPartResult";
     call.slow = true;
     call.max_body = kMaxWriteResultBody;
     call.if_match = request.copy_source_if_match;
@@ -390,6 +400,7 @@ Result<PutResult> S3Store::CompleteMultipartUpload(const std::string& key,
   call.upload = &body;
   call.payload_hash = sigv4::Sha256Hex(xml);
   call.error_in_2xx = true;
+  call.result_root = "CompleteMultipartUploadResult";
   call.slow = true;
   call.max_body = kMaxWriteResultBody;
   call.headers.emplace_back("Content-Type", "application/xml");

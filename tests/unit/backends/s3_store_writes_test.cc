@@ -378,9 +378,49 @@ TEST_F(S3WritesTest, CopyAnswered200WithAnErrorBodyIsAnError) {
       200, "<Error><Code>AccessDenied</Code><Message>no</Message></Error>"));
   EXPECT_EQ(store->Copy(copy).status().code(), StatusCode::kAccessDenied);
   EXPECT_EQ(server_.request_count(), 6u);
-  // A 200 with neither result nor error is a bad reply.
-  server_.Push(ScriptedHttpServer::Reply(200, "<Other/>"));
-  EXPECT_EQ(store->Copy(copy).status().code(), StatusCode::kInvalidArgument);
+  // A 200 with neither result nor error is a reply the server did not
+  // finish: retried, and Transient when every attempt is so.
+  for (int i = 0; i < 3; ++i) server_.Push(ScriptedHttpServer::Reply(200, "<Other/>"));
+  r = store->Copy(copy);
+  EXPECT_EQ(r.status().code(), StatusCode::kTransient) << r.status().ToString();
+  EXPECT_EQ(server_.request_count(), 9u);
+}
+
+TEST_F(S3WritesTest, CopyResultWithoutAnEtagIsRetried) {
+  // s3rver, when a HEAD rewrites the object's .md5 file meanwhile, answers
+  // a copy with <ETag>""</ETag>: the copy is retried, never a bad identity.
+  server_.Push(ScriptedHttpServer::Reply(
+      200, "<CopyObjectResult><LastModified>2026-12-02T14:13:47.000Z</LastModified>"
+           "<ETag>\"\"</ETag></CopyObjectResult>"));
+  server_.Push(
+      ScriptedHttpServer::Reply(200, "<CopyObjectResult><ETag>\"e3\"</ETag></CopyObjectResult>"));
+  CopyRequest copy;
+  copy.source_key = "a";
+  copy.key = "a";
+  copy.attrs = ObjectAttrs{{{"mode", "33188"}}, ""};
+  auto r = Store()->Copy(copy);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->etag, "e3");
+  EXPECT_EQ(server_.request_count(), 2u);
+  // The same for a part copy's and a Complete's result.
+  server_.Push(ScriptedHttpServer::Reply(200, "<CopyPartResult></CopyPartResult>"));
+  server_.Push(ScriptedHttpServer::Reply(200, "<CopyPartResult><ETag>\"p1\"</ETag></CopyPartResult>"));
+  UploadPartRequest part;
+  part.key = "b";
+  part.upload_id = "u";
+  part.part_number = 1;
+  part.copy_source = "a";
+  part.copy_range = ByteRange{0, 10};
+  auto p = Store()->UploadPart(part);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(*p, "p1");
+  server_.Push(ScriptedHttpServer::Reply(200, "<CompleteMultipartUploadResult/>"));
+  server_.Push(ScriptedHttpServer::Reply(
+      200, "<CompleteMultipartUploadResult><ETag>\"c-1\"</ETag></CompleteMultipartUploadResult>"));
+  auto c = Store()->CompleteMultipartUpload("b", "u", {{1, "p1"}});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->etag, "c-1");
+  EXPECT_EQ(server_.request_count(), 6u);
 }
 
 TEST_F(S3WritesTest, CopyOfAChangedSourceIsPreconditionFailed) {
