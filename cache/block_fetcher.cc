@@ -11,7 +11,11 @@ BlockFetcher::BlockFetcher(ObjectStore& store, BlockCache* cache, const ReadAhea
       cache_(cache),
       block_size_(std::max<uint64_t>(options.block_size, 1)),
       buffers_(options.buffers),
-      write_queue_max_(options.cache_write_queue) {
+      write_queue_max_(std::max<size_t>(options.cache_write_queue, 1)),
+      backfill_on_(options.cache_backfill),
+      deferred_max_(options.cache_deferred_max),
+      max_get_blocks_(std::max<uint64_t>(options.max_get_size / block_size_, 1)),
+      split_(options.warm_split) {
   if (metrics) {
     hits_metric_ =
         &metrics->GetCounter("dsfs_cache_hits_total", "Blocks served by the block cache");
@@ -22,7 +26,17 @@ BlockFetcher::BlockFetcher(ObjectStore& store, BlockCache* cache, const ReadAhea
     cache_errors_metric_ = &metrics->GetCounter("dsfs_cache_errors_total",
                                                 "Block cache Get/Put errors (treated as misses)");
     cache_write_dropped_metric_ = &metrics->GetCounter(
-        "dsfs_cache_write_dropped_total", "Fetched blocks not written to the cache (queue full)");
+        "dsfs_cache_write_dropped_total",
+        "Fetched blocks never written to the cache (write queue full, nothing deferred)");
+    cache_write_deferred_metric_ = &metrics->GetCounter(
+        "dsfs_cache_write_deferred_total",
+        "Fetched blocks that found the cache write queue full (deferred to the backfill)");
+    backfill_metric_ = &metrics->GetCounter(
+        "dsfs_cache_backfill_blocks_total",
+        "Deferred blocks fetched again while idle and offered to the cache");
+    diverted_metric_ = &metrics->GetCounter(
+        "dsfs_cache_diverted_blocks_total",
+        "Cached blocks fetched from the store because the cache disk was slower (warm_split)");
   }
   int threads = std::max(options.max_inflight, 1);
   workers_.reserve(threads);
@@ -58,7 +72,6 @@ BlockFetcher::~BlockFetcher() {
     write_stopping_ = true;
   }
   write_cv_.notify_all();
-  write_space_cv_.notify_all();
   writer_.join();
 }
 
@@ -359,6 +372,23 @@ void BlockFetcher::Requeue(const ObjectId& object,
 void BlockFetcher::RunJob(const JobPtr& job, bool demand) {
   const ObjectId& object = job->object;
   std::span<const std::shared_ptr<InFlight>> blocks = job->blocks;
+  if (blocks.size() == 1 && blocks.front()->check_cache &&
+      Cached(BlockKey{object, blocks.front()->index}) &&
+      split_.ShouldDivert(ReadSplit::Clock::now())) {
+    // A warm block while the disk is the slower source: from the store;
+    // if that fails, from the disk after all.
+    std::vector<Result<BlockData>> r =
+        GetFromStore(object, blocks.front()->index, 1, blocks.front()->cancel);
+    if (r.front().ok() || r.front().status().code() == StatusCode::kCancelled) {
+      if (r.front().ok()) {
+        std::lock_guard lock(mu_);
+        ++stats_.diverted;
+        Bump(diverted_metric_);
+      }
+      Complete(object, {blocks.begin(), blocks.end()}, std::move(r), /*from_store=*/true);
+      return;
+    }
+  }
   if (blocks.front()->check_cache) {
     // The GET covers the blocks before the first one the cache has: a run
     // is never fetched over blocks already cached (a cache with holes, e.g.
@@ -369,7 +399,7 @@ void BlockFetcher::RunJob(const JobPtr& job, bool demand) {
       if (!hit) continue;
       std::vector<Result<BlockData>> r;
       r.emplace_back(std::move(*hit));
-      Complete(object, {blocks[misses]}, std::move(r), /*from_store=*/false, demand);
+      Complete(object, {blocks[misses]}, std::move(r), /*from_store=*/false);
       // A cached first block: most likely a warm read; the others go back
       // one by one, so several workers read the disk. After misses: the
       // rest goes back as a run, to be looked at the same way.
@@ -388,17 +418,17 @@ void BlockFetcher::RunJob(const JobPtr& job, bool demand) {
       r.emplace_back(Status::Cancelled("read-ahead of block " + std::to_string(b->index) + " of '" +
                                        object.key + "' cancelled"));
     }
-    Complete(object, {blocks.begin(), blocks.end()}, std::move(r), /*from_store=*/false, demand);
+    Complete(object, {blocks.begin(), blocks.end()}, std::move(r), /*from_store=*/false);
     return;
   }
   std::vector<Result<BlockData>> r =
       GetFromStore(object, blocks.front()->index, blocks.size(), blocks.front()->cancel);
-  Complete(object, {blocks.begin(), blocks.end()}, std::move(r), /*from_store=*/true, demand);
+  Complete(object, {blocks.begin(), blocks.end()}, std::move(r), /*from_store=*/true);
 }
 
 void BlockFetcher::Complete(const ObjectId& object,
                             const std::vector<std::shared_ptr<InFlight>>& blocks,
-                            std::vector<Result<BlockData>> results, bool from_store, bool demand) {
+                            std::vector<Result<BlockData>> results, bool from_store) {
   // An object without an ETag has no version to key its blocks by: it is
   // never written to the cache.
   const bool cacheable = from_store && cache_ != nullptr && !object.etag.empty();
@@ -411,7 +441,9 @@ void BlockFetcher::Complete(const ObjectId& object,
         // Leave the map first: a caller that sees the error and retries
         // must start a new GET, not join this failed one.
         EraseIfCurrentLocked(key, blocks[i]);
-      } else if (cacheable) {
+      } else if (cacheable && !cache_->Contains(key)) {
+        // (A diverted block, or one a backfill found cached, is not
+        // written twice.)
         writes.emplace_back(key, *results[i]);
       }
     }
@@ -422,11 +454,11 @@ void BlockFetcher::Complete(const ObjectId& object,
     std::lock_guard lock(write_mu_);
     write_incoming_ += static_cast<int>(writes.size());
   }
-  // Fulfilled before queueing the cache writes (which may wait) and before
-  // leaving the map, so a Fetch that joins in between gets these bytes
-  // instead of a second GET.
+  // Fulfilled before queueing the cache writes and before leaving the map,
+  // so a Fetch that joins in between gets these bytes instead of a second
+  // GET.
   for (size_t i = 0; i < blocks.size(); ++i) blocks[i]->promise.set_value(std::move(results[i]));
-  for (auto& [key, data] : writes) QueueCacheWrite(key, std::move(data), /*may_wait=*/!demand);
+  for (auto& [key, data] : writes) QueueCacheWrite(key, std::move(data));
   std::lock_guard lock(mu_);
   // A cancelled fetch already left the map; the key may be a new fetch.
   for (const auto& b : blocks) EraseIfCurrentLocked(BlockKey{object, b->index}, b);
@@ -439,7 +471,11 @@ std::optional<BlockData> BlockFetcher::LookupCache(const BlockKey& key) {
     Bump(misses_metric_);
     return std::nullopt;
   }
+  split_.DiskReadStarted();
+  const auto start = ReadSplit::Clock::now();
   Result<std::optional<BlockData>> r = cache_->Get(key);
+  split_.DiskReadDone(r.ok() && r->has_value() && **r ? (**r)->size() : 0,
+                      ReadSplit::Clock::now() - start);
   std::lock_guard lock(mu_);
   if (!r.ok()) {
     ++stats_.cache_errors;
@@ -486,9 +522,12 @@ std::vector<Result<BlockData>> BlockFetcher::GetFromStore(const ObjectId& object
   }
   // One block: Get (every store has it); several: straight into each
   // block's buffer where the store can.
+  const auto start = ReadSplit::Clock::now();
   Result<GetResult> got =
       count == 1 ? store_.Get(req, parts[0].data, parts[0].length) : store_.GetParts(req, parts);
   if (!got.ok()) return all(got.status().WithContext(what));
+  const auto end = ReadSplit::Clock::now();
+  split_.StoreGetDone(got->bytes, end - start, end);
   if (got->bytes != total) return all(Status::Transient("short " + what));
   // The store checked the version against If-Match; this guards a store
   // that did not (a block is cached under object.etag).
@@ -502,24 +541,25 @@ std::vector<Result<BlockData>> BlockFetcher::GetFromStore(const ObjectId& object
   return out;
 }
 
-void BlockFetcher::QueueCacheWrite(const BlockKey& key, BlockData data, bool may_wait) {
+void BlockFetcher::QueueCacheWrite(const BlockKey& key, BlockData data) {
   {
-    std::unique_lock lock(write_mu_);
-    --write_incoming_;  // announced by the worker; now queued or dropped
-    if (write_queue_.empty() && !write_busy_ && write_incoming_ == 0) {
-      write_idle_cv_.notify_all();  // in case this write is dropped below
-    }
-    // Read-ahead waits (bounded) for room: it slows to the cache disk's
-    // speed instead of leaving blocks out of the cache. A block a reader
-    // waited for never waits here (its reader already has the bytes).
-    if (may_wait && write_queue_.size() >= write_queue_max_) {
-      write_space_cv_.wait_for(lock, kCacheWriteMaxWait, [&] {
-        return write_stopping_ || write_queue_.size() < write_queue_max_;
-      });
-    }
-    if (write_stopping_ || write_queue_.size() >= write_queue_max_) {
-      ++put_dropped_;
-      Bump(cache_write_dropped_metric_);
+    std::lock_guard lock(write_mu_);
+    --write_incoming_;  // announced by the worker; now queued, deferred or dropped
+    if (write_queue_.size() >= write_queue_max_ || write_stopping_) {
+      // Never waits: the reader and the read-ahead go on at the network's
+      // speed; the block is written later, or not at all.
+      if (backfill_on_ && !write_stopping_ && deferred_.size() < deferred_max_) {
+        if (deferred_.insert(key).second) {
+          ++put_deferred_;
+          Bump(cache_write_deferred_metric_);
+        }
+      } else {
+        ++put_dropped_;
+        Bump(cache_write_dropped_metric_);
+      }
+      if (write_queue_.empty() && !write_busy_ && write_incoming_ == 0) {
+        write_idle_cv_.notify_all();
+      }
       return;
     }
     write_queue_.emplace_back(key, std::move(data));
@@ -527,10 +567,73 @@ void BlockFetcher::QueueCacheWrite(const BlockKey& key, BlockData data, bool may
   write_cv_.notify_one();
 }
 
+bool BlockFetcher::Idle() const {
+  std::lock_guard lock(mu_);
+  return !stopping_ && inflight_.empty();
+}
+
+bool BlockFetcher::StartBackfill() {
+  // The previous backfill GET first (its blocks come back through
+  // Complete and the write queue).
+  for (const Future& f : backfill_) {
+    if (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return false;
+  }
+  backfill_.clear();
+  if (!Idle()) return false;
+  BlockKey first;
+  uint64_t count = 0;
+  {
+    std::lock_guard lock(write_mu_);
+    if (write_stopping_ || !write_queue_.empty()) return false;
+    // The first deferred block not cached meanwhile, and the deferred blocks
+    // right after it, as one run of at most a queue's worth (it must fit
+    // the queue) and max_get_size.
+    const uint64_t limit = std::min<uint64_t>(write_queue_max_, max_get_blocks_);
+    while (!deferred_.empty()) {
+      auto it = deferred_.begin();
+      if (count == 0) {
+        BlockKey k = *it;
+        deferred_.erase(it);
+        if (Cached(k)) continue;
+        first = std::move(k);
+        count = 1;
+        continue;
+      }
+      if (count >= limit || !(it->object == first.object) || it->index != first.index + count) {
+        break;
+      }
+      deferred_.erase(it);
+      ++count;
+    }
+    if (count == 0) return false;
+    backfilled_ += count;
+  }
+  for (uint64_t i = 0; i < count; ++i) Bump(backfill_metric_);
+  backfill_ = count == 1 ? std::vector<Future>{Fetch(first, FetchPriority::kPrefetch)}
+                         : FetchRun(first, count);
+  return true;
+}
+
 void BlockFetcher::WriterLoop() {
   std::unique_lock lock(write_mu_);
   for (;;) {
-    write_cv_.wait(lock, [&] { return write_stopping_ || !write_queue_.empty(); });
+    if (write_queue_.empty() && !write_stopping_) {
+      if (deferred_.empty() && backfill_.empty()) {
+        write_cv_.wait(lock, [&] {
+          return write_stopping_ || !write_queue_.empty() || !deferred_.empty();
+        });
+      } else {
+        // Deferred blocks wait for an idle fetcher: look again now and then.
+        lock.unlock();
+        const bool started = StartBackfill();
+        lock.lock();
+        if (!started) {
+          write_cv_.wait_for(lock, kBackfillPoll,
+                             [&] { return write_stopping_ || !write_queue_.empty(); });
+        }
+      }
+      continue;
+    }
     if (write_queue_.empty()) {
       // Stopping and drained.
       write_idle_cv_.notify_all();
@@ -538,7 +641,6 @@ void BlockFetcher::WriterLoop() {
     }
     auto [key, data] = std::move(write_queue_.front());
     write_queue_.pop_front();
-    write_space_cv_.notify_all();
     write_busy_ = true;
     lock.unlock();
     Status st = cache_->Put(key, std::move(data));
@@ -569,6 +671,8 @@ FetcherStats BlockFetcher::stats() const {
   std::lock_guard lock(write_mu_);
   s.put_errors = put_errors_;
   s.put_dropped = put_dropped_;
+  s.put_deferred = put_deferred_;
+  s.backfilled = backfilled_;
   s.puts = puts_;
   return s;
 }

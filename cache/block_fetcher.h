@@ -19,8 +19,20 @@
 //
 // Blocks fetched from the store are offered to the BlockCache by a writer
 // thread through a bounded queue: a slow or failing cache Put never delays
-// or fails a read (a full queue drops the Put and counts it). Cache Get and
-// Put errors are counted and treated as a miss.
+// or fails a read or a read-ahead. A block that finds the queue full is
+// deferred: its key is kept (at most cache_deferred_max), and once the
+// fetcher is idle (nothing in flight) the writer fetches deferred blocks
+// again, a queue's worth per GET, and writes them (the backfill), so a load
+// on a disk slower than the network ends with the file cached without ever
+// running at the disk's speed. Without cache_backfill, or past the bound,
+// the block is skipped. Cache Get and Put errors are counted and treated as
+// a miss.
+//
+// Warm reads on a slow disk (warm_split): a block the cache holds is
+// fetched from the store instead when the disk is busy and each of its
+// reads delivers less than a GET does (ReadSplit, measured as it goes), so
+// the disk and the network serve one warm read together. A diverted GET
+// that fails is read from the disk after all.
 //
 // Cancellation: CancelPrefetch(key) takes a read-ahead fetch nobody waits
 // for back. Queued, it is never issued (its future fails at once); running,
@@ -51,6 +63,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <thread>
@@ -59,6 +72,7 @@
 #include "backends/object_store.h"
 #include "cache/block_cache.h"
 #include "cache/memory_budget.h"
+#include "cache/read_split.h"
 #include "common/cancel.h"
 #include "common/clock.h"
 #include "common/config.h"
@@ -86,6 +100,11 @@ struct ReadAheadOptions {
   std::string prefetch_whole = CacheConfig{}.prefetch_whole;
   uint64_t seq_tolerance = CacheConfig{}.seq_tolerance;
   size_t cache_write_queue = CacheConfig{}.cache_write_queue;
+  bool cache_backfill = CacheConfig{}.cache_backfill;
+  size_t cache_deferred_max = CacheConfig{}.cache_deferred_max;
+  // Part of a warm read comes from the store while the cache disk reads
+  // slower than it (see ReadSplit).
+  bool warm_split = CacheConfig{}.warm_split;
   // Where the buffers of fetched blocks come from (null: plain allocations).
   // Must outlive the reader.
   BufferPool* buffers = nullptr;
@@ -116,7 +135,10 @@ struct FetcherStats {
   uint64_t cache_misses = 0;       // lookups that found nothing
   uint64_t cache_errors = 0;       // Get errors (treated as misses)
   uint64_t put_errors = 0;         // Put errors (ignored)
-  uint64_t put_dropped = 0;        // Puts dropped because the queue was full
+  uint64_t put_dropped = 0;        // blocks never written: deferral off or full, or shutdown
+  uint64_t put_deferred = 0;       // blocks that found the write queue full
+  uint64_t backfilled = 0;         // deferred blocks fetched again for the cache
+  uint64_t diverted = 0;           // cached blocks fetched from the store (warm_split)
   uint64_t puts = 0;               // Puts that succeeded
   uint64_t cancelled_queued = 0;   // read-ahead fetches cancelled before their GET
   uint64_t cancelled_running = 0;  // read-ahead GETs whose token was set
@@ -230,7 +252,7 @@ class BlockFetcher {
                bool singles, bool demand);
   // Fulfils blocks[i] with results[i], queues the cache writes, leaves the map.
   void Complete(const ObjectId& object, const std::vector<std::shared_ptr<InFlight>>& blocks,
-                std::vector<Result<BlockData>> results, bool from_store, bool demand);
+                std::vector<Result<BlockData>> results, bool from_store);
   void WorkerLoop();
   void WriterLoop();
   // Removes key from the map if it still maps to entry (requires mu_).
@@ -238,9 +260,16 @@ class BlockFetcher {
   // One ranged GET of blocks first .. first + count - 1 into one buffer each.
   std::vector<Result<BlockData>> GetFromStore(const ObjectId& object, uint64_t first,
                                               uint64_t count, CancelTokenPtr cancel);
-  // may_wait: read-ahead waits up to kCacheWriteMaxWait for queue room.
-  void QueueCacheWrite(const BlockKey& key, BlockData data, bool may_wait);
-  static constexpr std::chrono::milliseconds kCacheWriteMaxWait{2000};
+  // Queues a write, or defers (or skips) it when the queue is full; never waits.
+  void QueueCacheWrite(const BlockKey& key, BlockData data);
+  // Writer thread: starts the next backfill GET when the fetcher is idle.
+  // Returns whether it started one.
+  bool StartBackfill();
+  // Whether no fetch is queued or running.
+  bool Idle() const;
+  // How often the writer looks whether the fetcher has become idle while
+  // blocks are deferred.
+  static constexpr std::chrono::milliseconds kBackfillPoll{100};
   void Bump(Counter* c) {
     if (c) c->Add();
   }
@@ -250,11 +279,18 @@ class BlockFetcher {
   const uint64_t block_size_;
   BufferPool* const buffers_;  // may be null
   const size_t write_queue_max_;
+  const bool backfill_on_;
+  const size_t deferred_max_;
+  const uint64_t max_get_blocks_;
+  ReadSplit split_;  // null-safe: disabled unless warm_split
   Counter* hits_metric_ = nullptr;
   Counter* misses_metric_ = nullptr;
   Counter* collapsed_metric_ = nullptr;
   Counter* cache_errors_metric_ = nullptr;
   Counter* cache_write_dropped_metric_ = nullptr;
+  Counter* cache_write_deferred_metric_ = nullptr;
+  Counter* backfill_metric_ = nullptr;
+  Counter* diverted_metric_ = nullptr;
 
   mutable std::mutex mu_;
   std::condition_variable work_cv_;    // queued work or stop
@@ -267,13 +303,18 @@ class BlockFetcher {
   mutable std::mutex write_mu_;
   std::condition_variable write_cv_;                        // queued write or stop
   std::condition_variable write_idle_cv_;                   // queue drained
-  std::condition_variable write_space_cv_;                  // a queued write was taken
   std::deque<std::pair<BlockKey, BlockData>> write_queue_;  // guarded by write_mu_
+  // Blocks deferred for the backfill, in key order (runs of one object).
+  std::set<BlockKey, readahead_internal::BlockKeyLess> deferred_;  // guarded by write_mu_
+  // The backfill GET running (writer thread only).
+  std::vector<Future> backfill_;  // writer thread only
   bool write_busy_ = false;                                 // guarded by write_mu_
   int write_incoming_ = 0;       // guarded by write_mu_: fetched, about to be queued
   bool write_stopping_ = false;  // guarded by write_mu_
   uint64_t put_errors_ = 0;      // guarded by write_mu_
   uint64_t put_dropped_ = 0;     // guarded by write_mu_
+  uint64_t put_deferred_ = 0;    // guarded by write_mu_
+  uint64_t backfilled_ = 0;      // guarded by write_mu_
   uint64_t puts_ = 0;            // guarded by write_mu_
 
   std::vector<std::thread> workers_;

@@ -18,6 +18,9 @@ ReadAheadOptions ReadAheadOptionsFrom(const Config& config) {
   o.prefetch_whole = c.prefetch_whole;
   o.seq_tolerance = c.seq_tolerance;
   o.cache_write_queue = c.cache_write_queue;
+  o.cache_backfill = c.cache_backfill;
+  o.cache_deferred_max = c.cache_deferred_max;
+  o.warm_split = c.warm_split;
   o.max_tracked_objects = c.max_tracked_objects;
   o.readahead_idle = c.readahead_idle;
   return o;

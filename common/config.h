@@ -200,11 +200,28 @@ struct CacheConfig {
   // as sequential: the kernel issues read-ahead requests in parallel and
   // FUSE threads serve them out of order.
   uint64_t seq_tolerance = uint64_t{8} << 20;
-  // Blocks queued for asynchronous cache writes. When it is full,
-  // read-ahead waits (bounded) for room and a block a reader waited for is
-  // not cached (dsfs_cache_write_dropped_total): a read never waits for the
-  // cache. 16 blocks (64 MiB) absorb a burst while the SSD catches up.
+  // Blocks queued for asynchronous cache writes. 16 blocks (64 MiB) absorb
+  // a burst while the SSD catches up. When it is full, nothing waits: the
+  // block is deferred (dsfs_cache_write_deferred_total). A cache disk slower
+  // than OBS (an EVS disk at 350 MiB/s against a 2 GB/s account) must never
+  // slow a load down to its own speed.
   size_t cache_write_queue = 16;
+  // Deferred blocks are fetched again and written once the fetcher is idle
+  // (no read or read-ahead in flight), a queue's worth per GET, so a load
+  // on a slow disk still ends with the whole file cached (offline mode
+  // serves what the node holds). Costs those blocks' OBS bytes twice;
+  // cache_backfill=off skips them instead (a later read fetches them).
+  bool cache_backfill = true;
+  // Deferred blocks remembered for the backfill; more are skipped
+  // (dsfs_cache_write_dropped_total). About 100 bytes each: 64k blocks are
+  // 256 GiB of 4 MiB blocks in ~6 MiB.
+  size_t cache_deferred_max = 65536;
+  // warm_split=: while the cache disk is busy and each of its reads
+  // delivers less than half what a GET does, blocks it holds are fetched
+  // from OBS instead, so a slow disk and the network serve a warm read
+  // together (cache/read_split.h). A fast SSD never meets the condition;
+  // off = every cached block is read from the disk.
+  bool warm_split = true;
   // Objects whose read-ahead state is kept without an open handle (reads
   // without open, e.g. after the kernel dropped the handle); the least
   // recently used beyond this are forgotten. A few hundred bytes each.

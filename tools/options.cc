@@ -41,9 +41,9 @@ Status SetSize(const std::string& v, uint64_t* out) {
 }
 
 Status SetBool(const std::string& v, bool* out) {
-  if (v.empty() || v == "1" || v == "true" || v == "yes")
+  if (v.empty() || v == "1" || v == "true" || v == "yes" || v == "on")
     *out = true;
-  else if (v == "0" || v == "false" || v == "no")
+  else if (v == "0" || v == "false" || v == "no" || v == "off")
     *out = false;
   else
     return Status::InvalidArgument("not a boolean: '" + v + "'");
@@ -132,6 +132,10 @@ const std::vector<OptionSpec>& OptionTable() {
      [](const std::string& v, Config* c) { return SetSize(v, &c->cache.max_get_size); }},
     {"readahead_gets", true, "16", "GETs a sequential reader's window is split into",
      [](const std::string& v, Config* c) { return SetNumber(v, &c->cache.readahead_gets); }},
+    {"cache_backfill", true, "on", "write blocks the cache disk could not keep up with once idle (fetched again)",
+     [](const std::string& v, Config* c) { return SetBool(v, &c->cache.cache_backfill); }},
+    {"warm_split", true, "on", "fetch part of a warm read from OBS while the cache disk is slower",
+     [](const std::string& v, Config* c) { return SetBool(v, &c->cache.warm_split); }},
     {"fallback", true, "none", "directory (SFS/NFS share) mirroring bucket:/prefix, served while OBS fails",
      [](const std::string& v, Config* c) { c->fallback.dir = v; return Status::Ok(); }},
     {"fallback_threshold", true, "3", "consecutive OBS failures that switch reads to the share",

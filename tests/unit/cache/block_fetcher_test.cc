@@ -167,37 +167,70 @@ TEST(BlockFetcher, BrokenCacheIsAMissNeverAnError) {
   EXPECT_EQ(store.counters().get, 2);
 }
 
-TEST(BlockFetcher, SlowCachePutNeverDelaysAFetch) {
-  MemoryStore store;
-  std::string data = Pattern(20 * 1024);
-  ObjectId id = AddObject(store, "a", data);
-  FakeCache cache;
-  Gate put_gate;
-  cache.BlockPuts(&put_gate);
-  ReadAheadOptions o = SmallBlocks();
-  o.cache_write_queue = 2;
-  {
-    BlockFetcher f(store, &cache, o);
-    // Every fetch completes while the cache writer is stuck in Put.
-    for (uint64_t i = 0; i < 20; ++i) {
-      Result<BlockData> r = Wait(f.Fetch(BlockKey{id, i}));
-      ASSERT_TRUE(r.ok());
-      EXPECT_EQ(**r, data.substr(i * 1024, 1024));
-      if (i == 0) {
-        ASSERT_TRUE(put_gate.AwaitWaiters(1));  // the writer is stuck in Put
+TEST(BlockFetcher, SlowCachePutNeverDelaysAFetchAndTheBackfillCachesTheRest) {
+  for (bool backfill : {true, false}) {
+    SCOPED_TRACE(backfill ? "backfill" : "no backfill");
+    MemoryStore store;
+    std::string data = Pattern(20 * 1024);
+    ObjectId id = AddObject(store, "a", data);
+    FakeCache cache;
+    Gate put_gate;
+    cache.BlockPuts(&put_gate);
+    ReadAheadOptions o = SmallBlocks();
+    o.cache_write_queue = 2;
+    o.cache_backfill = backfill;
+    {
+      BlockFetcher f(store, &cache, o);
+      // Every fetch completes while the cache writer is stuck in Put.
+      for (uint64_t i = 0; i < 20; ++i) {
+        Result<BlockData> r = Wait(f.Fetch(BlockKey{id, i}));
+        ASSERT_TRUE(r.ok());
+        EXPECT_EQ(**r, data.substr(i * 1024, 1024));
+        if (i == 0) {
+          ASSERT_TRUE(put_gate.AwaitWaiters(1));  // the writer is stuck in Put
+        }
       }
+      EXPECT_EQ(store.counters().get, 20);
+      // One Put in progress, two queued (or one, when the last block came
+      // before the writer took the first), the rest deferred (or skipped).
+      auto missed = [&] {
+        FetcherStats st = f.stats();
+        return backfill ? st.put_deferred : st.put_dropped;
+      };
+      EXPECT_TRUE(Eventually([&] { return missed() >= 17u; }));
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      const uint64_t d = missed();
+      EXPECT_LE(d, 18u);
+      put_gate.Open();
+      if (backfill) {
+        // Idle: the deferred blocks are fetched again, two per GET (the
+        // queue's room), and written.
+        EXPECT_TRUE(Eventually([&] { return cache.size() == 20u; }));
+        f.FlushCacheWrites();
+        FetcherStats st = f.stats();
+        EXPECT_EQ(st.backfilled, d);
+        EXPECT_EQ(st.put_dropped, 0u);
+        EXPECT_EQ(st.puts, 20u);
+        // Runs of at most two blocks (the queue's room).
+        EXPECT_GE(store.counters().get, 20 + static_cast<int>((d + 1) / 2));
+        EXPECT_LE(store.counters().get, 20 + static_cast<int>(d));
+        for (uint64_t i = 0; i < 20; ++i) {
+          auto got = cache.Get(BlockKey{id, i});
+          ASSERT_TRUE(got.ok() && got->has_value());
+          EXPECT_EQ(***got, data.substr(i * 1024, 1024));
+        }
+      } else {
+        f.FlushCacheWrites();
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));  // no backfill comes
+        EXPECT_EQ(f.stats().puts, 20u - d);
+        EXPECT_EQ(store.counters().get, 20);
+      }
+      EXPECT_EQ(cache.size(), backfill ? 20u : 20u - d);
     }
-    // One Put in progress, two queued, the rest dropped (the last drop
-    // may land just after its fetch completed).
-    EXPECT_TRUE(Eventually([&] { return f.stats().put_dropped == 17u; }));
-    put_gate.Open();
-    f.FlushCacheWrites();
-    EXPECT_EQ(f.stats().puts, 3u);
   }
-  EXPECT_EQ(cache.size(), 3u);
 }
 
-TEST(BlockFetcher, ReadAheadWaitsForCacheWriteRoomInsteadOfDropping) {
+TEST(BlockFetcher, ReadAheadNeverWaitsForCacheWriteRoom) {
   MemoryStore store;
   std::string data = Pattern(8 * 1024);
   ObjectId id = AddObject(store, "a", data);
@@ -213,20 +246,129 @@ TEST(BlockFetcher, ReadAheadWaitsForCacheWriteRoomInsteadOfDropping) {
     for (uint64_t i = 0; i < 8; ++i) {
       futures.push_back(f.Fetch(BlockKey{id, i}, FetchPriority::kPrefetch));
     }
-    // The writer is stuck and the queue full; the read-ahead workers wait
-    // for room, but the blocks they fetched are already readable.
+    // The writer is stuck and the queue full: every read-ahead completes
+    // all the same.
     ASSERT_TRUE(put_gate.AwaitWaiters(1));
-    for (uint64_t i = 0; i < 3; ++i) {
+    for (uint64_t i = 0; i < 8; ++i) {
       Result<BlockData> r = Wait(futures[i]);
       ASSERT_TRUE(r.ok());
       EXPECT_EQ(**r, data.substr(i * 1024, 1024));
     }
+    EXPECT_TRUE(Eventually([&] { return f.stats().put_deferred >= 5u; }));
     put_gate.Open();
-    for (auto& fut : futures) ASSERT_TRUE(Wait(fut).ok());
-    f.FlushCacheWrites();
+    EXPECT_TRUE(Eventually([&] { return cache.size() == 8u; }));
     EXPECT_EQ(f.stats().put_dropped, 0u);  // every block reached the cache
   }
   EXPECT_EQ(cache.size(), 8u);
+}
+
+TEST(BlockFetcher, BackfillSkipsBlocksCachedMeanwhileAndAChangedObject) {
+  MemoryStore store;
+  std::string data = Pattern(6 * 1024);
+  ObjectId id = AddObject(store, "a", data);
+  FakeCache cache;
+  Gate put_gate;
+  cache.BlockPuts(&put_gate);
+  ReadAheadOptions o = SmallBlocks();
+  o.cache_write_queue = 1;
+  {
+    BlockFetcher f(store, &cache, o);
+    for (uint64_t i = 0; i < 6; ++i) ASSERT_TRUE(Wait(f.Fetch(BlockKey{id, i})).ok());
+    ASSERT_TRUE(put_gate.AwaitWaiters(1));
+    EXPECT_TRUE(Eventually([&] { return f.stats().put_deferred >= 4u; }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const uint64_t d = f.stats().put_deferred;
+    // The object changes upstream: the backfill's If-Match GETs fail and
+    // nothing of another version is cached.
+    store.PutObject("a", Pattern(6 * 1024, 7));
+    put_gate.Open();
+    EXPECT_TRUE(Eventually([&] { return f.stats().backfilled == d; }));
+    f.FlushCacheWrites();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(cache.size(), 6u - d);
+    EXPECT_EQ(f.stats().puts, 6u - d);
+    for (uint64_t i = 0; i < 6; ++i) {  // only the old version's own bytes
+      auto got = cache.Get(BlockKey{id, i});
+      ASSERT_TRUE(got.ok());
+      if (got->has_value()) {
+        EXPECT_EQ(***got, data.substr(i * 1024, 1024));
+      }
+    }
+  }
+}
+
+constexpr uint64_t kBig = 256 << 10;  // ReadSplit::kMinSample: the smallest block measured
+
+// A cache disk that takes 20 ms per block read (256 KiB: 12.5 MiB/s per read).
+class SlowDiskCache : public FakeCache {
+ public:
+  Result<std::optional<BlockData>> Get(const BlockKey& key) override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return FakeCache::Get(key);
+  }
+};
+
+TEST(BlockFetcher, WarmBlocksOnASlowBusyDiskComePartlyFromTheStore) {
+  for (bool split : {true, false}) {
+    SCOPED_TRACE(split ? "warm_split" : "no warm_split");
+    MemoryStore store;
+    std::string data = Pattern(41 * kBig);
+    ObjectId id = AddObject(store, "a", data);
+    SlowDiskCache cache;
+    for (uint64_t i = 0; i < 40; ++i) cache.Insert(BlockKey{id, i}, data.substr(i * kBig, kBig));
+    ReadAheadOptions o = SmallBlocks(/*inflight=*/8);
+    o.block_size = kBig;
+    o.warm_split = split;
+    BlockFetcher f(store, &cache, o);
+    // A cold block first: the store's rate is known.
+    ASSERT_TRUE(Wait(f.Fetch(BlockKey{id, 40})).ok());
+    std::vector<BlockFetcher::Future> futures;
+    for (uint64_t i = 0; i < 40; ++i) {
+      futures.push_back(f.Fetch(BlockKey{id, i}, FetchPriority::kPrefetch));
+    }
+    for (uint64_t i = 0; i < 40; ++i) {
+      Result<BlockData> r = Wait(futures[i]);
+      ASSERT_TRUE(r.ok());
+      EXPECT_EQ(**r, data.substr(i * kBig, kBig));
+    }
+    f.FlushCacheWrites();
+    FetcherStats st = f.stats();
+    if (split) {
+      // The disk stays busy (at least two reads) and the rest is fetched.
+      EXPECT_GT(st.diverted, 0u);
+      EXPECT_LT(st.diverted, 40u);
+      EXPECT_EQ(static_cast<uint64_t>(store.counters().get), 1 + st.diverted);
+    } else {
+      EXPECT_EQ(st.diverted, 0u);
+      EXPECT_EQ(store.counters().get, 1);
+    }
+    EXPECT_EQ(st.puts, 1u);  // a diverted block is not written again
+  }
+}
+
+TEST(BlockFetcher, ADivertedBlockWhoseGetFailsIsReadFromTheDisk) {
+  MemoryStore store;
+  std::string data = Pattern(21 * kBig);
+  ObjectId id = AddObject(store, "a", data);
+  SlowDiskCache cache;
+  for (uint64_t i = 0; i < 20; ++i) cache.Insert(BlockKey{id, i}, data.substr(i * kBig, kBig));
+  ReadAheadOptions o = SmallBlocks(/*inflight=*/8);
+  o.block_size = kBig;
+  BlockFetcher f(store, &cache, o);
+  ASSERT_TRUE(Wait(f.Fetch(BlockKey{id, 20})).ok());
+  // OBS goes away: every diverted GET fails; the disk serves them all.
+  store.FailNext(StoreOp::kGet, Status::Unavailable("down"), 20);
+  std::vector<BlockFetcher::Future> futures;
+  for (uint64_t i = 0; i < 20; ++i) {
+    futures.push_back(f.Fetch(BlockKey{id, i}, FetchPriority::kPrefetch));
+  }
+  for (uint64_t i = 0; i < 20; ++i) {
+    Result<BlockData> r = Wait(futures[i]);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(**r, data.substr(i * kBig, kBig));
+  }
+  EXPECT_EQ(f.stats().diverted, 0u);
+  EXPECT_EQ(f.stats().cache_hits, 20u);
 }
 
 TEST(BlockFetcher, StoreErrorPropagatesWithItsCodeAndALaterFetchRetries) {

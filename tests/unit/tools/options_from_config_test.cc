@@ -25,8 +25,8 @@ using std::chrono::milliseconds;
 TEST(ReadAheadOptionsFrom, DefaultsAreADefaultConfigs) {
   const ReadAheadOptions from = ReadAheadOptionsFrom(Config{});
   const ReadAheadOptions def{};
-  const auto& [bs, inflight, max_get, gets, win0, winmax, warm, mem, whole, tol, queue, buffers,
-               tracked, idle, clock] = from;
+  const auto& [bs, inflight, max_get, gets, win0, winmax, warm, mem, whole, tol, queue, backfill,
+               deferred, split, buffers, tracked, idle, clock] = from;
   EXPECT_EQ(bs, def.block_size);
   EXPECT_EQ(inflight, def.max_inflight);
   EXPECT_EQ(max_get, def.max_get_size);
@@ -38,6 +38,9 @@ TEST(ReadAheadOptionsFrom, DefaultsAreADefaultConfigs) {
   EXPECT_EQ(whole, def.prefetch_whole);
   EXPECT_EQ(tol, def.seq_tolerance);
   EXPECT_EQ(queue, def.cache_write_queue);
+  EXPECT_EQ(backfill, def.cache_backfill);
+  EXPECT_EQ(deferred, def.cache_deferred_max);
+  EXPECT_EQ(split, def.warm_split);
   EXPECT_EQ(buffers, nullptr);
   EXPECT_EQ(def.buffers, nullptr);
   EXPECT_EQ(tracked, def.max_tracked_objects);
@@ -64,8 +67,14 @@ TEST(ReadAheadOptionsFrom, EveryTunableIsMapped) {
   c.cache.max_get_size = 13 << 20;
   c.cache.readahead_gets = 3;
   c.cache.readahead_warm = 5 << 20;
-  const auto& [bs, inflight, max_get, gets, win0, winmax, warm, mem, whole, tol, queue, buffers,
-               tracked, idle, clock] = ReadAheadOptionsFrom(c);
+  c.cache.cache_backfill = !c.cache.cache_backfill;
+  c.cache.cache_deferred_max = 17;
+  c.cache.warm_split = !c.cache.warm_split;
+  const auto& [bs, inflight, max_get, gets, win0, winmax, warm, mem, whole, tol, queue, backfill,
+               deferred, split, buffers, tracked, idle, clock] = ReadAheadOptionsFrom(c);
+  EXPECT_EQ(backfill, !CacheConfig{}.cache_backfill);
+  EXPECT_EQ(deferred, 17u);
+  EXPECT_EQ(split, !CacheConfig{}.warm_split);
   EXPECT_EQ(bs, 1u << 20);
   EXPECT_EQ(inflight, 7);
   EXPECT_EQ(max_get, 13u << 20);

@@ -160,6 +160,25 @@ TEST(Options, NumericOptionsHaveDocumentedRanges) {
   EXPECT_EQ(ok->config.fs.list_timeout, std::chrono::minutes(10));
 }
 
+TEST(Options, CacheBackfillAndWarmSplitAreOnOffSwitches) {
+  auto def = Parse({"b", "/m"});
+  ASSERT_TRUE(def.ok());
+  EXPECT_TRUE(def->config.cache.cache_backfill);
+  EXPECT_TRUE(def->config.cache.warm_split);
+  auto off = Parse({"b", "/m", "-o", "cache_backfill=off,warm_split=no"});
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  EXPECT_FALSE(off->config.cache.cache_backfill);
+  EXPECT_FALSE(off->config.cache.warm_split);
+  auto on = Parse({"b", "/m", "-o", "cache_backfill=on,warm_split=1"});
+  ASSERT_TRUE(on.ok());
+  EXPECT_TRUE(on->config.cache.cache_backfill);
+  EXPECT_TRUE(on->config.cache.warm_split);
+  auto bad = Parse({"b", "/m", "-o", "warm_split=sometimes"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("not a boolean: 'sometimes'"), std::string::npos)
+      << bad.status().ToString();
+}
+
 TEST(Options, TlsVerificationNeedsAnExplicitOption) {
   auto cl = Parse({"b", "/m"});
   ASSERT_TRUE(cl.ok());
