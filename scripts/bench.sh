@@ -192,7 +192,7 @@ READY_NAME=big   # a mount is ready once this name shows in it
 wait_listening() {  # wait_listening LOG -> the port printed as "listening on 127.0.0.1:PORT"
   local i
   for ((i = 0; i < 100; i++)); do
-    grep -q '^listening on' "$1" && break
+    grep -qs "^listening on" "$1" && break
     sleep 0.1
   done
   sed -n 's/^listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$1"
@@ -428,14 +428,20 @@ read_seq() {  # read_seq FILE... -> aggregate MB/s of reading all files in paral
 # write_seq MNT NAME -> MB/s of writing big to MNT/NAME with dd until the
 # whole object is in the bucket (HEAD on the sink, no proxy, shows its size).
 write_seq() {
-  local mnt=$1 name=$2 a i len
+  local mnt=$1 name=$2 a d e i len
   cat "$WORK/data/big" >/dev/null  # the source from the page cache
   a=$(now)
   timeout "$STEP_TIMEOUT" dd if="$WORK/data/big" of="$mnt/$name" bs=1M status=none || return 1
+  d=$(now)
   for ((i = 0; i < STEP_TIMEOUT * 20; i++)); do
     len=$(curl -sfI "http://127.0.0.1:$SINKPORT/$BUCKET/$name" 2>/dev/null | tr -d '\r' |
       sed -n 's/^[Cc]ontent-[Ll]ength: *//p')
-    [[ $len == "$SIZE" ]] && { mbps "$SIZE" "$a" "$(now)"; return 0; }
+    if [[ $len == "$SIZE" ]]; then
+      e=$(now)
+      log "$name: dd (with close) took $(awk -v a="$a" -v b="$d" 'BEGIN { printf "%.1f", b - a }') s, complete in the sink after $(awk -v a="$a" -v b="$e" 'BEGIN { printf "%.1f", b - a }') s"
+      mbps "$SIZE" "$a" "$e"
+      return 0
+    fi
     sleep 0.05
   done
   return 1
@@ -459,7 +465,7 @@ run_client() {
   for ((r = 1; r <= RUNS; r++)); do
     log "$c: run $r/$RUNS"
     unmount_client "$mnt"
-    STEP_NOW=dd
+    STEP_NOW="dd"
     rm -rf "$cache"
     if (has_step dd || has_step model) && ! mount_client "$c" "$mnt" "$cache"; then
       unmount_client "$mnt"
@@ -528,7 +534,7 @@ run_client() {
     fi
     if has_step write; then  # against the sink: its own mount, fresh cache dir
       unmount_client "$mnt"
-      STEP_NOW=write
+      STEP_NOW="write"
       rm -rf "$cache"
       MOUNT_URL=$SINK_URL READY_NAME=ready
       if mount_client "$c" "$mnt" "$cache"; then
@@ -576,6 +582,26 @@ run_client() {
 }
 
 for c in $CLIENTS; do run_client "$c"; done
+if has_step slowdisk || has_step twosource; then
+  [[ -x $DSFS_BIN ]] || die "steps slowdisk/twosource need dsfs at $DSFS_BIN"
+  command -v losetup >/dev/null && command -v mkfs.ext4 >/dev/null || die "slowdisk/twosource need losetup and mkfs.ext4"
+  # shellcheck source-path=SCRIPTDIR source=bench_lib/slowdisk.sh disable=SC1091
+  source "$LIB/slowdisk.sh"
+  has_step slowdisk && step_slowdisk
+  has_step twosource && step_twosource
+fi
+
+# prefetch_mem of the dsfs mounts in MiB: from BENCH_DSFS_OPTS, else dsfs --help's default
+prefetch_mem_mib() {
+  local v
+  v=$(tr ',' '\n' <<<"${BENCH_DSFS_OPTS:-}" | sed -n 's/^prefetch_mem=//p' | tail -1)
+  [[ -n $v ]] || v=$("$DSFS_BIN" --help 2>&1 | sed -n 's/.*prefetch_mem=.*\[default: \(.*\)\]/\1/p')
+  awk -v v="$v" -v ram="$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)" '
+    function mib(x,  n, u) { n = x + 0; u = toupper(substr(x, length(x)));
+      return u == "K" ? n / 1024 : u == "M" ? n : u == "G" ? n * 1024 : u == "T" ? n * 1048576 : n / 1048576 }
+    BEGIN { if (v ~ /^min\(1G, RAM\/8\)$/) { r = ram / 1024 / 8; printf "%.0f", r < 1024 ? r : 1024 }
+            else if (v ~ /^[0-9.]+[KMGTkmgt]?$/) printf "%.0f", mib(v); else print "?" }'
+}
 
 # ---- report ----------------------------------------------------------------
 ratio() {  # ratio A B -> A/B with 2 decimals, n/a if either is not a number
@@ -665,9 +691,51 @@ TABLE="$OUT/bench-$STAMP.txt"
       printf 'write dsfs/origin-PUT-ceiling %s\n' "$(ratio "${RES[dsfs,write]:-x}" "$PUT_CEIL")"
     fi
   fi
+  if has_step slowdisk; then
+    echo
+    echo "slowdisk: dsfs with cache_dir on a loop-device ext4 throttled (blkio, dsfs in the cgroup) to ${RES[slowdisk,bps]} B/s; MB/s, median of $RUNS"
+    echo "disk alone = dd bs=1M iflag=direct of a ${SIZE_MB} MiB file on it (write: oflag=direct, 256 MiB), from the cgroup"
+    printf '%-22s %9s\n' "disk alone read" "${RES[slowdisk,alone]:-FAILED}" "disk alone write" "${RES[slowdisk,alone_w]:-FAILED}" \
+      "dsfs cold" "${RES[slowdisk,cold]:-FAILED}" "dsfs warm" "${RES[slowdisk,warm]:-FAILED}"
+    echo "status ${RES[slowdisk,status]:-FAILED}; dsfs's I/O on the loop device charged to the cgroup: read ${RES[slowdisk,io_r]:-?} MiB, write ${RES[slowdisk,io_w]:-?} MiB"
+    printf 'slowdisk cold/origin-ceiling %s (target 0.8)  warm/disk-alone %s (target 1.5)\n' \
+      "$(ratio "${RES[slowdisk,cold]:-x}" "$ORIGIN")" "$(ratio "${RES[slowdisk,warm]:-x}" "${RES[slowdisk,alone]:-x}")"
+  fi
+  if has_step twosource; then
+    echo
+    echo "twosource: cold read of big (fresh cache on the work disk); the share = a loop-device ext4 throttled to ${RES[twosource,bps]} B/s holding the same bytes; MB/s, median of $RUNS"
+    printf '%-26s %9s %6s  %s\n' row cold GETs "proof (user.dsfs.prove)"
+    printf '%-26s %9s %6s\n' "share alone (dd direct)" "${RES[twosource,alone]:-FAILED}" -
+    for row in "${TWOSOURCE_ROWS[@]}"; do
+      case $row in obs) l="dsfs OBS only" ;; fallback) l="dsfs + fallback=share" ;; *) l="dsfs + fallback_parallel=0" ;; esac
+      printf '%-26s %9s %6s  %s\n' "$l" "${RES[twosource,$row]:-FAILED}" "${RES[twosource,$row,gets]:-?}" "${RES[twosource,$row,proof]:--}"
+    done
+    best=$(awk -v a="${RES[twosource,obs]:-x}" -v b="${RES[twosource,alone]:-x}" 'BEGIN { if (a !~ /^[0-9.]+$/) a = 0; if (b !~ /^[0-9.]+$/) b = 0; print (a > b ? a : b) }')
+    printf 'twosource fallback/faster-source %s (target 1.6); status %s\n' "$(ratio "${RES[twosource,fallback]:-x}" "$best")" "${RES[twosource,status]:-FAILED}"
+  fi
+  if [[ " $CLIENTS " == *" dsfs "* ]] || has_step slowdisk || has_step twosource; then
+    echo
+    line="dsfs peak RSS (VmHWM, MiB) per step:"
+    for st in dd model model-torch write slowdisk twosource; do
+      [[ -n ${STEP_RSS[dsfs,$st]:-} ]] && line+=" $st $(awk -v k="${STEP_RSS[dsfs,$st]}" 'BEGIN { printf "%.0f", k / 1024 }')"
+    done
+    pm=$(prefetch_mem_mib)
+    echo "$line; prefetch_mem $pm MiB (target: RSS <= $(awk -v p="$pm" 'BEGIN { if (p ~ /^[0-9]+$/) print p + 128; else print "?" }') MiB)"
+  fi
 } | tee "$TABLE"
-# shellcheck disable=SC2086  # CLIENTS is a list
-((CPU)) && { echo; cpu_table "$RUNS" ceiling $CLIENTS; } | tee -a "$TABLE"
+if ((CPU)); then
+  labels=""
+  has_step dd && for c in $CLIENTS; do labels+=" $c $c-warm"; done
+  has_step slowdisk && labels+=" slowdisk-cold slowdisk-warm"
+  has_step twosource && for row in "${TWOSOURCE_ROWS[@]}"; do labels+=" twosource-$row"; done
+  # shellcheck disable=SC2086  # labels is a list
+  {
+    echo
+    cpu_table "$RUNS" ceiling $labels
+    # shellcheck disable=SC2086
+    echo "dsfs cpu-s/GiB cold $(median ${CPU_RUNS[dsfs,daemon]:-}) warm $(median ${CPU_RUNS[dsfs-warm,daemon]:-}) (daemon; target 0.6)"
+  } | tee -a "$TABLE"
+fi
 
 if ((PLOT)); then
   DAT="$OUT/bench-$STAMP.dat"
