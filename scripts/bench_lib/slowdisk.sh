@@ -82,7 +82,7 @@ origin_bps() {  # origin_bps DIVISOR -> the origin ceiling in B/s over DIVISOR (
 # "prove", user.dsfs.prove on big first (RES[twosource,LABEL,proof] = its
 # first line). Not in a $(...): the mount daemon must be this shell's child.
 dsfs_cold() {
-  local mnt=$1 cache=$2 label=$3 g0 proof
+  local mnt=$1 cache=$2 label=$3 g0 proof io0
   COLD_MBPS=""
   unmount_client "$mnt"
   rm -rf "$cache"
@@ -94,14 +94,16 @@ dsfs_cold() {
   fi
   drop_caches
   g0=$(origin_gets)
+  io0=$(cg_io_mib "$LOOPFS_CG" "$LOOPFS_MM" Read)
   cpu_begin
   COLD_MBPS=$(read_seq "$mnt/big") || return 1
   cpu_end "twosource-$label" "$SIZE"
   RES[twosource,$label,gets]=$(gets_since "$g0" "$(origin_gets)")
+  RES[twosource,$label,share]=$(($(cg_io_mib "$LOOPFS_CG" "$LOOPFS_MM" Read) - io0))
 }
 
 step_slowdisk() {
-  local bps mnt="$WORK/mnt-slowdisk" cache r v cold=() warm=() io0r io0w
+  local bps mnt="$WORK/mnt-slowdisk" cache r v cold=() warm=() io0r io0w g0 gets_cold=() gets_warm=()
   bps=${BENCH_SLOWDISK_BPS:-$(origin_bps 4)}
   RES[slowdisk,bps]=$bps
   loopfs_make slowdisk $((SIZE_MB * 2 + 512)) "$bps" || { RES[slowdisk,status]="FAILED (loop fs, see the log)"; return; }
@@ -122,21 +124,27 @@ step_slowdisk() {
     rm -rf "$cache"
     mount_client dsfs "$mnt" "$cache" || { RES[slowdisk,status]="FAILED (mount: $(mount_error "$WORK/dsfs.log"))"; break; }
     drop_caches
+    g0=$(origin_gets)
     cpu_begin
     v=$(read_seq "$mnt/big") && { cpu_end slowdisk-cold "$SIZE"; cold+=("$v"); }
+    gets_cold+=("$(gets_since "$g0" "$(origin_gets)")")
     remount_client dsfs "$mnt" "$cache" || { RES[slowdisk,status]="FAILED (remount)"; break; }
     drop_caches
+    g0=$(origin_gets)
     cpu_begin
     v=$(read_seq "$mnt/big") && { cpu_end slowdisk-warm "$SIZE"; warm+=("$v"); }
+    gets_warm+=("$(gets_since "$g0" "$(origin_gets)")")
     ((r == 1)) && ! cmp -s "$mnt/big" "$WORK/data/big" && RES[slowdisk,status]="BAD DATA (big differs)"
   done
   unmount_client "$mnt"
   DSFS_CGROUP=""
   RES[slowdisk,cold]=$(median "${cold[@]}")
   RES[slowdisk,warm]=$(median "${warm[@]}")
+  RES[slowdisk,gets_cold]=$(median "${gets_cold[@]}")
+  RES[slowdisk,gets_warm]=$(median "${gets_warm[@]}")
   RES[slowdisk,io_r]=$(($(cg_io_mib "$LOOPFS_CG" "$LOOPFS_MM" Read) - io0r))
   RES[slowdisk,io_w]=$(($(cg_io_mib "$LOOPFS_CG" "$LOOPFS_MM" Write) - io0w))
-  log "slowdisk: cold ${cold[*]} | warm ${warm[*]} | dsfs I/O on the loop device in the cgroup: read ${RES[slowdisk,io_r]} MiB, write ${RES[slowdisk,io_w]} MiB"
+  log "slowdisk: cold ${cold[*]} (GETs ${gets_cold[*]}) | warm ${warm[*]} (GETs ${gets_warm[*]}) | dsfs I/O on the loop device in the cgroup: read ${RES[slowdisk,io_r]} MiB, write ${RES[slowdisk,io_w]} MiB"
   loopfs_cleanup
 }
 
