@@ -427,23 +427,35 @@ read_seq() {  # read_seq FILE... -> aggregate MB/s of reading all files in paral
 
 # write_seq MNT NAME -> MB/s of writing big to MNT/NAME with dd until the
 # whole object is in the bucket (HEAD on the sink, no proxy, shows its size).
+sink_bytes() { curl -s "http://127.0.0.1:$SINKPORT/__sink/stats" | grep -o '"bytes_in": [0-9]*' | grep -o '[0-9]*$'; }
 write_seq() {
-  local mnt=$1 name=$2 a d e i len
+  local mnt=$1 name=$2 a d e i len b0 watcher up="?"
   cat "$WORK/data/big" >/dev/null  # the source from the page cache
+  rm -f "$WORK/upload-start"
+  b0=$(sink_bytes)
+  (  # when the sink's first byte of this write arrived: the upload's start
+    while [[ $(sink_bytes) == "$b0" ]]; do sleep 0.1; done
+    now >"$WORK/upload-start"
+  ) &
+  watcher=$!
   a=$(now)
-  timeout "$STEP_TIMEOUT" dd if="$WORK/data/big" of="$mnt/$name" bs=1M status=none || return 1
+  timeout "$STEP_TIMEOUT" dd if="$WORK/data/big" of="$mnt/$name" bs=1M status=none || { kill "$watcher"; return 1; }
   d=$(now)
   for ((i = 0; i < STEP_TIMEOUT * 20; i++)); do
     len=$(curl -sfI "http://127.0.0.1:$SINKPORT/$BUCKET/$name" 2>/dev/null | tr -d '\r' |
       sed -n 's/^[Cc]ontent-[Ll]ength: *//p')
     if [[ $len == "$SIZE" ]]; then
       e=$(now)
-      log "$name: dd (with close) took $(awk -v a="$a" -v b="$d" 'BEGIN { printf "%.1f", b - a }') s, complete in the sink after $(awk -v a="$a" -v b="$e" 'BEGIN { printf "%.1f", b - a }') s"
+      kill "$watcher" 2>/dev/null
+      wait "$watcher" 2>/dev/null
+      [[ -s $WORK/upload-start ]] && up=$(awk -v a="$a" -v b="$(<"$WORK/upload-start")" 'BEGIN { printf "%.1f", b - a }')
+      log "$name: first byte at the sink after $up s, dd (with close) took $(awk -v a="$a" -v b="$d" 'BEGIN { printf "%.1f", b - a }') s, complete in the sink after $(awk -v a="$a" -v b="$e" 'BEGIN { printf "%.1f", b - a }') s"
       mbps "$SIZE" "$a" "$e"
       return 0
     fi
     sleep 0.05
   done
+  kill "$watcher" 2>/dev/null
   return 1
 }
 
