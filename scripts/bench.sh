@@ -714,6 +714,7 @@ TABLE="$OUT/bench-$STAMP.txt"
       "dsfs cold" "${RES[slowdisk,cold]:-FAILED}" "${RES[slowdisk,gets_cold]:-?}" \
       "dsfs warm" "${RES[slowdisk,warm]:-FAILED}" "${RES[slowdisk,gets_warm]:-?}"
     echo "status ${RES[slowdisk,status]:-FAILED}; dsfs's I/O on the loop device charged to the cgroup: read ${RES[slowdisk,io_r]:-?} MiB, write ${RES[slowdisk,io_w]:-?} MiB"
+    echo "  (written by the end of run 1's cold mount: ${RES[slowdisk,io_cold_w]:-?} MiB; cache dir then ${RES[slowdisk,cache_mib]:-?} MiB, big is ${SIZE_MB} MiB)"
     printf 'slowdisk cold/origin-ceiling %s (target 0.8)  warm/disk-alone %s (target 1.5)\n' \
       "$(ratio "${RES[slowdisk,cold]:-x}" "$ORIGIN")" "$(ratio "${RES[slowdisk,warm]:-x}" "${RES[slowdisk,alone]:-x}")"
   fi

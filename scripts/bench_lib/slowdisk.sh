@@ -129,6 +129,9 @@ step_slowdisk() {
     v=$(read_seq "$mnt/big") && { cpu_end slowdisk-cold "$SIZE"; cold+=("$v"); }
     gets_cold+=("$(gets_since "$g0" "$(origin_gets)")")
     remount_client dsfs "$mnt" "$cache" || { RES[slowdisk,status]="FAILED (remount)"; break; }
+    # What reached the slow disk from the cold read until its unmount ended.
+    ((r == 1)) && RES[slowdisk,io_cold_w]=$(($(cg_io_mib "$LOOPFS_CG" "$LOOPFS_MM" Write) - io0w)) &&
+      RES[slowdisk,cache_mib]=$(du -sm "$cache" | cut -f1)
     drop_caches
     g0=$(origin_gets)
     cpu_begin
@@ -144,7 +147,7 @@ step_slowdisk() {
   RES[slowdisk,gets_warm]=$(median "${gets_warm[@]}")
   RES[slowdisk,io_r]=$(($(cg_io_mib "$LOOPFS_CG" "$LOOPFS_MM" Read) - io0r))
   RES[slowdisk,io_w]=$(($(cg_io_mib "$LOOPFS_CG" "$LOOPFS_MM" Write) - io0w))
-  log "slowdisk: cold ${cold[*]} (GETs ${gets_cold[*]}) | warm ${warm[*]} (GETs ${gets_warm[*]}) | dsfs I/O on the loop device in the cgroup: read ${RES[slowdisk,io_r]} MiB, write ${RES[slowdisk,io_w]} MiB"
+  log "slowdisk: cold ${cold[*]} (GETs ${gets_cold[*]}) | warm ${warm[*]} (GETs ${gets_warm[*]}) | dsfs I/O on the loop device in the cgroup: read ${RES[slowdisk,io_r]} MiB, write ${RES[slowdisk,io_w]} MiB (${RES[slowdisk,io_cold_w]:-?} MiB of it by the end of run 1's cold mount, cache dir then ${RES[slowdisk,cache_mib]:-?} MiB)"
   loopfs_cleanup
 }
 
