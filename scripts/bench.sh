@@ -705,32 +705,8 @@ TABLE="$OUT/bench-$STAMP.txt"
       printf 'write dsfs/origin-PUT-ceiling %s\n' "$(ratio "${RES[dsfs,write]:-x}" "$PUT_CEIL")"
     fi
   fi
-  if has_step slowdisk; then
-    echo
-    echo "slowdisk: dsfs with cache_dir on a loop-device ext4 throttled (blkio, dsfs in the cgroup) to ${RES[slowdisk,bps]} B/s; MB/s, median of $RUNS"
-    echo "disk alone = dd bs=1M iflag=direct of a ${SIZE_MB} MiB file on it (write: oflag=direct, 256 MiB), from the cgroup"
-    printf '%-22s %9s %6s\n' "" MB/s GETs "disk alone read" "${RES[slowdisk,alone]:-FAILED}" - \
-      "disk alone write" "${RES[slowdisk,alone_w]:-FAILED}" - \
-      "dsfs cold" "${RES[slowdisk,cold]:-FAILED}" "${RES[slowdisk,gets_cold]:-?}" \
-      "dsfs warm" "${RES[slowdisk,warm]:-FAILED}" "${RES[slowdisk,gets_warm]:-?}"
-    echo "status ${RES[slowdisk,status]:-FAILED}; dsfs's I/O on the loop device charged to the cgroup: read ${RES[slowdisk,io_r]:-?} MiB, write ${RES[slowdisk,io_w]:-?} MiB"
-    echo "  (written by the end of run 1's cold mount: ${RES[slowdisk,io_cold_w]:-?} MiB; cache dir then ${RES[slowdisk,cache_mib]:-?} MiB, big is ${SIZE_MB} MiB)"
-    printf 'slowdisk cold/origin-ceiling %s (target 0.8)  warm/disk-alone %s (target 1.5)\n' \
-      "$(ratio "${RES[slowdisk,cold]:-x}" "$ORIGIN")" "$(ratio "${RES[slowdisk,warm]:-x}" "${RES[slowdisk,alone]:-x}")"
-  fi
-  if has_step twosource; then
-    echo
-    echo "twosource: cold read of big (fresh cache on the work disk); the share = a loop-device ext4 throttled to ${RES[twosource,bps]} B/s holding the same bytes; MB/s, median of $RUNS"
-    printf '%-26s %9s %6s %9s  %s\n' row cold GETs share-MiB "proof (user.dsfs.prove)"
-    printf '%-26s %9s %6s %9s\n' "share alone (dd direct)" "${RES[twosource,alone]:-FAILED}" - -
-    for row in "${TWOSOURCE_ROWS[@]}"; do
-      case $row in obs) l="dsfs OBS only" ;; fallback) l="dsfs + fallback=share" ;; *) l="dsfs + fallback_parallel=0" ;; esac
-      printf '%-26s %9s %6s %9s  %s\n' "$l" "${RES[twosource,$row]:-FAILED}" "${RES[twosource,$row,gets]:-?}" \
-        "${RES[twosource,$row,share]:-?}" "${RES[twosource,$row,proof]:--}"
-    done
-    best=$(awk -v a="${RES[twosource,obs]:-x}" -v b="${RES[twosource,alone]:-x}" 'BEGIN { if (a !~ /^[0-9.]+$/) a = 0; if (b !~ /^[0-9.]+$/) b = 0; print (a > b ? a : b) }')
-    printf 'twosource fallback/faster-source %s (target 1.6); status %s\n' "$(ratio "${RES[twosource,fallback]:-x}" "$best")" "${RES[twosource,status]:-FAILED}"
-  fi
+  has_step slowdisk && slowdisk_report
+  has_step twosource && twosource_report
   if [[ " $CLIENTS " == *" dsfs "* ]] || has_step slowdisk || has_step twosource; then
     echo
     line="dsfs peak RSS (VmHWM, MiB) per step:"
