@@ -13,12 +13,17 @@
 # peak RSS and the GETs the origin served for each cold read; step "write":
 # a sequential write of the big file (dd bs=1M) through the mount, timed
 # until the object is complete in the bucket (close for dsfs and s3fs;
-# rclone uploads after close). Origin (read and multipart PUT) and
+# rclone uploads after close), against bench_lib/s3sink.py (a threaded
+# origin that ingests faster than s3rver) behind its own s3proxy.py with the
+# same emulation; each written object's sha256 is checked by a GET from the
+# sink. Steps "slowdisk" and "twosource" (dsfs only, not in the default set,
+# bench_lib/slowdisk.sh): dsfs's cache on a throttled loop-device ext4, and
+# the share (fallback=) on another one. Origin (read and multipart PUT) and
 # local-disk ceilings are measured in the same run. Prints the tables; see
 # docs/BENCH.md for what each column means.
 #
 # Usage: scripts/bench.sh [--runs N] [--quick] [--plot] [--clients "dsfs s3fs rclone"]
-#                         [--steps "dd model write"] [--torch]
+#                         [--steps "dd model write slowdisk twosource"] [--torch]
 #                         [--latency-ms MS] [--bw-per-conn RATE] [--proxy-args "..."]
 #                         [--workdir DIR] [--keep] [--cpu]
 # --torch: the model step once more through torch (torch.frombuffer over the
@@ -31,7 +36,10 @@
 #      BENCH_MODEL_SHARD_MB (512; --quick 128), BENCH_DSFS_OPTS,
 #      BENCH_S3FS_OPTS, BENCH_RCLONE_ARGS (extra options per client),
 #      BENCH_TIMEOUT (seconds per read step, 600), BENCH_DSFS_CACHE_OPT (name of
-#      dsfs's cache dir option, "cache_dir"; empty = no disk cache).
+#      dsfs's cache dir option, "cache_dir"; empty = no disk cache),
+#      BENCH_SINK_DIR (where s3sink keeps objects; /dev/shm if it has room),
+#      BENCH_SLOWDISK_BPS (cache disk throttle, B/s; default origin ceiling / 4),
+#      BENCH_SHARE_BPS (share disk throttle, B/s; default the origin ceiling).
 # Time: each client and run reads big 3x, the shards once, the model 3x;
 # shrink with --quick, --runs, --steps and the sizes above.
 # Needs root (drop_caches, FUSE mounts).
@@ -84,7 +92,9 @@ STEP_TIMEOUT=${BENCH_TIMEOUT:-600}
 MODEL_PROCS=${BENCH_MODEL_PROCS:-4}
 MODEL_MB=${BENCH_MODEL_SHARD_MB:-512}
 has_step() { [[ " $STEPS " == *" $1 "* ]]; }
-for st in $STEPS; do [[ $st == dd || $st == model || $st == write ]] || { echo "bench.sh: unknown step $st" >&2; exit 2; }; done
+for st in $STEPS; do
+  [[ " dd model write slowdisk twosource " == *" $st "* ]] || { echo "bench.sh: unknown step $st" >&2; exit 2; }
+done
 DSFS_CACHE_OPT=${BENCH_DSFS_CACHE_OPT-cache_dir}  # set empty: mount dsfs without a disk cache
 DSFS_BIN=${DSFS_BIN:-$REPO/build/tools/dsfs}
 S3RVER=${DSFS_S3RVER:-$REPO/.deps/node_modules/.bin/s3rver}
@@ -119,6 +129,8 @@ cleanup() {
   for p in $CLIENT_PID "${PIDS[@]}"; do
     kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
   done
+  declare -F loopfs_cleanup >/dev/null && loopfs_cleanup
+  [[ -n ${SINK_DIR:-} ]] && rm -rf "$SINK_DIR"
   if ((KEEP)); then log "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -174,6 +186,43 @@ PPORT=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$WORK/proxy.log")
 [[ -n $PPORT ]] || die "proxy did not start: $(cat "$WORK/proxy.log")"
 URL="http://127.0.0.1:$PPORT"
 log "s3rver :$S3PORT, proxy $URL (latency ${LATENCY_MS} ms, ${BW_PER_CONN}/conn $PROXY_ARGS)"
+MOUNT_URL=$URL   # the origin the next mount uses
+READY_NAME=big   # a mount is ready once this name shows in it
+
+wait_listening() {  # wait_listening LOG -> the port printed as "listening on 127.0.0.1:PORT"
+  local i
+  for ((i = 0; i < 100; i++)); do
+    grep -qs "^listening on" "$1" && break
+    sleep 0.1
+  done
+  sed -n 's/^listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$1"
+}
+
+# ---- write origin: s3sink + its own proxy ----------------------------------
+SINK_DIR=""
+if has_step write; then
+  SINK_DIR=${BENCH_SINK_DIR:-}
+  if [[ -z $SINK_DIR ]]; then  # tmpfs when it holds 3 copies of big
+    if (($(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 { print $4 }' || echo 0) > 3 * (${BENCH_SIZE_MB:-1024} << 10))); then
+      SINK_DIR=$(mktemp -d /dev/shm/dsfs-bench-sink.XXXXXX)
+    else
+      SINK_DIR=$WORK/sink
+    fi
+  fi
+  python3 "$LIB/s3sink.py" --dir "$SINK_DIR" --bucket "$BUCKET" >"$WORK/sink.log" 2>&1 &
+  PIDS+=($!)
+  SINKPORT=$(wait_listening "$WORK/sink.log")
+  [[ -n $SINKPORT ]] || die "s3sink did not start: $(cat "$WORK/sink.log")"
+  # shellcheck disable=SC2086
+  python3 "$REPO/scripts/s3proxy.py" --upstream "127.0.0.1:$SINKPORT" --port 0 \
+    --latency-ms "$LATENCY_MS" --bw-per-conn "$BW_PER_CONN" $PROXY_ARGS >"$WORK/sinkproxy.log" 2>&1 &
+  PIDS+=($!)
+  SPPORT=$(wait_listening "$WORK/sinkproxy.log")
+  [[ -n $SPPORT ]] || die "sink proxy did not start: $(cat "$WORK/sinkproxy.log")"
+  SINK_URL="http://127.0.0.1:$SPPORT"
+  printf 'ready\n' | curl -sf -T - -o /dev/null "http://127.0.0.1:$SINKPORT/$BUCKET/ready" || die "sink: PUT failed"
+  log "write origin: s3sink :$SINKPORT (objects in $SINK_DIR), proxy $SINK_URL"
+fi
 
 # ---- data ------------------------------------------------------------------
 SIZE=$((SIZE_MB << 20))
@@ -255,15 +304,19 @@ done
 ORIGIN=$(median "${origin_runs[@]}")
 DISK=$(median "${disk_runs[@]}")
 log "origin ceiling ${ORIGIN} MB/s (runs: ${origin_runs[*]}), disk ceiling ${DISK} MB/s (runs: ${disk_runs[*]})"
-PUT_CEIL=n/a
+PUT_CEIL=n/a PUT_DIRECT=n/a
 if has_step write; then
-  put_runs=()
+  put_runs=() direct_runs=()
   for ((r = 1; r <= RUNS; r++)); do
-    v=$("$LIB/multipart_put.sh" "$URL" "$BUCKET" ceiling-put "$WORK/data/big" 16 16) && put_runs+=("$v")
-    s3curl -X DELETE -o /dev/null "http://127.0.0.1:$S3PORT/$BUCKET/ceiling-put"
+    v=$("$LIB/multipart_put.sh" "$SINK_URL" "$BUCKET" ceiling-put "$WORK/data/big" 16 16) && put_runs+=("$v")
+    s3curl -X DELETE -o /dev/null "http://127.0.0.1:$SINKPORT/$BUCKET/ceiling-put"
+    v=$("$LIB/multipart_put.sh" "http://127.0.0.1:$SINKPORT" "$BUCKET" ceiling-put "$WORK/data/big" 16 16) && direct_runs+=("$v")
+    s3curl -X DELETE -o /dev/null "http://127.0.0.1:$SINKPORT/$BUCKET/ceiling-put"
   done
   PUT_CEIL=$(median "${put_runs[@]}")
-  log "origin PUT ceiling ${PUT_CEIL} MB/s (16 MiB parts, 16 in flight; runs: ${put_runs[*]})"
+  PUT_DIRECT=$(median "${direct_runs[@]}")
+  log "write origin PUT ceiling ${PUT_CEIL} MB/s through the proxy, ${PUT_DIRECT} MB/s straight to s3sink (16 MiB parts, 16 in flight; runs: ${put_runs[*]} | ${direct_runs[*]})"
+  BIG_SHA=$(sha256sum "$WORK/data/big" | cut -d' ' -f1)
 fi
 declare -A RES
 if has_step model; then
@@ -293,19 +346,22 @@ mount_client() {  # mount_client NAME MNT CACHE -> sets CLIENT_PID, rc 0 when mo
       local bin=$DSFS_BIN
       [[ $name == dsfs0 ]] && bin=${DSFS_BIN0:-}
       [[ -x $bin ]] || { echo "no dsfs binary at '$bin'" >>"$logf"; return 1; }
-      "$bin" "$BUCKET" "$mnt" -f \
-        -o "url=$URL,use_path_request_style,passwd_file=$WORK/passwd${DSFS_CACHE_OPT:+,$DSFS_CACHE_OPT=$cache}${BENCH_DSFS_OPTS:+,$BENCH_DSFS_OPTS}" \
+      local wrap=()  # DSFS_CGROUP: the daemon starts inside that blkio cgroup (same PID)
+      # shellcheck disable=SC2016  # $$ and $0 are the inner shell's
+      [[ -n ${DSFS_CGROUP:-} ]] && wrap=(bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$DSFS_CGROUP")
+      "${wrap[@]}" "$bin" "$BUCKET" "$mnt" -f \
+        -o "url=$MOUNT_URL,use_path_request_style,passwd_file=$WORK/passwd${DSFS_CACHE_OPT:+,$DSFS_CACHE_OPT=$cache}${BENCH_DSFS_OPTS:+,$BENCH_DSFS_OPTS}${DSFS_EXTRA_OPTS:+,$DSFS_EXTRA_OPTS}" \
         >>"$logf" 2>&1 &
       ;;
     s3fs)
       s3fs "$BUCKET" "$mnt" -f \
-        -o "use_cache=$cache,url=$URL,use_path_request_style,passwd_file=$WORK/passwd${BENCH_S3FS_OPTS:+,$BENCH_S3FS_OPTS}" \
+        -o "use_cache=$cache,url=$MOUNT_URL,use_path_request_style,passwd_file=$WORK/passwd${BENCH_S3FS_OPTS:+,$BENCH_S3FS_OPTS}" \
         >>"$logf" 2>&1 &
       ;;
     rclone)
       # shellcheck disable=SC2086
       env -u AWS_CA_BUNDLE RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other \
-        RCLONE_CONFIG_BENCH_ENDPOINT="$URL" RCLONE_CONFIG_BENCH_ACCESS_KEY_ID="$KEY" \
+        RCLONE_CONFIG_BENCH_ENDPOINT="$MOUNT_URL" RCLONE_CONFIG_BENCH_ACCESS_KEY_ID="$KEY" \
         RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY="$SECRET" RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true \
         RCLONE_CONFIG_BENCH_REGION=us-east-1 RCLONE_CONFIG=/dev/null \
         rclone mount "bench:$BUCKET" "$mnt" --vfs-cache-mode full --cache-dir "$cache" \
@@ -316,7 +372,7 @@ mount_client() {  # mount_client NAME MNT CACHE -> sets CLIENT_PID, rc 0 when mo
   CLIENT_PID=$!
   local i
   for ((i = 0; i < 300; i++)); do
-    mountpoint -q "$mnt" && [[ -e $mnt/big ]] && return 0
+    mountpoint -q "$mnt" && [[ -e $mnt/$READY_NAME ]] && return 0
     kill -0 "$CLIENT_PID" 2>/dev/null || { echo "daemon exited before the mount was ready" >>"$logf"; return 1; }
     sleep 0.1
   done
@@ -329,11 +385,15 @@ mount_error() {  # first error line of a client log, else its last line
 }
 
 PEAK_KB=0
+CUR_CLIENT="" STEP_NOW=""
+declare -A STEP_RSS  # STEP_RSS[CLIENT,STEP] = highest VmHWM (KiB) of the daemon in that step
 unmount_client() {  # unmount_client MNT: records VmHWM, unmounts, reaps the daemon
   local mnt=$1 kb i
   if [[ -n $CLIENT_PID ]] && [[ -r /proc/$CLIENT_PID/status ]]; then
     kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$CLIENT_PID/status")
     ((${kb:-0} > PEAK_KB)) && PEAK_KB=$kb
+    i="$CUR_CLIENT,$STEP_NOW"
+    ((${kb:-0} > ${STEP_RSS[$i]:-0})) && STEP_RSS[$i]=$kb
   fi
   if mountpoint -q "$mnt"; then
     fusermount3 -u "$mnt" 2>/dev/null || { sleep 1; fusermount3 -u "$mnt" 2>/dev/null; } ||
@@ -366,18 +426,36 @@ read_seq() {  # read_seq FILE... -> aggregate MB/s of reading all files in paral
 }
 
 # write_seq MNT NAME -> MB/s of writing big to MNT/NAME with dd until the
-# whole object is in the bucket (HEAD on the origin shows its size).
+# whole object is in the bucket (HEAD on the sink, no proxy, shows its size).
+sink_bytes() { curl -s "http://127.0.0.1:$SINKPORT/__sink/stats" | grep -o '"bytes_in": [0-9]*' | grep -o '[0-9]*$'; }
 write_seq() {
-  local mnt=$1 name=$2 a i len
+  local mnt=$1 name=$2 a d e i len b0 watcher up="?"
   cat "$WORK/data/big" >/dev/null  # the source from the page cache
+  rm -f "$WORK/upload-start"
+  b0=$(sink_bytes)
+  (  # when the sink's first byte of this write arrived: the upload's start
+    while [[ $(sink_bytes) == "$b0" ]]; do sleep 0.1; done
+    now >"$WORK/upload-start"
+  ) &
+  watcher=$!
   a=$(now)
-  timeout "$STEP_TIMEOUT" dd if="$WORK/data/big" of="$mnt/$name" bs=1M status=none || return 1
+  timeout "$STEP_TIMEOUT" dd if="$WORK/data/big" of="$mnt/$name" bs=1M status=none || { kill "$watcher"; return 1; }
+  d=$(now)
   for ((i = 0; i < STEP_TIMEOUT * 20; i++)); do
-    len=$(s3curl -I "http://127.0.0.1:$S3PORT/$BUCKET/$name" 2>/dev/null | tr -d '\r' |
+    len=$(curl -sfI "http://127.0.0.1:$SINKPORT/$BUCKET/$name" 2>/dev/null | tr -d '\r' |
       sed -n 's/^[Cc]ontent-[Ll]ength: *//p')
-    [[ $len == "$SIZE" ]] && { mbps "$SIZE" "$a" "$(now)"; return 0; }
+    if [[ $len == "$SIZE" ]]; then
+      e=$(now)
+      kill "$watcher" 2>/dev/null
+      wait "$watcher" 2>/dev/null
+      [[ -s $WORK/upload-start ]] && up=$(awk -v a="$a" -v b="$(<"$WORK/upload-start")" 'BEGIN { printf "%.1f", b - a }')
+      log "$name: first byte at the sink after $up s, dd (with close) took $(awk -v a="$a" -v b="$d" 'BEGIN { printf "%.1f", b - a }') s, complete in the sink after $(awk -v a="$a" -v b="$e" 'BEGIN { printf "%.1f", b - a }') s"
+      mbps "$SIZE" "$a" "$e"
+      return 0
+    fi
     sleep 0.05
   done
+  kill "$watcher" 2>/dev/null
   return 1
 }
 
@@ -388,17 +466,20 @@ remount_client() {  # remount_client NAME MNT CACHE: unmount, mount again on the
 
 run_client() {
   local c=$1 mnt="$WORK/mnt-$1" cache="$WORK/cache-$1"
-  local cold=() shards=() warm=() hot=() iops=() p99=() v r shard_paths=() s g0 gets=() var tag writes=()
+  local cold=() shards=() warm=() hot=() iops=() p99=() v r shard_paths=() s g0 gets=() var tag writes=() sha
   local -A mruns  # mruns[TAG,PHASE] = per-run values
   MOUNTS+=("$mnt")
   PEAK_KB=0
+  CUR_CLIENT=$c
   RES[$c,status]=ok
+  RES[$c,wstatus]=ok
   [[ $c == dsfs && -z $DSFS_CACHE_OPT ]] && RES[$c,status]="ok (no disk cache)"
   for ((r = 1; r <= RUNS; r++)); do
     log "$c: run $r/$RUNS"
     unmount_client "$mnt"
+    STEP_NOW="dd"
     rm -rf "$cache"
-    if ! mount_client "$c" "$mnt" "$cache"; then
+    if (has_step dd || has_step model) && ! mount_client "$c" "$mnt" "$cache"; then
       unmount_client "$mnt"
       RES[$c,status]="FAILED (mount: $(mount_error "$WORK/$c.log"))"
       log "$c: mount failed, see $WORK/$c.log"
@@ -419,7 +500,8 @@ run_client() {
         return
       fi
       drop_caches
-      v=$(read_seq "$mnt/big") && warm+=("$v")
+      cpu_begin
+      v=$(read_seq "$mnt/big") && { cpu_end "$c-warm" "$SIZE"; warm+=("$v"); }
       v=$(read_seq "$mnt/big") && hot+=("$v")
       if ((r == 1)); then
         cmp -s "$mnt/big" "$WORK/data/big" || RES[$c,status]="BAD DATA (big differs from the upload)"
@@ -437,6 +519,7 @@ run_client() {
         tag=model${var:+-torch}
         # A fresh cache dir for each cold load.
         unmount_client "$mnt"
+        STEP_NOW=$tag
         rm -rf "$cache"
         if ! mount_client "$c" "$mnt" "$cache"; then
           unmount_client "$mnt"
@@ -461,19 +544,30 @@ run_client() {
         fi
       done
     fi
-    if has_step write; then
-      s="written-$c-$r"
-      if v=$(write_seq "$mnt" "$s"); then
-        writes+=("$v")
-        if ((r == 1)); then
-          s3curl "http://127.0.0.1:$S3PORT/$BUCKET/$s" | cmp -s - "$WORK/data/big" ||
-            RES[$c,status]="BAD DATA (written object differs from what was written)"
+    if has_step write; then  # against the sink: its own mount, fresh cache dir
+      unmount_client "$mnt"
+      STEP_NOW="write"
+      rm -rf "$cache"
+      MOUNT_URL=$SINK_URL READY_NAME=ready
+      if mount_client "$c" "$mnt" "$cache"; then
+        s="written-$c-$r"
+        if v=$(write_seq "$mnt" "$s"); then
+          writes+=("$v")
+          sha=$(curl -sf "http://127.0.0.1:$SINKPORT/$BUCKET/$s" | sha256sum | cut -d' ' -f1)
+          if [[ $sha != "$BIG_SHA" ]]; then
+            RES[$c,wstatus]="BAD DATA (run $r: sha256 of the object in the sink differs)"
+            log "$c: $s in the sink has sha256 $sha, the source $BIG_SHA"
+          fi
+        else
+          log "$c: write of $s failed or never completed in the bucket"
         fi
+        rm -f "$mnt/$s"
+        curl -sf -X DELETE -o /dev/null "http://127.0.0.1:$SINKPORT/$BUCKET/$s"
       else
-        log "$c: write of $s failed or never completed in the bucket"
+        RES[$c,wstatus]="FAILED (mount on the sink: $(mount_error "$WORK/$c.log"))"
       fi
-      rm -f "$mnt/$s"
-      s3curl -X DELETE -o /dev/null "http://127.0.0.1:$S3PORT/$BUCKET/$s"
+      unmount_client "$mnt"
+      MOUNT_URL=$URL READY_NAME=big
     fi
   done
   unmount_client "$mnt"
@@ -499,7 +593,29 @@ run_client() {
   done
 }
 
-for c in $CLIENTS; do run_client "$c"; done
+if has_step dd || has_step model || has_step write; then
+  for c in $CLIENTS; do run_client "$c"; done
+fi
+if has_step slowdisk || has_step twosource; then
+  [[ -x $DSFS_BIN ]] || die "steps slowdisk/twosource need dsfs at $DSFS_BIN"
+  command -v losetup >/dev/null && command -v mkfs.ext4 >/dev/null || die "slowdisk/twosource need losetup and mkfs.ext4"
+  # shellcheck source-path=SCRIPTDIR source=bench_lib/slowdisk.sh disable=SC1091
+  source "$LIB/slowdisk.sh"
+  has_step slowdisk && step_slowdisk
+  has_step twosource && step_twosource
+fi
+
+# prefetch_mem of the dsfs mounts in MiB: from BENCH_DSFS_OPTS, else dsfs --help's default
+prefetch_mem_mib() {
+  local v
+  v=$(tr ',' '\n' <<<"${BENCH_DSFS_OPTS:-}" | sed -n 's/^prefetch_mem=//p' | tail -1)
+  [[ -n $v ]] || v=$("$DSFS_BIN" --help 2>&1 | sed -n 's/.*prefetch_mem=.*\[default: \(.*\)\]/\1/p')
+  awk -v v="$v" -v ram="$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)" '
+    function mib(x,  n, u) { n = x + 0; u = toupper(substr(x, length(x)));
+      return u == "K" ? n / 1024 : u == "M" ? n : u == "G" ? n * 1024 : u == "T" ? n * 1048576 : n / 1048576 }
+    BEGIN { if (v ~ /^min\(1G, RAM\/8\)$/) { r = ram / 1024 / 8; printf "%.0f", r < 1024 ? r : 1024 }
+            else if (v ~ /^[0-9.]+[KMGTkmgt]?$/) printf "%.0f", mib(v); else print "?" }'
+}
 
 # ---- report ----------------------------------------------------------------
 ratio() {  # ratio A B -> A/B with 2 decimals, n/a if either is not a number
@@ -576,9 +692,11 @@ TABLE="$OUT/bench-$STAMP.txt"
     echo "write: dd bs=1M of a ${SIZE_MB} MiB file through the mount until the object is complete in the bucket, MB/s, median of $RUNS"
     printf '%-8s %9s  %s\n' client write status
     for c in $CLIENTS; do
-      printf '%-8s %9s  %s\n' "$c" "${RES[$c,write]:-FAILED}" "${RES[$c,status]}"
+      printf '%-8s %9s  %s\n' "$c" "${RES[$c,write]:-FAILED}" "${RES[$c,wstatus]:-FAILED}"
     done
-    printf '%-8s %9s  %s\n' origin "$PUT_CEIL" "multipart PUT, 16 MiB parts, 16 in flight (curl)"
+    printf '%-8s %9s  %s\n' origin "$PUT_CEIL" "multipart PUT through the proxy, 16 MiB parts, 16 in flight (curl)"
+    printf '%-8s %9s  %s\n' sink "$PUT_DIRECT" "the same straight to s3sink (no proxy): the sink's own ingest"
+    echo "origin of this step: bench_lib/s3sink.py (objects in ${SINK_DIR:-?}) behind s3proxy.py; status: sha256 of a GET from the sink after each run"
     if [[ " $CLIENTS " == *" dsfs "* ]]; then
       for other in dsfs0 s3fs rclone; do
         [[ " $CLIENTS " == *" $other "* ]] || continue
@@ -587,9 +705,36 @@ TABLE="$OUT/bench-$STAMP.txt"
       printf 'write dsfs/origin-PUT-ceiling %s\n' "$(ratio "${RES[dsfs,write]:-x}" "$PUT_CEIL")"
     fi
   fi
+  has_step slowdisk && slowdisk_report
+  has_step twosource && twosource_report
+  if [[ " $CLIENTS " == *" dsfs "* ]] || has_step slowdisk || has_step twosource; then
+    echo
+    line="dsfs peak RSS (VmHWM, MiB) per step:"
+    for st in dd model model-torch write slowdisk twosource; do
+      [[ -n ${STEP_RSS[dsfs,$st]:-} ]] && line+=" $st $(awk -v k="${STEP_RSS[dsfs,$st]}" 'BEGIN { printf "%.0f", k / 1024 }')"
+    done
+    pm=$(prefetch_mem_mib)
+    echo "$line; prefetch_mem $pm MiB (target: RSS <= $(awk -v p="$pm" 'BEGIN { if (p ~ /^[0-9]+$/) print p + 128; else print "?" }') MiB)"
+  fi
 } | tee "$TABLE"
-# shellcheck disable=SC2086  # CLIENTS is a list
-((CPU)) && { echo; cpu_table "$RUNS" ceiling $CLIENTS; } | tee -a "$TABLE"
+if ((CPU)); then
+  labels=""
+  has_step dd && for c in $CLIENTS; do labels+=" $c $c-warm"; done
+  has_step slowdisk && labels+=" slowdisk-cold slowdisk-warm"
+  has_step twosource && for row in "${TWOSOURCE_ROWS[@]}"; do labels+=" twosource-$row"; done
+  # shellcheck disable=SC2086  # labels is a list
+  {
+    echo
+    cpu_table "$RUNS" ceiling $labels
+    # shellcheck disable=SC2086
+    for l in dsfs slowdisk; do  # the dd step's reads; the slowdisk step's
+      [[ $l == dsfs ]] && { has_step dd && [[ " $CLIENTS " == *" dsfs "* ]] || continue; }
+      [[ $l == slowdisk ]] && { has_step slowdisk || continue; }
+      k=$l; [[ $l == slowdisk ]] && k=slowdisk-cold
+      echo "dsfs cpu-s/GiB cold $(median ${CPU_RUNS[$k,daemon]:-}) warm $(median ${CPU_RUNS[$l-warm,daemon]:-}) (daemon, step ${l/dsfs/dd}; target 0.6)"
+    done
+  } | tee -a "$TABLE"
+fi
 
 if ((PLOT)); then
   DAT="$OUT/bench-$STAMP.dat"

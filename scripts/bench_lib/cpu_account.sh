@@ -62,7 +62,7 @@ cpu_end() {  # cpu_end LABEL BYTES: record the read since cpu_begin, per GiB
 # shellcheck disable=SC2059  # fmt is a constant
 cpu_table() {  # cpu_table RUNS LABEL...: one row of medians per label, FAILED if it has no run
   local l c v row fmt='%-12s %6s %15s %6s %7s %7s %6s %6s\n'
-  echo "cpu-s per GiB during the cold read (median of $1); machine has $CPU_CORES cores"
+  echo "cpu-s per GiB during each read (cold reads; rows *-warm: the warm read after the remount; median of $1); machine has $CPU_CORES cores"
   printf "$fmt" run wall-s 'origin(s3rver)' proxy daemon reader other idle
   for l in "${@:2}"; do
     row=()
