@@ -549,7 +549,7 @@ void BlockFetcher::QueueCacheWrite(const BlockKey& key, BlockData data) {
       // Never waits: the reader and the read-ahead go on at the network's
       // speed; the block is written later, or not at all.
       if (backfill_on_ && !write_stopping_ && deferred_.size() < deferred_max_) {
-        if (deferred_.insert(key).second) {
+        if (deferred_.try_emplace(key, data).second) {
           ++put_deferred_;
           Bump(cache_write_deferred_metric_);
         }
@@ -592,14 +592,15 @@ bool BlockFetcher::StartBackfill() {
     while (!deferred_.empty()) {
       auto it = deferred_.begin();
       if (count == 0) {
-        BlockKey k = *it;
+        BlockKey k = it->first;
         deferred_.erase(it);
         if (Cached(k)) continue;
         first = std::move(k);
         count = 1;
         continue;
       }
-      if (count >= limit || !(it->object == first.object) || it->index != first.index + count) {
+      if (count >= limit || !(it->first.object == first.object) ||
+          it->first.index != first.index + count) {
         break;
       }
       deferred_.erase(it);
@@ -618,6 +619,17 @@ void BlockFetcher::WriterLoop() {
   std::unique_lock lock(write_mu_);
   for (;;) {
     if (write_queue_.empty() && !write_stopping_) {
+      // Deferred blocks whose bytes are still held elsewhere: from memory.
+      for (auto it = deferred_.begin();
+           it != deferred_.end() && write_queue_.size() < write_queue_max_;) {
+        if (BlockData data = it->second.lock()) {
+          write_queue_.emplace_back(it->first, std::move(data));
+          it = deferred_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      if (!write_queue_.empty()) continue;
       if (deferred_.empty() && backfill_.empty()) {
         write_cv_.wait(lock, [&] {
           return write_stopping_ || !write_queue_.empty() || !deferred_.empty();

@@ -20,9 +20,12 @@
 // Blocks fetched from the store are offered to the BlockCache by a writer
 // thread through a bounded queue: a slow or failing cache Put never delays
 // or fails a read or a read-ahead. A block that finds the queue full is
-// deferred: its key is kept (at most cache_deferred_max), and once the
-// fetcher is idle (nothing in flight) the writer fetches deferred blocks
-// again, a queue's worth per GET, and writes them (the backfill), so a load
+// deferred: its key is kept (at most cache_deferred_max), with a weak
+// reference to its bytes. When the queue has room again, deferred blocks
+// whose bytes are still held elsewhere (read-ahead not yet consumed) are
+// written from memory; once the fetcher is idle (nothing in flight) the
+// writer fetches the others again, a queue's worth per GET, and writes
+// them (the backfill), so a load
 // on a disk slower than the network ends with the file cached without ever
 // running at the disk's speed. Without cache_backfill, or past the bound,
 // the block is skipped. Cache Get and Put errors are counted and treated as
@@ -63,7 +66,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <span>
 #include <string>
 #include <thread>
@@ -304,8 +306,12 @@ class BlockFetcher {
   std::condition_variable write_cv_;                        // queued write or stop
   std::condition_variable write_idle_cv_;                   // queue drained
   std::deque<std::pair<BlockKey, BlockData>> write_queue_;  // guarded by write_mu_
-  // Blocks deferred for the backfill, in key order (runs of one object).
-  std::set<BlockKey, readahead_internal::BlockKeyLess> deferred_;  // guarded by write_mu_
+  // Blocks deferred, in key order (runs of one object), each with its
+  // bytes while someone else (a read-ahead buffer, a reader) still holds
+  // them: those are written from memory once the queue has room; the
+  // others are fetched again by the backfill.
+  std::map<BlockKey, std::weak_ptr<const Buffer>, readahead_internal::BlockKeyLess>
+      deferred_;  // guarded by write_mu_
   // The backfill GET running (writer thread only).
   std::vector<Future> backfill_;  // writer thread only
   bool write_busy_ = false;                                 // guarded by write_mu_

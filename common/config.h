@@ -288,6 +288,12 @@ struct WriteConfig {
   // parallel_count= (s3fs's name): parts uploaded at once per file. 8
   // connections of ~64 MiB/s fill a 4 Gbit/s share of the link.
   int parallel_count = 8;
+  // streamupload= (s3fs's name): a file written sequentially past two
+  // parts has its parts uploaded while it is written, so close waits for
+  // the last parts, not for the whole file (the staging copy and the
+  // upload overlap: about half the time of write-then-upload). A write
+  // into a part already sent falls back to the whole upload at close.
+  bool stream_upload = true;
   // max_dirty=: bytes written but not yet uploaded, over all open files.
   // A write that finds the total past it uploads its own file first (as
   // s3fs flushes a file past max_dirty_data), which bounds the staging

@@ -90,6 +90,8 @@ Filesystem::Filesystem(const FsConfig& config, ObjectStore& store, ObjectReader&
       {"dsfs_write_kept_total", "files whose final upload failed, kept in staging/kept"},
       {"dsfs_write_early_uploads_total", "uploads started early because max_dirty was reached"},
       {"dsfs_write_staging_errors_total", "writes refused because the staging disk failed or was full"},
+      {"dsfs_write_streamed_uploads_total", "uploads whose parts went up while the file was written (streamupload)"},
+      {"dsfs_write_stream_abandoned_total", "streamed uploads given up (a write into a part sent, a failure): the file went up whole"},
   };
   for (const auto& [name, help] : kCounters) metrics_->GetCounter(name, help);
 }

@@ -53,6 +53,7 @@ struct WriteOptions {
   uint64_t multipart_size = WriteConfig{}.multipart_size;
   int parallel_count = WriteConfig{}.parallel_count;
   uint64_t max_dirty = WriteConfig{}.max_dirty;
+  bool stream_upload = WriteConfig{}.stream_upload;
   // Objects up to this size are copied (rename, chmod) with one CopyObject,
   // larger ones part by part. S3's limit, not a tunable; tests lower it.
   uint64_t max_single_copy = uint64_t{5} << 30;
@@ -316,6 +317,10 @@ class Filesystem {
   void DetachWrite(const std::shared_ptr<WriteState>& ws);
   // Uploads the staged file; requires ws.mu.
   Status UploadLocked(WriteState& ws);
+  // Starts or advances the streamed upload of a sequential writer, and
+  // gives it up (the file then goes up whole); both require ws.mu.
+  void StreamLocked(WriteState& ws);
+  void AbandonStreamLocked(WriteState& ws);
   Result<SliceList> ReadStaged(WriteState& ws, uint64_t offset, size_t len);
   void ReleaseWrite(const FileHandle& fh);
   // True when fh is the state's last open handle (handles_mu_ not held).

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "backends/streaming_upload.h"
 #include "backends/transfer.h"
 #include "common/logging.h"
 #include "common/posix.h"
@@ -87,6 +88,12 @@ struct Filesystem::WriteState {
   Status broken;  // guarded by mu
   // Unlinked while open: the data goes with the last handle.
   bool orphaned = false;  // guarded by mu
+  // The parts of a sequential writer going up as it writes (streamupload=),
+  // the attributes they were started with, and whether this round of
+  // writes can no longer stream (a write into a part sent, a failure).
+  std::unique_ptr<StreamingUpload> stream;  // guarded by mu
+  NodeMeta stream_meta;                     // guarded by mu
+  bool no_stream = false;                   // guarded by mu
   // Attributes as the kernel sees them (size = staged size); read by
   // getattr without waiting for an upload in progress.
   std::mutex attr_mu;
@@ -99,6 +106,7 @@ WriteOptions WriteOptionsFrom(const Config& config) {
   o.multipart_size = config.write.multipart_size;
   o.parallel_count = config.write.parallel_count;
   o.max_dirty = config.write.max_dirty;
+  o.stream_upload = config.write.stream_upload;
   return o;
 }
 
@@ -253,6 +261,7 @@ Result<OpenReply> Filesystem::OpenForWrite(InodeId ino, int flags) {
   if (truncate) {
     // An existing state (another handle is writing) is cut here.
     std::lock_guard lock(ws->mu);
+    AbandonStreamLocked(*ws);
     if (ws->staged->size() > 0) {
       Status st = ws->staged->Truncate(0);
       if (!st.ok()) {
@@ -315,10 +324,12 @@ Result<size_t> Filesystem::Write(uint64_t handle, uint64_t offset, const char* d
   if (offset + len > kMaxUploadSize) {
     return Status::InvalidArgument("a file holds at most 5 TiB (S3's largest object)");
   }
+  if (ws.stream && ws.stream->Touches(offset, len)) AbandonStreamLocked(ws);
   if (Status st = ws.staged->Write(offset, data, len); !st.ok()) {
     ws.broken =
         Status(st.code(), "an earlier write failed, the file is not uploaded: " + st.message());
     Count("dsfs_write_staging_errors_total");
+    if (ws.stream) AbandonStreamLocked(ws);
     return st;
   }
   ws.failed = false;
@@ -332,12 +343,53 @@ Result<size_t> Filesystem::Write(uint64_t handle, uint64_t offset, const char* d
     // most max_dirty plus what other writers add before they write again.
     Count("dsfs_write_early_uploads_total");
     DSFS_RETURN_IF_ERROR(UploadLocked(ws));
+  } else {
+    StreamLocked(ws);
   }
   return len;
 }
 
+void Filesystem::StreamLocked(WriteState& ws) {
+  if (!write_.stream_upload || ws.no_stream || ws.orphaned || !ws.broken.ok()) return;
+  const uint64_t size = ws.staged->size();
+  const uint64_t part = PartSizeFor(0, write_.multipart_size);
+  if (!ws.stream) {
+    // Two whole parts: part 1 waits for close, part 2 can go now.
+    if (size < 2 * part) return;
+    std::string path;
+    {
+      std::lock_guard lock(handles_mu_);
+      path = ws.path;
+    }
+    const NodeMeta meta = StagedMeta(ws);
+    auto up = StreamingUpload::Start(store_, KeyOf(path), AttrsForFile(meta), ws.staged->fd(),
+                                     part, write_.parallel_count);
+    if (!up.ok()) {
+      // It goes up whole at close, which reports the error if it stays.
+      ws.no_stream = true;
+      spdlog::debug("'{}': no streamed upload: {}", EscapeForLog(path),
+                    EscapeForLog(up.status().ToString()));
+      return;
+    }
+    ws.stream = std::move(up).value();
+    ws.stream_meta = meta;
+    Count("dsfs_write_streamed_uploads_total");
+  }
+  ws.stream->Advance(size);
+}
+
+void Filesystem::AbandonStreamLocked(WriteState& ws) {
+  if (!ws.stream) return;
+  ws.stream->Abandon();
+  ws.stream.reset();
+  ws.no_stream = true;
+  Count("dsfs_write_stream_abandoned_total");
+}
+
 Status Filesystem::UploadLocked(WriteState& ws) {
   if (ws.orphaned) {
+    AbandonStreamLocked(ws);
+    ws.no_stream = false;
     ws.staged->MarkClean();
     ws.needs_upload = false;
     return Status::Ok();
@@ -356,7 +408,44 @@ Status Filesystem::UploadLocked(WriteState& ws) {
   options.part_size = write_.multipart_size;
   options.parallel = write_.parallel_count;
   Count("dsfs_write_uploads_total");
-  auto put = UploadObject(store_, KeyOf(path), body, AttrsForFile(meta), options);
+  Result<PutResult> put = Status::NotSupported("not streamed");
+  bool streamed_error = false;
+  if (ws.stream) {
+    // The parts sent while it was written, and the rest now; the object
+    // takes the attributes its upload started with. Renamed, chmod'ed or
+    // chown'ed since, or past 10,000 parts: up whole instead.
+    std::unique_ptr<StreamingUpload> stream = std::move(ws.stream);
+    const NodeMeta& sm = ws.stream_meta;
+    if (stream->key() == KeyOf(path) && sm.mode == meta.mode && sm.uid == meta.uid &&
+        sm.gid == meta.gid) {
+      put = stream->Finish(meta.size);
+      if (put.ok()) {
+        meta.mtime_sec = sm.mtime_sec;
+        meta.mtime_nsec = sm.mtime_nsec;
+        meta.ctime_sec = sm.ctime_sec;
+        meta.ctime_nsec = sm.ctime_nsec;
+        std::lock_guard lock(ws.attr_mu);
+        ws.meta.mtime_sec = sm.mtime_sec;
+        ws.meta.mtime_nsec = sm.mtime_nsec;
+        ws.meta.ctime_sec = sm.ctime_sec;
+        ws.meta.ctime_nsec = sm.ctime_nsec;
+      } else if (put.status().code() == StatusCode::kNotSupported) {
+        // More parts than S3 allows at this part size: larger parts.
+        Count("dsfs_write_stream_abandoned_total");
+      } else {
+        // Failed after the store's own retries (and aborted): the close's
+        // error, as a whole upload's failure would be.
+        streamed_error = true;
+      }
+    } else {
+      stream->Abandon();
+      Count("dsfs_write_stream_abandoned_total");
+    }
+  }
+  ws.no_stream = false;  // the next round of writes may stream again
+  if (!put.ok() && !streamed_error) {
+    put = UploadObject(store_, KeyOf(path), body, AttrsForFile(meta), options);
+  }
   if (!put.ok()) {
     ws.failed = true;
     Count("dsfs_write_upload_errors_total");
@@ -540,6 +629,7 @@ Result<struct stat> Filesystem::SetSize(InodeId ino, uint64_t size, uint64_t han
   NodeMeta meta;
   {
     std::lock_guard lock(ws->mu);
+    if (ws->stream && size < ws->stream->streamed_end()) AbandonStreamLocked(*ws);
     st = ws->broken.ok() ? ws->staged->Truncate(size) : ws->broken;
     if (st.ok()) {
       ws->failed = false;

@@ -162,6 +162,8 @@ const std::vector<OptionSpec>& OptionTable() {
      }},
     {"parallel_count", true, "8", "parts of one file uploaded at once",
      [](const std::string& v, Config* c) { return SetNumber(v, &c->write.parallel_count); }},
+    {"streamupload", true, "on", "upload the parts of a sequentially written file while it is written",
+     [](const std::string& v, Config* c) { return SetBool(v, &c->write.stream_upload); }},
     {"max_dirty", true, "5G", "written but not yet uploaded data over all files; past it a writer's file is uploaded early",
      [](const std::string& v, Config* c) { return SetSize(v, &c->write.max_dirty); }},
     {"tmpdir", true, "/tmp", "where files being written are staged when there is no cache_dir",

@@ -628,7 +628,7 @@ TEST(CachingReader, SequentialReadGetsGrowWithTheWindow) {
     o.prefetch_whole = "";
     o.max_get_size = max_get;
     o.readahead_gets = 8;
-    o.cache_write_queue = 64;  // room for whole runs: every block is cached
+    o.cache_write_queue = kBlocks;  // room for every block: none deferred and fetched again
     {
       CachingReader reader(store, &cache, o);
       reader.Opened(id);

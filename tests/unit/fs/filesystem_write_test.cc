@@ -9,7 +9,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <functional>
 #include <random>
+#include <thread>
 
 #include "backends/memory_store.h"
 #include "common/clock.h"
@@ -21,6 +23,14 @@ namespace dsfs {
 namespace {
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
+
+// Polls cond (parts run on threads of their own) for up to 10 s.
+bool EventuallyTrue(const std::function<bool()>& cond) {
+  for (int i = 0; i < 10000 && !cond(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return cond();
+}
 
 // One ranged GET per read, pinned by ETag (no cache).
 using testing::StoreReader;
@@ -216,6 +226,115 @@ TEST_F(FilesystemWriteTest, MultipartAboveThePartSize) {
   EXPECT_EQ(cnt.create_multipart, 1);
   EXPECT_EQ(cnt.upload_part, 3);
   EXPECT_EQ(cnt.complete, 1);
+}
+
+// streamupload: a sequential writer's parts go up while it writes (part 1
+// at close), the object is exact and takes the mtime its upload began with.
+TEST_F(FilesystemWriteTest, SequentialWriterStreamsItsPartsWhileItWrites) {
+  auto c = Create("ckpt");
+  const std::string data = Pattern(21 * kMiB + 17, 8);
+  for (size_t off = 0; off < 16 * kMiB; off += kMiB) {
+    Write(c.open.handle, off, data.substr(off, kMiB));
+  }
+  // Parts 2 and 3 (5 MiB each) are whole: started before any close.
+  ASSERT_TRUE(EventuallyTrue([&] { return store_.counters().upload_part >= 2; }));
+  EXPECT_EQ(store_.counters().create_multipart, 1);
+  EXPECT_EQ(store_.counters().complete, 0);
+  for (size_t off = 16 * kMiB; off < data.size(); off += kMiB) {
+    Write(c.open.handle, off, data.substr(off, std::min<size_t>(kMiB, data.size() - off)));
+  }
+  // A header patched at the start when done (zipfile, tar): part 1 is
+  // held back, so the stream goes on.
+  std::string model = data;
+  model.replace(10, 6, "HEADER");
+  Write(c.open.handle, 10, "HEADER");
+  ASSERT_TRUE(Close(c.open.handle).ok());
+  EXPECT_TRUE(Get("ckpt") == model);
+  auto cnt = store_.counters();
+  EXPECT_EQ(cnt.create_multipart, 1);
+  EXPECT_EQ(cnt.upload_part, 5);
+  EXPECT_EQ(cnt.complete, 1);
+  EXPECT_EQ(cnt.abort, 0);
+  EXPECT_TRUE(store_.PendingUploads().empty());
+  EXPECT_EQ(metrics_.GetCounter("dsfs_write_streamed_uploads_total").value(), 1u);
+  EXPECT_EQ(metrics_.GetCounter("dsfs_write_stream_abandoned_total").value(), 0u);
+  // The object's mtime is the one the file shows.
+  auto head = store_.Head("ckpt");
+  ASSERT_TRUE(head.ok());
+  auto st = fs_->GetAttr(LookupIno("ckpt"));
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(head->meta.at("mtime"),
+            std::to_string(st->st_mtim.tv_sec) + "." + [&] {
+              char b[16];
+              snprintf(b, sizeof b, "%09ld", static_cast<long>(st->st_mtim.tv_nsec));
+              return std::string(b);
+            }());
+}
+
+TEST_F(FilesystemWriteTest, AWriteIntoAStreamedPartUploadsTheFileWhole) {
+  auto c = Create("rw");
+  std::string model = Pattern(16 * kMiB, 9);
+  for (size_t off = 0; off < model.size(); off += kMiB) {
+    Write(c.open.handle, off, model.substr(off, kMiB));
+  }
+  ASSERT_TRUE(EventuallyTrue([&] { return store_.counters().upload_part >= 1; }));
+  // Back into part 2 (already sent): given up, aborted.
+  Write(c.open.handle, 6 * kMiB, "changed");
+  model.replace(6 * kMiB, 7, "changed");
+  EXPECT_EQ(metrics_.GetCounter("dsfs_write_stream_abandoned_total").value(), 1u);
+  EXPECT_TRUE(store_.PendingUploads().empty());
+  ASSERT_TRUE(Close(c.open.handle).ok());
+  EXPECT_TRUE(Get("rw") == model);
+  EXPECT_EQ(store_.counters().create_multipart, 2);  // the stream's, then the whole one
+  EXPECT_EQ(store_.counters().complete, 1);
+  EXPECT_TRUE(store_.PendingUploads().empty());
+  // A truncate below the parts sent gives it up too.
+  auto t = Create("trunc");
+  for (size_t off = 0; off < 12 * kMiB; off += kMiB) Write(t.open.handle, off, model.substr(off, kMiB));
+  ASSERT_TRUE(fs_->SetSize(t.entry.ino, 7 * kMiB, t.open.handle).ok());
+  ASSERT_TRUE(Close(t.open.handle).ok());
+  EXPECT_TRUE(Get("trunc") == model.substr(0, 7 * kMiB));
+  EXPECT_TRUE(store_.PendingUploads().empty());
+}
+
+TEST_F(FilesystemWriteTest, AStreamRenamedOrChmodedWhileWrittenEndsUnderTheNewNameAndMode) {
+  auto c = Create("tmp.part");
+  const std::string data = Pattern(24 * kMiB + 3, 10);
+  // The first half, fsync'ed (the stream completes: the object exists),
+  // then the rest: a new stream, renamed and chmod'ed before its close.
+  for (size_t off = 0; off < 12 * kMiB; off += kMiB) Write(c.open.handle, off, data.substr(off, kMiB));
+  ASSERT_TRUE(fs_->Fsync(c.open.handle).ok());
+  EXPECT_TRUE(Get("tmp.part") == data.substr(0, 12 * kMiB));
+  for (size_t off = 12 * kMiB; off < data.size(); off += kMiB) {
+    Write(c.open.handle, off, data.substr(off, std::min<size_t>(kMiB, data.size() - off)));
+  }
+  EXPECT_EQ(metrics_.GetCounter("dsfs_write_streamed_uploads_total").value(), 2u);
+  ASSERT_TRUE(fs_->Rename(kRootInode, "tmp.part", kRootInode, "final", 0).ok());
+  Filesystem::AttrChange chmod;
+  chmod.mode = 0600;
+  ASSERT_TRUE(fs_->SetAttr(c.entry.ino, chmod).ok());
+  ASSERT_TRUE(Close(c.open.handle).ok());
+  EXPECT_TRUE(Get("final") == data);
+  EXPECT_EQ(store_.Head("tmp.part").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_.Head("final")->meta.at("mode"), std::to_string(S_IFREG | 0600));
+  EXPECT_TRUE(store_.PendingUploads().empty());
+}
+
+TEST_F(FilesystemWriteTest, StreamuploadOffUploadsAtCloseOnly) {
+  WriteOptions w;
+  w.staging_dir = tmp_.path();
+  w.multipart_size = 5 * kMiB;
+  w.stream_upload = false;
+  fs_ = std::make_unique<Filesystem>(FsConfig{.read_only = false}, store_, reader_, clock_,
+                                     &metrics_, w);
+  auto c = Create("off");
+  const std::string data = Pattern(16 * kMiB, 11);
+  for (size_t off = 0; off < data.size(); off += kMiB) Write(c.open.handle, off, data.substr(off, kMiB));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(store_.counters().create_multipart, 0);
+  ASSERT_TRUE(Close(c.open.handle).ok());
+  EXPECT_TRUE(Get("off") == data);
+  EXPECT_EQ(metrics_.GetCounter("dsfs_write_streamed_uploads_total").value(), 0u);
 }
 
 TEST_F(FilesystemWriteTest, AppendWritesAtTheEnd) {

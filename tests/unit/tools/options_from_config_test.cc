@@ -236,7 +236,8 @@ TEST(FallbackOptionsFrom, EveryTunableIsMapped) {
 TEST(WriteOptionsFrom, DefaultsAreADefaultConfigs) {
   const WriteOptions from = WriteOptionsFrom(Config{});
   const WriteOptions def{};
-  const auto& [dir, part, parallel, max_dirty, single_copy] = from;
+  const auto& [dir, part, parallel, max_dirty, stream, single_copy] = from;
+  EXPECT_EQ(stream, def.stream_upload);
   EXPECT_EQ(single_copy, def.max_single_copy);  // S3's limit, not from Config
   EXPECT_EQ(dir, def.staging_dir);
   EXPECT_EQ(part, def.multipart_size);
@@ -250,7 +251,9 @@ TEST(WriteOptionsFrom, EveryTunableIsMappedAndStagingIsUnderTheCache) {
   c.write.multipart_size = 7 << 20;
   c.write.parallel_count = 3;
   c.write.max_dirty = 99 << 20;
-  const auto& [dir, part, parallel, max_dirty, single_copy] = WriteOptionsFrom(c);
+  c.write.stream_upload = !c.write.stream_upload;
+  const auto& [dir, part, parallel, max_dirty, stream, single_copy] = WriteOptionsFrom(c);
+  EXPECT_EQ(stream, !WriteConfig{}.stream_upload);
   EXPECT_EQ(single_copy, WriteOptions{}.max_single_copy);
   EXPECT_EQ(dir, "/scratch");
   EXPECT_EQ(part, uint64_t{7} << 20);
