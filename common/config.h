@@ -253,6 +253,33 @@ struct FallbackConfig {
   // blocks its reader in the kernel: these threads take that, never the
   // FUSE threads; 8 keep several shards' fallback reads in flight.
   int share_workers = 8;
+  // fallback_parallel=: while OBS is healthy, a read of an object whose
+  // share copy is proven identical goes to whichever of OBS and the share
+  // is expected to finish it first (rates measured as it goes), and a read
+  // late on one (past its recent p99) is asked of the other. On by
+  // default: OBS bandwidth is capped per account (~2 GB/s) while SFS Turbo
+  // scales with its size, so a fleet loading one model gets both pipes;
+  // only proven bytes are ever taken from the share. off: OBS only while
+  // it is healthy, as before.
+  bool parallel = true;
+  // How long "this share copy is not proven to be that OBS version" is
+  // trusted before the share file is stat'ed again (in the background),
+  // so a copy proven later is used within a second. A proven identity
+  // needs no such limit: the share's If-Match refuses a rewritten file and
+  // that read goes to OBS.
+  milliseconds parallel_stat_ttl{1000};
+  // After a share error (a failed stat or read) an object's reads stay off
+  // the share this long: a failing share costs a read now and then (each
+  // retried on OBS), not every read.
+  milliseconds parallel_error_backoff{30000};
+  // Hedged reads (fallback_parallel=on): at most this many reads are asked
+  // of the other source at once, each holding a buffer of its size (up to
+  // max_get_size=). A late read is about one in a hundred; 4 cover a burst
+  // of them without doubling the load of a source that is merely busy.
+  int hedge_workers = 4;
+  // A read is never hedged before this, however fast its source's p99: a
+  // hedge costs a second read, worth it only against a real stall.
+  milliseconds hedge_min_delay{20};
 };
 
 // The write path: files written through the mount are staged on local disk

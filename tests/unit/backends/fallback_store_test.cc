@@ -96,6 +96,9 @@ class FallbackStoreTest : public ::testing::Test {
     }
     // Background proofs only where a test asks for them (a rate of its own).
     if (opts.proof_rate == FallbackOptions{}.proof_rate) opts.proof_rate = 0;
+    // OBS only while healthy: reads of proven copies from both sources are
+    // fallback_parallel_test.cc's.
+    opts.parallel = false;
     opts.logger = log_.logger;
     return std::make_unique<FallbackStore>(primary_, dir_.get(), std::move(opts), &metrics_);
   }
