@@ -48,6 +48,14 @@ Result<ListToken> ParseToken(const std::string& token) {
 
 }  // namespace
 
+SourceSplitOptions FallbackStore::SplitOptions(const FallbackOptions& options) {
+  SourceSplitOptions o;
+  // The share's BoundedStore refuses work once every worker is busy and one
+  // request waits: leave a worker each to the background prover and stats.
+  o.max_in_flight[kShareSource] = std::max(1, options.share_workers - 2);
+  return o;
+}
+
 FallbackOptions FallbackOptionsFrom(const Config& config) {
   FallbackOptions o;
   o.failure_threshold = config.fallback.failure_threshold;
@@ -60,6 +68,7 @@ FallbackOptions FallbackOptionsFrom(const Config& config) {
   o.parallel_error_backoff = config.fallback.parallel_error_backoff;
   o.hedge_workers = config.fallback.hedge_workers;
   o.hedge_min_delay = config.fallback.hedge_min_delay;
+  o.share_workers = config.fallback.share_workers;
   return o;
 }
 
@@ -72,6 +81,7 @@ FallbackStore::FallbackStore(std::unique_ptr<ObjectStore> primary,
       secondary_(owned_secondary_.get()),
       options_(std::move(options)),
       limiter_(options_.proof_rate),
+      split_(SplitOptions(options_)),
       hedger_(options_.parallel ? options_.hedge_workers : 0, kHedgeCancelPoll) {
   Init(metrics);
 }
@@ -82,6 +92,7 @@ FallbackStore::FallbackStore(ObjectStore& primary, ObjectStore* secondary, Fallb
       secondary_(secondary),
       options_(std::move(options)),
       limiter_(options_.proof_rate),
+      split_(SplitOptions(options_)),
       hedger_(options_.parallel ? options_.hedge_workers : 0, kHedgeCancelPoll) {
   Init(metrics);
 }
@@ -546,7 +557,7 @@ Result<GetResult> FallbackStore::ReadFrom(int source, const GetRequest& request,
     Result<GetResult> r = parts.size() == 1 ? primary_->Get(sub, parts[0].data, parts[0].length)
                                             : primary_->GetParts(sub, parts);
     // The same OBS identity as the read asked for, whoever answers.
-    if (r.ok() && r->etag != request.if_match) {
+    if (r.ok() && !r->etag.empty() && r->etag != request.if_match) {
       return Status::PreconditionFailed("'" + request.key + "' is no longer OBS version " +
                                         request.if_match);
     }
@@ -569,17 +580,18 @@ Result<GetResult> FallbackStore::ReadFrom(int source, const GetRequest& request,
   return r;
 }
 
-Result<GetResult> FallbackStore::TimedRead(int source, const GetRequest& request,
+Result<GetResult> FallbackStore::TimedRead(const SourceSplit::Ticket& ticket,
+                                           const GetRequest& request,
                                            const std::string& share_etag,
                                            std::span<const GetPart> parts,
-                                           const CancelTokenPtr& cancel) {
-  const uint64_t len = request.range->length;
-  const SourceSplit::Ticket ticket = split_.Start(source, len, SourceSplit::Clock::now());
+                                           const CancelTokenPtr& cancel, bool hedge) {
+  const int source = ticket.source;
   Result<GetResult> r = ReadFrom(source, request, share_etag, parts, cancel);
-  if (r.ok() || !IsCancelled(cancel)) {
+  if (r.ok() || !IsCancelled(cancel) || (!hedge && !IsCancelled(request.cancel))) {
+    // A first attempt the hedge overtook answered nothing in time: a failure.
     split_.Finish(ticket, r.ok(), SourceSplit::Clock::now());
   } else {
-    split_.Abandon(ticket);  // cut short: says nothing about the source
+    split_.Abandon(ticket);  // a hedge not needed, or the reader gave up: no sample
   }
   if (r.ok()) {
     parallel_requests_[source]->Add();
@@ -589,27 +601,31 @@ Result<GetResult> FallbackStore::TimedRead(int source, const GetRequest& request
   return r;
 }
 
-Result<GetResult> FallbackStore::HedgedRead(int source, const GetRequest& request,
+Result<GetResult> FallbackStore::HedgedRead(const SourceSplit::Ticket& ticket,
+                                            const GetRequest& request,
                                             const std::string& share_etag,
                                             std::span<const GetPart> parts) {
   const uint64_t len = request.range->length;
+  const int source = ticket.source;
   const int other = 1 - source;
   std::optional<SourceSplit::Clock::duration> late = split_.LateAfter(source, len);
   if (late) late = std::max<SourceSplit::Clock::duration>(*late, options_.hedge_min_delay);
   // Only when the other source is expected to answer within that time.
   auto may_hedge = [&] {
+    if (!split_.HasRoom(other)) return false;
     auto expected = split_.ExpectedTime(other, len);
     return !expected || *expected <= *late;
   };
   auto first = [&](const CancelTokenPtr& cancel) {
-    return TimedRead(source, request, share_etag, parts, cancel);
+    return TimedRead(ticket, request, share_etag, parts, cancel, /*hedge=*/false);
   };
   // Runs on a hedge worker: copies of what it needs, never the caller's.
   auto second = [this, other, request, share_etag](const CancelTokenPtr& cancel, char* buf,
                                                    size_t n) {
     hedges_started_->Add();
     const GetPart part{buf, n};
-    return TimedRead(other, request, share_etag, std::span<const GetPart>(&part, 1), cancel);
+    return TimedRead(split_.Start(other, n, SourceSplit::Clock::now()), request, share_etag,
+                     std::span<const GetPart>(&part, 1), cancel, /*hedge=*/true);
   };
   Hedger::Outcome outcome;
   Result<GetResult> r = hedger_.Run(
@@ -622,16 +638,19 @@ Result<GetResult> FallbackStore::HedgedRead(int source, const GetRequest& reques
 Result<GetResult> FallbackStore::GetEither(const GetRequest& request,
                                            const std::string& share_etag,
                                            std::span<const GetPart> parts) {
-  if (split_.Choose(request.range->length, SourceSplit::Clock::now()) == kShareSource) {
-    Result<GetResult> r = HedgedRead(kShareSource, request, share_etag, parts);
+  const uint64_t len = request.range->length;
+  const SourceSplit::Ticket ticket = split_.Pick(len, SourceSplit::Clock::now());
+  if (ticket.source == kShareSource) {
+    Result<GetResult> r = HedgedRead(ticket, request, share_etag, parts);
     if (r.ok()) return r;
     if (r.status().code() == StatusCode::kCancelled && IsCancelled(request.cancel)) return r;
     ShareFailed(request, r.status());
     // Retried on OBS in the same call (never an error because the share was
     // tried); OBS's answer is the answer.
-    return TimedRead(kObsSource, request, share_etag, parts, request.cancel);
+    return TimedRead(split_.Start(kObsSource, len, SourceSplit::Clock::now()), request,
+                     share_etag, parts, request.cancel, /*hedge=*/false);
   }
-  return HedgedRead(kObsSource, request, share_etag, parts);
+  return HedgedRead(ticket, request, share_etag, parts);
 }
 
 // ---- reads -------------------------------------------------------------------

@@ -159,6 +159,8 @@ struct FallbackOptions {
   // error.
   std::chrono::milliseconds parallel_stat_ttl = FallbackConfig{}.parallel_stat_ttl;
   std::chrono::milliseconds parallel_error_backoff = FallbackConfig{}.parallel_error_backoff;
+  // Threads of the share's BoundedStore: bounds the reads in flight there.
+  int share_workers = FallbackConfig{}.share_workers;
   // Hedges at once (0: no hedging), and the least time before one.
   int hedge_workers = FallbackConfig{}.hedge_workers;
   std::chrono::milliseconds hedge_min_delay = FallbackConfig{}.hedge_min_delay;
@@ -300,13 +302,15 @@ class FallbackStore : public ObjectStore {
   // version), into parts. A share failure is retried on OBS.
   Result<GetResult> GetEither(const GetRequest& request, const std::string& share_etag,
                               std::span<const GetPart> parts);
-  // The read on `source`, hedged on the other when it is late.
-  Result<GetResult> HedgedRead(int source, const GetRequest& request,
+  // The read started on ticket.source, hedged on the other when late.
+  Result<GetResult> HedgedRead(const SourceSplit::Ticket& ticket, const GetRequest& request,
                                const std::string& share_etag, std::span<const GetPart> parts);
-  // The read on `source` under `cancel`, measured and counted.
-  Result<GetResult> TimedRead(int source, const GetRequest& request,
+  // The read started on ticket.source under `cancel`, measured and counted
+  // (`hedge`: it is the second attempt of a hedged read).
+  Result<GetResult> TimedRead(const SourceSplit::Ticket& ticket, const GetRequest& request,
                               const std::string& share_etag, std::span<const GetPart> parts,
-                              const CancelTokenPtr& cancel);
+                              const CancelTokenPtr& cancel, bool hedge);
+  static SourceSplitOptions SplitOptions(const FallbackOptions& options);
   // The read on `source`; checks the answer is the version asked for.
   Result<GetResult> ReadFrom(int source, const GetRequest& request, const std::string& share_etag,
                              std::span<const GetPart> parts, const CancelTokenPtr& cancel);

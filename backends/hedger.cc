@@ -49,8 +49,7 @@ Hedger::~Hedger() {
 Result<GetResult> Hedger::Run(const CancelTokenPtr& caller_cancel,
                               std::optional<Clock::duration> late_after,
                               const std::function<bool()>& may_hedge, const First& first,
-                              Second second, size_t len, const Deliver& deliver,
-                              Outcome* outcome) {
+                              Second second, size_t len, const Deliver& deliver, Outcome* outcome) {
   *outcome = Outcome::kNoHedge;
   if (!late_after || threads_.empty()) return first(caller_cancel);
   auto job = std::make_shared<Job>();

@@ -41,17 +41,17 @@ class Hedger {
  public:
   using Clock = std::chrono::steady_clock;
   enum class Outcome {
-    kNoHedge,      // the first attempt's result, no hedge started
-    kFirstWon,     // a hedge started, the first attempt answered first
-    kHedgeWon,     // the hedge's result (delivered into the caller's buffer)
-    kBothFailed,   // a hedge started and failed; the first attempt's result
+    kNoHedge,     // the first attempt's result, no hedge started
+    kFirstWon,    // a hedge started, the first attempt answered first
+    kHedgeWon,    // the hedge's result (delivered into the caller's buffer)
+    kBothFailed,  // a hedge started and failed; the first attempt's result
   };
   // Reads into the caller's buffer under `cancel`.
   using First = std::function<Result<GetResult>(const CancelTokenPtr& cancel)>;
   // Reads `len` bytes into `buf` under `cancel`. Runs on a hedge worker,
   // possibly after Run returned: it must not refer to the caller's stack.
-  using Second = std::function<Result<GetResult>(const CancelTokenPtr& cancel, char* buf,
-                                                 size_t len)>;
+  using Second =
+      std::function<Result<GetResult>(const CancelTokenPtr& cancel, char* buf, size_t len)>;
   // Copies the hedge's bytes into the caller's buffer.
   using Deliver = std::function<void(const char* bytes, size_t len)>;
 
@@ -73,9 +73,9 @@ class Hedger {
 
   const std::chrono::milliseconds cancel_poll_;
   std::mutex mu_;
-  std::condition_variable watch_cv_;  // a new watch, or stop
-  std::condition_variable work_cv_;   // a hedge to start, or stop
-  std::condition_variable done_cv_;   // a hedge ended
+  std::condition_variable watch_cv_;                                // a new watch, or stop
+  std::condition_variable work_cv_;                                 // a hedge to start, or stop
+  std::condition_variable done_cv_;                                 // a hedge ended
   std::multimap<Clock::time_point, std::shared_ptr<Job>> watches_;  // guarded by mu_
   std::deque<std::shared_ptr<Job>> ready_;                          // guarded by mu_
   std::vector<std::shared_ptr<Job>> running_;                       // guarded by mu_

@@ -21,8 +21,29 @@ double SourceSplit::RateLocked(int source) const {
   return other > 0 ? other : 1.0;  // neither measured: equal rates
 }
 
+bool SourceSplit::HasRoomLocked(int source) const {
+  const int limit = options_.max_in_flight[source];
+  return limit <= 0 || sources_[source].in_flight < limit;
+}
+
+bool SourceSplit::HasRoom(int source) const {
+  std::lock_guard lock(mu_);
+  return HasRoomLocked(source);
+}
+
 int SourceSplit::Choose(uint64_t bytes, Clock::time_point now) {
   std::lock_guard lock(mu_);
+  return ChooseLocked(bytes, now);
+}
+
+SourceSplit::Ticket SourceSplit::Pick(uint64_t bytes, Clock::time_point now) {
+  std::lock_guard lock(mu_);
+  return StartLocked(ChooseLocked(bytes, now), bytes, now);
+}
+
+int SourceSplit::ChooseLocked(uint64_t bytes, Clock::time_point now) {
+  if (!HasRoomLocked(1)) return 0;
+  if (!HasRoomLocked(0)) return 1;
   // Measured long ago and idle since: measure it again (the one idle
   // longest when both are).
   int probe = -1;
@@ -44,6 +65,10 @@ int SourceSplit::Choose(uint64_t bytes, Clock::time_point now) {
 
 SourceSplit::Ticket SourceSplit::Start(int source, uint64_t bytes, Clock::time_point now) {
   std::lock_guard lock(mu_);
+  return StartLocked(source, bytes, now);
+}
+
+SourceSplit::Ticket SourceSplit::StartLocked(int source, uint64_t bytes, Clock::time_point now) {
   Source& src = sources_[source];
   src.bytes_in_flight += bytes;
   ++src.in_flight;
@@ -83,7 +108,7 @@ void SourceSplit::Abandon(const Ticket& ticket) {
 }
 
 std::optional<SourceSplit::Clock::duration> SourceSplit::LateAfter(int source,
-                                                                  uint64_t bytes) const {
+                                                                   uint64_t bytes) const {
   std::vector<double> window;
   {
     std::lock_guard lock(mu_);
@@ -91,19 +116,20 @@ std::optional<SourceSplit::Clock::duration> SourceSplit::LateAfter(int source,
   }
   if (window.size() < std::max<size_t>(options_.min_latency_samples, 1)) return std::nullopt;
   const size_t rank = (window.size() * 99 + 99) / 100 - 1;  // nearest rank of the 99th percentile
-  std::nth_element(window.begin(), window.begin() + static_cast<std::ptrdiff_t>(rank), window.end());
+  std::nth_element(window.begin(), window.begin() + static_cast<std::ptrdiff_t>(rank),
+                   window.end());
   const double mib = std::max(static_cast<double>(bytes), kMinLatencyBytes) / kMiB;
   return std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double>(window[rank] * mib));
 }
 
 std::optional<SourceSplit::Clock::duration> SourceSplit::ExpectedTime(int source,
-                                                                     uint64_t bytes) const {
+                                                                      uint64_t bytes) const {
   std::lock_guard lock(mu_);
   const Source& src = sources_[source];
   if (src.rate <= 0) return std::nullopt;
-  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
-      static_cast<double>(src.bytes_in_flight + bytes) / src.rate));
+  return std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(static_cast<double>(src.bytes_in_flight + bytes) / src.rate));
 }
 
 double SourceSplit::rate(int source) const {

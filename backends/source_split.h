@@ -40,6 +40,9 @@ struct SourceSplitOptions {
   size_t min_latency_samples = 16;
   // An idle source is given the next read after this long without one.
   std::chrono::milliseconds probe_after{500};
+  // Reads in flight on each source at most (0: no limit): a source at its
+  // limit gets no more until one ends.
+  std::array<int, 2> max_in_flight{0, 0};
 };
 
 class SourceSplit {
@@ -56,8 +59,13 @@ class SourceSplit {
 
   explicit SourceSplit(SourceSplitOptions options = {}) : options_(options) {}
 
-  // The source expected to finish a read of `bytes` first.
+  // The source expected to finish a read of `bytes` first (one below its
+  // in-flight limit; OBS when both are at theirs).
   int Choose(uint64_t bytes, Clock::time_point now);
+  // Choose and Start in one step (the limits hold under concurrency).
+  Ticket Pick(uint64_t bytes, Clock::time_point now);
+  // Whether `source` is below its in-flight limit.
+  bool HasRoom(int source) const;
   // A read of `bytes` starts on `source`.
   Ticket Start(int source, uint64_t bytes, Clock::time_point now);
   // It ended: `ok` reads are rate and latency samples, failures halve the
@@ -83,11 +91,14 @@ class SourceSplit {
     double rate = 0;  // bytes/s; 0: unmeasured
     uint64_t bytes_in_flight = 0;
     int in_flight = 0;
-    Clock::time_point last_start{};  // of the last read, or its end
+    Clock::time_point last_start{};       // of the last read, or its end
     std::vector<double> seconds_per_mib;  // ring of latency_window
     size_t next_sample = 0;
   };
   double RateLocked(int source) const;
+  bool HasRoomLocked(int source) const;
+  int ChooseLocked(uint64_t bytes, Clock::time_point now);
+  Ticket StartLocked(int source, uint64_t bytes, Clock::time_point now);
 
   const SourceSplitOptions options_;
   mutable std::mutex mu_;

@@ -1,8 +1,7 @@
 // FallbackStore with two sources at once (fallback_parallel=on): reads of
 // a proven share copy split between OBS and the share while OBS is healthy.
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
 

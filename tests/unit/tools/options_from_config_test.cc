@@ -194,7 +194,7 @@ TEST(FallbackOptionsFrom, DefaultsAreADefaultConfigs) {
   const FallbackOptions from = FallbackOptionsFrom(c);
   const FallbackOptions def{};
   const auto& [threshold, probe_interval, probe_prefix, probe, proof_rate, proof_queue, parallel,
-               stat_ttl, error_backoff, hedge_workers, hedge_min_delay, proofs, logger] = from;
+               stat_ttl, error_backoff, share_workers, hedge_workers, hedge_min_delay, proofs, logger] = from;
   EXPECT_EQ(threshold, def.failure_threshold);
   EXPECT_EQ(probe_interval, def.probe_interval);
   EXPECT_EQ(probe_prefix, def.probe_prefix);
@@ -206,6 +206,7 @@ TEST(FallbackOptionsFrom, DefaultsAreADefaultConfigs) {
   EXPECT_EQ(error_backoff, def.parallel_error_backoff);
   EXPECT_EQ(hedge_workers, def.hedge_workers);
   EXPECT_EQ(hedge_min_delay, def.hedge_min_delay);
+  EXPECT_EQ(share_workers, def.share_workers);
   EXPECT_EQ(proofs, nullptr);
   EXPECT_EQ(logger, nullptr);
 }
@@ -221,9 +222,10 @@ TEST(FallbackOptionsFrom, EveryTunableIsMapped) {
   c.fallback.parallel_error_backoff = milliseconds(88);
   c.fallback.hedge_workers = 9;
   c.fallback.hedge_min_delay = milliseconds(99);
+  c.fallback.share_workers = 11;
   c.fs.prefix = "models/";
   const auto& [threshold, probe_interval, probe_prefix, probe, proof_rate, proof_queue, parallel,
-               stat_ttl, error_backoff, hedge_workers, hedge_min_delay, proofs, logger] = FallbackOptionsFrom(c);
+               stat_ttl, error_backoff, share_workers, hedge_workers, hedge_min_delay, proofs, logger] = FallbackOptionsFrom(c);
   EXPECT_EQ(threshold, 7);
   EXPECT_EQ(probe_interval, milliseconds(1234));
   EXPECT_EQ(probe_prefix, "models/");
@@ -235,6 +237,7 @@ TEST(FallbackOptionsFrom, EveryTunableIsMapped) {
   EXPECT_EQ(error_backoff, milliseconds(88));
   EXPECT_EQ(hedge_workers, 9);
   EXPECT_EQ(hedge_min_delay, milliseconds(99));
+  EXPECT_EQ(share_workers, 11);
   EXPECT_EQ(proofs, nullptr);
   EXPECT_EQ(logger, nullptr);
 }
