@@ -336,6 +336,7 @@ Result<std::string> FallbackStore::ProveWith(const std::string& key, const std::
   }
   ProofVerdict verdict = ProofVerdict::kDiffers;
   if (auto known = proofs_->Find(key, share->etag); known && known->obs_etag == etag) {
+    if (known->verdict == ProofVerdict::kProven) RememberProven(key, etag, share->etag);
     return std::string(ProofVerdictName(known->verdict));
   }
   if (share->size == size) {
@@ -343,7 +344,10 @@ Result<std::string> FallbackStore::ProveWith(const std::string& key, const std::
         verdict, ProveShareFile(*secondary_, key, share->etag, size, etag, limiter, stop_token_));
   }
   proofs_->Record(key, share->etag, ProofRecord{etag, verdict});
-  if (verdict == ProofVerdict::kProven) proven_total_->Add();
+  if (verdict == ProofVerdict::kProven) {
+    proven_total_->Add();
+    RememberProven(key, etag, share->etag);
+  }
   if (verdict == ProofVerdict::kDiffers) differs_total_->Add();
   Log().info("fallback: share copy of '{}' {} OBS version {}", EscapeForLog(key),
              verdict == ProofVerdict::kProven    ? "is proven to be"
@@ -416,6 +420,7 @@ Result<ObjectInfo> FallbackStore::Head(const std::string& key) {
     if (r.ok()) {
       OnPrimaryAnswer();
       QueueProof(*r);
+      QueueShareStat(*r);
       return r;
     }
     if (!IsPrimaryDownError(r.status())) {
@@ -474,17 +479,39 @@ std::optional<std::string> FallbackStore::ParallelShareEtag(const GetRequest& re
       if (!it->second.share_etag.empty()) return it->second.share_etag;
       if (std::chrono::steady_clock::now() < it->second.until) return std::nullopt;
     }
-    // Not known (or not proven a while ago): this read goes to OBS while the
-    // share file is stat'ed in the background, never on a reader's thread
-    // (a hung share must not hold reads OBS can serve).
+  }
+  // Not known (or not proven a while ago): this read goes to OBS while the
+  // share file is stat'ed in the background, never on a reader's thread
+  // (a hung share must not hold reads OBS can serve).
+  QueueShareStat(ObjectInfo{.key = request.key, .etag = request.if_match});
+  return std::nullopt;
+}
+
+void FallbackStore::RememberProven(const std::string& key, const std::string& obs_etag,
+                                   const std::string& share_etag) {
+  if (!options_.parallel) return;
+  std::lock_guard lock(parallel_mu_);
+  if (share_identity_.size() >= 10000) share_identity_.clear();  // bounded; refilled by stats
+  share_identity_[key + '\0' + obs_etag] = ShareIdentity{share_etag, {}};
+}
+
+void FallbackStore::QueueShareStat(const ObjectInfo& obs) {
+  if (!stat_thread_.joinable() || !IsProvableEtag(obs.etag)) return;
+  if (obs.key.empty() || obs.key.back() == '/') return;
+  std::string id = obs.key + '\0' + obs.etag;
+  {
+    std::lock_guard lock(parallel_mu_);
+    if (auto it = share_identity_.find(id); it != share_identity_.end() &&
+        (!it->second.share_etag.empty() || std::chrono::steady_clock::now() < it->second.until)) {
+      return;  // known
+    }
     if (stat_stop_ || stat_queue_.size() >= options_.proof_queue ||
         !stat_queued_.insert(id).second) {
-      return std::nullopt;
+      return;
     }
     stat_queue_.push_back(std::move(id));
   }
   stat_cv_.notify_one();
-  return std::nullopt;
 }
 
 void FallbackStore::StatLoop() {
@@ -639,7 +666,7 @@ Result<GetResult> FallbackStore::GetEither(const GetRequest& request,
                                            const std::string& share_etag,
                                            std::span<const GetPart> parts) {
   const uint64_t len = request.range->length;
-  const SourceSplit::Ticket ticket = split_.Pick(len, SourceSplit::Clock::now());
+  const SourceSplit::Ticket ticket = split_.PickOrWait(len, request.cancel);
   if (ticket.source == kShareSource) {
     Result<GetResult> r = HedgedRead(ticket, request, share_etag, parts);
     if (r.ok()) return r;

@@ -294,6 +294,12 @@ class FallbackStore : public ObjectStore {
   // Two sources at once: the proven share ETag of a request that may go
   // to either source, else nullopt (the request goes where it always did).
   std::optional<std::string> ParallelShareEtag(const GetRequest& request);
+  // Records a proof's outcome for the parallel reads.
+  void RememberProven(const std::string& key, const std::string& obs_etag,
+                      const std::string& share_etag);
+  // Queues a background stat of obs's share file unless its identity is
+  // known.
+  void QueueShareStat(const ObjectInfo& obs);
   // Stats queued share files and records their proven identities.
   void StatLoop();
   // Keeps the object's reads off the share for the error backoff.

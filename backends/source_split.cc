@@ -33,17 +33,33 @@ bool SourceSplit::HasRoom(int source) const {
 
 int SourceSplit::Choose(uint64_t bytes, Clock::time_point now) {
   std::lock_guard lock(mu_);
-  return ChooseLocked(bytes, now);
+  return ChooseLocked(bytes, now, false);
 }
 
 SourceSplit::Ticket SourceSplit::Pick(uint64_t bytes, Clock::time_point now) {
   std::lock_guard lock(mu_);
-  return StartLocked(ChooseLocked(bytes, now), bytes, now);
+  return StartLocked(ChooseLocked(bytes, now, false), bytes, now);
 }
 
-int SourceSplit::ChooseLocked(uint64_t bytes, Clock::time_point now) {
-  if (!HasRoomLocked(1)) return 0;
-  if (!HasRoomLocked(0)) return 1;
+SourceSplit::Ticket SourceSplit::PickOrWait(uint64_t bytes, const CancelTokenPtr& cancel) {
+  std::unique_lock lock(mu_);
+  const auto give_up = Clock::now() + options_.max_wait;
+  while (true) {
+    const auto now = Clock::now();
+    // The source expected to finish first, counting what it already has in
+    // flight: when that is one at its limit, waiting for it still wins.
+    const int best = ChooseLocked(bytes, now, /*ignore_limits=*/true);
+    if (HasRoomLocked(best)) return StartLocked(best, bytes, now);
+    if (now >= give_up || IsCancelled(cancel)) {
+      return StartLocked(ChooseLocked(bytes, now, false), bytes, now);
+    }
+    room_cv_.wait_until(lock, std::min(give_up, now + std::chrono::milliseconds(10)));
+  }
+}
+
+int SourceSplit::ChooseLocked(uint64_t bytes, Clock::time_point now, bool ignore_limits) {
+  if (!ignore_limits && !HasRoomLocked(1)) return 0;
+  if (!ignore_limits && !HasRoomLocked(0)) return 1;
   // Measured long ago and idle since: measure it again (the one idle
   // longest when both are).
   int probe = -1;
@@ -77,6 +93,11 @@ SourceSplit::Ticket SourceSplit::StartLocked(int source, uint64_t bytes, Clock::
 }
 
 void SourceSplit::Finish(const Ticket& ticket, bool ok, Clock::time_point now) {
+  FinishUnnotified(ticket, ok, now);
+  room_cv_.notify_all();
+}
+
+void SourceSplit::FinishUnnotified(const Ticket& ticket, bool ok, Clock::time_point now) {
   std::lock_guard lock(mu_);
   Source& src = sources_[ticket.source];
   const int in_flight_at_end = src.in_flight;
@@ -101,10 +122,13 @@ void SourceSplit::Finish(const Ticket& ticket, bool ok, Clock::time_point now) {
 }
 
 void SourceSplit::Abandon(const Ticket& ticket) {
-  std::lock_guard lock(mu_);
-  Source& src = sources_[ticket.source];
-  src.bytes_in_flight -= std::min(src.bytes_in_flight, ticket.bytes);
-  src.in_flight = std::max(0, src.in_flight - 1);
+  {
+    std::lock_guard lock(mu_);
+    Source& src = sources_[ticket.source];
+    src.bytes_in_flight -= std::min(src.bytes_in_flight, ticket.bytes);
+    src.in_flight = std::max(0, src.in_flight - 1);
+  }
+  room_cv_.notify_all();
 }
 
 std::optional<SourceSplit::Clock::duration> SourceSplit::LateAfter(int source,

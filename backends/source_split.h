@@ -23,11 +23,14 @@
 
 #include <array>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <optional>
 #include <vector>
+
+#include "common/cancel.h"
 
 namespace dsfs {
 
@@ -43,6 +46,10 @@ struct SourceSplitOptions {
   // Reads in flight on each source at most (0: no limit): a source at its
   // limit gets no more until one ends.
   std::array<int, 2> max_in_flight{0, 0};
+  // PickOrWait waits at most this for the better source's slot: a second
+  // covers a few reads of a block ending while never leaving a reader
+  // behind a stuck source.
+  std::chrono::milliseconds max_wait{1000};
 };
 
 class SourceSplit {
@@ -64,6 +71,10 @@ class SourceSplit {
   int Choose(uint64_t bytes, Clock::time_point now);
   // Choose and Start in one step (the limits hold under concurrency).
   Ticket Pick(uint64_t bytes, Clock::time_point now);
+  // Pick, except that when the source expected to finish first is at its
+  // limit, waits for it (at most max_wait, or until `cancel`) instead of
+  // taking the other.
+  Ticket PickOrWait(uint64_t bytes, const CancelTokenPtr& cancel);
   // Whether `source` is below its in-flight limit.
   bool HasRoom(int source) const;
   // A read of `bytes` starts on `source`.
@@ -97,13 +108,15 @@ class SourceSplit {
   };
   double RateLocked(int source) const;
   bool HasRoomLocked(int source) const;
-  int ChooseLocked(uint64_t bytes, Clock::time_point now);
+  int ChooseLocked(uint64_t bytes, Clock::time_point now, bool ignore_limits);
+  void FinishUnnotified(const Ticket& ticket, bool ok, Clock::time_point now);
   Ticket StartLocked(int source, uint64_t bytes, Clock::time_point now);
 
   const SourceSplitOptions options_;
   mutable std::mutex mu_;
   std::array<Source, kSources> sources_;  // guarded by mu_
   unsigned ties_ = 0;                     // guarded by mu_
+  std::condition_variable room_cv_;       // a read ended
 };
 
 }  // namespace dsfs

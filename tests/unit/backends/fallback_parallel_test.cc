@@ -340,6 +340,23 @@ TEST_F(FallbackParallelTest, GetPartsUsesBothSources) {
   EXPECT_GT(Count("dsfs_parallel_requests_total", "obs"), 0u);
 }
 
+// A proof made on demand is used at once: no share stat is needed before
+// the share takes reads.
+TEST_F(FallbackParallelTest, AProofIsUsedWithoutWaitingForAStat) {
+  const std::string data = Content(12, 1 << 20);
+  PutBoth(kKey, data);
+  auto fb = Make();
+  ASSERT_EQ(Prove(*fb, kKey), "proven");
+  const std::string etag = Etag(kKey);
+  for (uint64_t off = 0; off < 4 * 64 * kKiB; off += 64 * kKiB) {
+    auto got = Read(*fb, kKey, off, 64 * kKiB, etag);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(*got, data.substr(off, 64 * kKiB));
+  }
+  // Equal rates, sequential reads: the fair split's ties alternate at first.
+  EXPECT_GT(Count("dsfs_parallel_requests_total", "share"), 0u);
+}
+
 // An OBS failure of a read sent to OBS is any OBS failure: the proven
 // share serves it and the circuit opens.
 TEST_F(FallbackParallelTest, AnObsFailureFollowsTheCircuit) {
@@ -347,6 +364,7 @@ TEST_F(FallbackParallelTest, AnObsFailureFollowsTheCircuit) {
   PutBoth(kKey, data);
   auto fb = Make();
   ASSERT_EQ(Prove(*fb, kKey), "proven");
+  share_->set_rate(8e6);  // OBS is the faster source: it gets reads
   Warm(*fb, kKey);
   obs_.set_fail(Status::Unavailable("connect refused"));
   ReadInParallel(*fb, kKey, data, 64 * kKiB, 2, 1);

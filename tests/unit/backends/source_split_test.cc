@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <queue>
+#include <thread>
 #include <vector>
 
 namespace dsfs {
@@ -125,6 +126,37 @@ TEST(SourceSplit, ExpectedTimeCountsTheBytesInFlight) {
   auto t = split.ExpectedTime(0, kMiB);
   ASSERT_TRUE(t);
   EXPECT_NEAR(std::chrono::duration<double>(*t).count(), 0.020, 1e-3);
+}
+
+TEST(SourceSplit, PickOrWaitWaitsForTheBetterSourceAtItsLimit) {
+  SourceSplitOptions o;
+  o.max_in_flight = {0, 1};
+  o.max_wait = std::chrono::seconds(20);  // a bound for a hung test only
+  SourceSplit split(o);
+  const auto t0 = Clock::now();
+  // The share (1) is ten times as fast as OBS, and at its limit.
+  split.Finish(split.Start(1, kMiB, t0), true, t0 + milliseconds(1));
+  split.Finish(split.Start(0, kMiB, t0), true, t0 + milliseconds(10));
+  const SourceSplit::Ticket busy = split.Start(1, kMiB, Clock::now());
+  EXPECT_EQ(split.Pick(kMiB, Clock::now()).source, 0);  // Pick takes the one with room
+  std::thread ender([&] {
+    std::this_thread::sleep_for(milliseconds(50));
+    split.Finish(busy, true, Clock::now());
+  });
+  EXPECT_EQ(split.PickOrWait(kMiB, nullptr).source, 1);  // waited for the share
+  ender.join();
+}
+
+TEST(SourceSplit, PickOrWaitGivesUpAfterMaxWait) {
+  SourceSplitOptions o;
+  o.max_in_flight = {0, 1};
+  o.max_wait = milliseconds(20);
+  SourceSplit split(o);
+  const auto t0 = Clock::now();
+  split.Finish(split.Start(1, kMiB, t0), true, t0 + milliseconds(1));
+  split.Finish(split.Start(0, kMiB, t0), true, t0 + milliseconds(10));
+  split.Start(1, kMiB, Clock::now());  // never ends
+  EXPECT_EQ(split.PickOrWait(kMiB, nullptr).source, 0);
 }
 
 }  // namespace
