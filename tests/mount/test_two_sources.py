@@ -12,7 +12,6 @@ report only, never asserted.
 
 import hashlib
 import os
-import re
 import time
 import unittest
 
@@ -23,16 +22,6 @@ from harness import MiB
 OBS_BW_PER_CONN = "4M"   # the proxy's cap per connection
 MAX_INFLIGHT = "8"       # GETs in flight: OBS tops out near 8 x 4 MiB/s
 PROVE_XATTR = "user.dsfs.prove"
-
-
-def labelled(mnt, name):
-    """{source: value} of a counter family with a `source` label."""
-    text = os.getxattr(mnt, "user.dsfs.stats").decode()
-    out = {}
-    for m in re.finditer(r'(?m)^' + re.escape(name) +
-                         r'\{[^}]*source="([^"]+)"[^}]*\} (\S+)$', text):
-        out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(2))
-    return out
 
 
 class TwoSourcesTest(harness.MountTestCase):
@@ -100,7 +89,7 @@ class TwoSourcesTest(harness.MountTestCase):
         key = "two/model.bin"
         self.prove(os.path.join(mnt, key), "proven")
         mbs = self.cold_read(mnt, key)
-        by = labelled(mnt, "dsfs_parallel_bytes_total")
+        by = fu.counter_by_source(mnt, "dsfs_parallel_bytes_total")
         print(f"\ncold read, two sources: {mbs:.0f} MiB/s "
               f"(obs {by.get('obs', 0) / MiB:.0f} MiB, "
               f"share {by.get('share', 0) / MiB:.0f} MiB)")
@@ -119,7 +108,7 @@ class TwoSourcesTest(harness.MountTestCase):
         self.prove(os.path.join(mnt, key), "differs")
         before = fu.counter(mnt, "dsfs_share_bytes_read_total")
         self.cold_read(mnt, key)
-        by = labelled(mnt, "dsfs_parallel_bytes_total")
+        by = fu.counter_by_source(mnt, "dsfs_parallel_bytes_total")
         self.assertEqual(by.get("share", 0), 0, by)
         self.assertEqual(fu.counter(mnt, "dsfs_share_bytes_read_total"),
                          before)
@@ -133,7 +122,7 @@ class TwoSourcesTest(harness.MountTestCase):
         before = fu.counter(mnt, "dsfs_share_bytes_read_total")
         mbs = self.cold_read(mnt, key)
         print(f"\ncold read, fallback_parallel=off: {mbs:.0f} MiB/s")
-        by = labelled(mnt, "dsfs_parallel_bytes_total")
+        by = fu.counter_by_source(mnt, "dsfs_parallel_bytes_total")
         self.assertEqual(by.get("share", 0), 0, by)
         self.assertEqual(fu.counter(mnt, "dsfs_share_bytes_read_total"),
                          before)
