@@ -491,8 +491,12 @@ void FallbackStore::RememberProven(const std::string& key, const std::string& ob
                                    const std::string& share_etag) {
   if (!options_.parallel) return;
   std::lock_guard lock(parallel_mu_);
+  SetIdentityLocked(key + '\0' + obs_etag, ShareIdentity{share_etag, {}});
+}
+
+void FallbackStore::SetIdentityLocked(const std::string& id, ShareIdentity identity) {
   if (share_identity_.size() >= 10000) share_identity_.clear();  // bounded; refilled by stats
-  share_identity_[key + '\0' + obs_etag] = ShareIdentity{share_etag, {}};
+  share_identity_[id] = std::move(identity);
 }
 
 void FallbackStore::QueueShareStat(const ObjectInfo& obs) {
@@ -537,8 +541,7 @@ void FallbackStore::StatLoop() {
       identity.until = now + options_.parallel_error_backoff;
     }
     lock.lock();
-    if (share_identity_.size() >= 10000) share_identity_.clear();  // bounded; refilled by stats
-    share_identity_[id] = identity;
+    SetIdentityLocked(id, identity);
     stat_queued_.erase(id);
     stat_busy_ = false;
     if (stat_queue_.empty()) stat_idle_cv_.notify_all();
@@ -556,8 +559,9 @@ void FallbackStore::ShareFailed(const GetRequest& request, const Status& status)
   Log().debug("fallback: parallel read of '{}' from the share failed ({}): read from OBS",
               EscapeForLog(request.key), EscapeForLog(status.ToString()));
   std::lock_guard lock(parallel_mu_);
-  share_identity_[request.key + '\0' + request.if_match] = ShareIdentity{
-      "", std::chrono::steady_clock::now() + options_.parallel_error_backoff};
+  SetIdentityLocked(request.key + '\0' + request.if_match,
+                    ShareIdentity{"", std::chrono::steady_clock::now() +
+                                          options_.parallel_error_backoff});
 }
 
 namespace {

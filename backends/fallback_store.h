@@ -297,6 +297,9 @@ class FallbackStore : public ObjectStore {
   // Records a proof's outcome for the parallel reads.
   void RememberProven(const std::string& key, const std::string& obs_etag,
                       const std::string& share_etag);
+  struct ShareIdentity;
+  // Records an identity (bounded). Requires parallel_mu_.
+  void SetIdentityLocked(const std::string& id, ShareIdentity identity);
   // Queues a background stat of obs's share file unless its identity is
   // known.
   void QueueShareStat(const ObjectInfo& obs);
