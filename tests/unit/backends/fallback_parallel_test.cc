@@ -2,7 +2,6 @@
 // a proven share copy split between OBS and the share while OBS is healthy.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -21,23 +20,11 @@ namespace dsfs {
 namespace {
 
 using testing::LogCapture;
+using testing::Md5Hex;
 using testing::TempDir;
 using testing::WaitFor;
 
 constexpr uint64_t kKiB = 1024;
-
-std::string Md5Hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_md5(), nullptr);
-  std::string hex;
-  for (unsigned i = 0; i < len; ++i) {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    hex += kDigits[md[i] >> 4];
-    hex += kDigits[md[i] & 15];
-  }
-  return hex;
-}
 
 std::string Content(uint32_t seed, size_t n) {
   std::string s(n, '\0');
