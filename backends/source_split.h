@@ -31,25 +31,26 @@
 #include <vector>
 
 #include "common/cancel.h"
+#include "common/config.h"
 
 namespace dsfs {
 
+// The defaults are a default FallbackConfig's (common/config.h has the
+// reasons).
 struct SourceSplitOptions {
   // Weight of the newest rate sample in the EWMA.
-  double ewma_alpha = 0.2;
+  double ewma_alpha = FallbackConfig{}.split_ewma_alpha;
   // Reads per source whose durations make the p99.
-  size_t latency_window = 64;
+  size_t latency_window = FallbackConfig{}.split_latency_window;
   // Samples needed before a read can be late (no p99 before).
-  size_t min_latency_samples = 16;
+  size_t min_latency_samples = FallbackConfig{}.split_min_latency_samples;
   // An idle source is given the next read after this long without one.
-  std::chrono::milliseconds probe_after{500};
+  std::chrono::milliseconds probe_after = FallbackConfig{}.split_probe_after;
   // Reads in flight on each source at most (0: no limit): a source at its
   // limit gets no more until one ends.
   std::array<int, 2> max_in_flight{0, 0};
-  // PickOrWait waits at most this for the better source's slot: a second
-  // covers a few reads of a block ending while never leaving a reader
-  // behind a stuck source.
-  std::chrono::milliseconds max_wait{1000};
+  // PickOrWait waits at most this for the better source's slot.
+  std::chrono::milliseconds max_wait = FallbackConfig{}.split_max_wait;
 };
 
 class SourceSplit {

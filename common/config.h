@@ -280,6 +280,22 @@ struct FallbackConfig {
   // A read is never hedged before this, however fast its source's p99: a
   // hedge costs a second read, worth it only against a real stall.
   milliseconds hedge_min_delay{20};
+  // How the split measures the two sources (backends/source_split.h). The
+  // newest rate sample weighs 0.2: a change of rate is followed within ~10
+  // reads, one slow read does not swing it.
+  double split_ewma_alpha = 0.2;
+  // Reads per source whose durations make its p99 (of 64 the largest: a
+  // late read is slower than all of the last 64), and the samples needed
+  // before any read can be late (fewer say nothing about a tail).
+  size_t split_latency_window = 64;
+  size_t split_min_latency_samples = 16;
+  // An idle source is given the next read after this: a rate measured at a
+  // bad moment is measured again instead of starving that source.
+  milliseconds split_probe_after{500};
+  // A read waits at most this for a free slot on the source expected to
+  // finish it first (the share's are bounded by share_workers=): a second
+  // covers a few block reads ending, never a stuck source.
+  milliseconds split_max_wait{1000};
 };
 
 // The write path: files written through the mount are staged on local disk
