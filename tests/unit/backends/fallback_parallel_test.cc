@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <cstdio>
 #include <future>
 #include <mutex>
 #include <string>
@@ -356,6 +357,28 @@ TEST_F(FallbackParallelTest, AnObsFailureFollowsTheCircuit) {
   obs_.set_fail(Status::Unavailable("connect refused"));
   ReadInParallel(*fb, kKey, data, 64 * kKiB, 2, 1);
   EXPECT_TRUE(fb->circuit_open());
+}
+
+// Not a test: MB/s of 8 readers of 4 MiB blocks through two equal pipes of
+// 256 MB/s each (the share throttled to the origin's ceiling), on and off.
+// --gtest_also_run_disabled_tests --gtest_filter='*Bench*'
+TEST_F(FallbackParallelTest, DISABLED_TwoEqualPipesBench) {
+  const std::string data = Content(13, 64 << 20);
+  PutBoth(kKey, data);
+  for (bool parallel : {false, true}) {
+    auto fb = Make(parallel);
+    ASSERT_EQ(Prove(*fb, kKey), "proven");
+    Warm(*fb, kKey);
+    obs_.set_rate(256e6);
+    share_->set_rate(256e6);
+    const auto t0 = std::chrono::steady_clock::now();
+    ReadInParallel(*fb, kKey, data, 4 << 20, 8, 4);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    obs_.set_rate(0);
+    share_->set_rate(0);
+    std::printf("fallback_parallel=%s: %.0f MB/s\n", parallel ? "on" : "off",
+                4.0 * static_cast<double>(data.size()) / s / 1e6);
+  }
 }
 
 // Hedging: enough reads on both sources for their p99 (both pipes alike).
