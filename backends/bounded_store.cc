@@ -86,7 +86,8 @@ BoundedStore::~BoundedStore() {
 uint64_t BoundedStore::timeouts() const { return shared_->timeouts.load(); }
 
 template <typename T>
-Result<T> BoundedStore::Run(std::function<Result<T>()> fn, const std::string& what) {
+Result<T> BoundedStore::Run(std::function<Result<T>()> fn, const std::string& what,
+                            const CancelTokenPtr& cancel) {
   auto slot = std::make_shared<Slot<T>>();
   {
     std::lock_guard lock(shared_->mu);
@@ -106,7 +107,14 @@ Result<T> BoundedStore::Run(std::function<Result<T>()> fn, const std::string& wh
   }
   shared_->cv.notify_one();
   std::unique_lock lock(slot->mu);
-  if (!slot->cv.wait_for(lock, deadline_, [&] { return slot->result.has_value(); })) {
+  const auto give_up = std::chrono::steady_clock::now() + deadline_;
+  auto done = [&] { return slot->result.has_value(); };
+  while (cancel && !done() && std::chrono::steady_clock::now() < give_up) {
+    if (IsCancelled(cancel)) return Status::Cancelled(what + ": cancelled");
+    slot->cv.wait_until(lock, std::min(give_up, std::chrono::steady_clock::now() + kCancelPoll),
+                        done);
+  }
+  if (!slot->cv.wait_until(lock, give_up, done)) {
     ++shared_->timeouts;
     return Status::Unavailable(what + ": " + inner_->Describe() + " did not answer within " +
                                std::to_string(deadline_.count()) + " ms");
@@ -132,7 +140,7 @@ Result<GetResult> BoundedStore::Get(const GetRequest& request, char* buf, size_t
   auto own = Buffer::Allocate(buf_len);
   auto r = Run<GetResult>(
       [inner, request, own] { return inner->Get(request, own->data(), own->size()); },
-      "GET '" + request.key + "'");
+      "GET '" + request.key + "'", request.cancel);
   if (r.ok()) std::memcpy(buf, own->data(), std::min(r->bytes, buf_len));
   return r;
 }

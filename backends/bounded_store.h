@@ -11,7 +11,9 @@
 //
 // A Get reads into a buffer of the task's own and is copied to the caller's
 // buffer only after it completed in time: a read that returns after the
-// caller gave up never writes into memory the caller has reused.
+// caller gave up never writes into memory the caller has reused. A Get whose
+// cancel token is cancelled stops waiting within kCancelPoll (the worker
+// finishes on its own).
 //
 // Thread-safe. One mutex (mu_) guards the queue; each request's result has
 // its own (leaf) mutex. No store call runs under either.
@@ -55,7 +57,13 @@ class BoundedStore : public ObjectStore {
  private:
   struct Shared;  // queue and workers' state, shared with detached workers
   template <typename T>
-  Result<T> Run(std::function<Result<T>()> fn, const std::string& what);
+  // Waits for fn at most the deadline, and stops waiting (Cancelled) once
+  // `cancel` is cancelled (a hedged read whose other source answered).
+  Result<T> Run(std::function<Result<T>()> fn, const std::string& what,
+                const CancelTokenPtr& cancel = nullptr);
+
+  // How often a waiting Get checks its cancel token.
+  static constexpr std::chrono::milliseconds kCancelPoll{10};
 
   ObjectStore* inner_;
   const std::chrono::milliseconds deadline_;

@@ -48,6 +48,14 @@ Result<ListToken> ParseToken(const std::string& token) {
 
 }  // namespace
 
+SourceSplitOptions FallbackStore::SplitOptions(const FallbackOptions& options) {
+  SourceSplitOptions o;
+  // The share's BoundedStore refuses work once every worker is busy and one
+  // request waits: leave a worker each to the background prover and stats.
+  o.max_in_flight[kShareSource] = std::max(1, options.share_workers - 2);
+  return o;
+}
+
 FallbackOptions FallbackOptionsFrom(const Config& config) {
   FallbackOptions o;
   o.failure_threshold = config.fallback.failure_threshold;
@@ -55,6 +63,12 @@ FallbackOptions FallbackOptionsFrom(const Config& config) {
   o.probe_prefix = config.fs.prefix;
   o.proof_rate = config.fallback.proof_rate;
   o.proof_queue = config.fallback.proof_queue;
+  o.parallel = config.fallback.parallel;
+  o.parallel_stat_ttl = config.fallback.parallel_stat_ttl;
+  o.parallel_error_backoff = config.fallback.parallel_error_backoff;
+  o.hedge_workers = config.fallback.hedge_workers;
+  o.hedge_min_delay = config.fallback.hedge_min_delay;
+  o.share_workers = config.fallback.share_workers;
   return o;
 }
 
@@ -66,7 +80,9 @@ FallbackStore::FallbackStore(std::unique_ptr<ObjectStore> primary,
       primary_(owned_primary_.get()),
       secondary_(owned_secondary_.get()),
       options_(std::move(options)),
-      limiter_(options_.proof_rate) {
+      limiter_(options_.proof_rate),
+      split_(SplitOptions(options_)),
+      hedger_(options_.parallel ? options_.hedge_workers : 0, kHedgeCancelPoll) {
   Init(metrics);
 }
 
@@ -75,7 +91,9 @@ FallbackStore::FallbackStore(ObjectStore& primary, ObjectStore* secondary, Fallb
     : primary_(&primary),
       secondary_(secondary),
       options_(std::move(options)),
-      limiter_(options_.proof_rate) {
+      limiter_(options_.proof_rate),
+      split_(SplitOptions(options_)),
+      hedger_(options_.parallel ? options_.hedge_workers : 0, kHedgeCancelPoll) {
   Init(metrics);
 }
 
@@ -97,6 +115,25 @@ void FallbackStore::Init(Metrics* metrics) {
                                                    "Requests served by the fallback store");
   share_bytes_total_ = &metrics->GetCounter("dsfs_share_bytes_read_total",
                                             "Bytes read from the share (fallback store)");
+  static constexpr const char* kSourceNames[SourceSplit::kSources] = {"obs", "share"};
+  for (int s = 0; s < SourceSplit::kSources; ++s) {
+    parallel_bytes_[s] = &metrics->GetCounter(
+        "dsfs_parallel_bytes_total",
+        "Bytes of reads that could go to OBS or a proven share copy, by where they went",
+        {{"source", kSourceNames[s]}});
+    parallel_requests_[s] = &metrics->GetCounter(
+        "dsfs_parallel_requests_total",
+        "Reads that could go to OBS or a proven share copy, by where they were served",
+        {{"source", kSourceNames[s]}});
+  }
+  hedges_started_ = &metrics->GetCounter(
+      "dsfs_parallel_hedges_total",
+      "Reads late on one source (past its recent p99) also asked of the other");
+  hedges_won_ = &metrics->GetCounter("dsfs_parallel_hedges_won_total",
+                                     "Hedged reads answered first by the other source");
+  parallel_share_failures_ =
+      &metrics->GetCounter("dsfs_parallel_share_failures_total",
+                           "Reads of a proven share copy that failed and were retried on OBS");
   state_ = &metrics->GetGauge("dsfs_fallback_state",
                               "Where reads go: 0 OBS, 1 the share (OBS down), 2 offline "
                               "(OBS down, no share: cached data only)");
@@ -109,6 +146,9 @@ void FallbackStore::Init(Metrics* metrics) {
                            "Reads of an OBS version refused because the share copy is unproven");
   if (secondary_ != nullptr && options_.proof_rate > 0) {
     prover_thread_ = std::thread([this] { ProverLoop(); });
+  }
+  if (secondary_ != nullptr && options_.parallel) {
+    stat_thread_ = std::thread([this] { StatLoop(); });
   }
   probe_thread_ = std::thread([this] { ProbeLoop(); });
 }
@@ -125,7 +165,13 @@ FallbackStore::~FallbackStore() {
     proof_stop_ = true;
   }
   proof_cv_.notify_all();
+  {
+    std::lock_guard lock(parallel_mu_);
+    stat_stop_ = true;
+  }
+  stat_cv_.notify_all();
   if (probe_thread_.joinable()) probe_thread_.join();
+  if (stat_thread_.joinable()) stat_thread_.join();
   if (prover_thread_.joinable()) prover_thread_.join();
 }
 
@@ -290,6 +336,7 @@ Result<std::string> FallbackStore::ProveWith(const std::string& key, const std::
   }
   ProofVerdict verdict = ProofVerdict::kDiffers;
   if (auto known = proofs_->Find(key, share->etag); known && known->obs_etag == etag) {
+    if (known->verdict == ProofVerdict::kProven) RememberProven(key, etag, share->etag);
     return std::string(ProofVerdictName(known->verdict));
   }
   if (share->size == size) {
@@ -297,7 +344,10 @@ Result<std::string> FallbackStore::ProveWith(const std::string& key, const std::
         verdict, ProveShareFile(*secondary_, key, share->etag, size, etag, limiter, stop_token_));
   }
   proofs_->Record(key, share->etag, ProofRecord{etag, verdict});
-  if (verdict == ProofVerdict::kProven) proven_total_->Add();
+  if (verdict == ProofVerdict::kProven) {
+    proven_total_->Add();
+    RememberProven(key, etag, share->etag);
+  }
   if (verdict == ProofVerdict::kDiffers) differs_total_->Add();
   Log().info("fallback: share copy of '{}' {} OBS version {}", EscapeForLog(key),
              verdict == ProofVerdict::kProven    ? "is proven to be"
@@ -370,6 +420,7 @@ Result<ObjectInfo> FallbackStore::Head(const std::string& key) {
     if (r.ok()) {
       OnPrimaryAnswer();
       QueueProof(*r);
+      QueueShareStat(*r);
       return r;
     }
     if (!IsPrimaryDownError(r.status())) {
@@ -412,6 +463,229 @@ Result<GetResult> FallbackStore::GetSecondary(const GetRequest& request, char* b
   return got;
 }
 
+// ---- two sources at once ---------------------------------------------------
+
+std::optional<std::string> FallbackStore::ParallelShareEtag(const GetRequest& request) {
+  if (!options_.parallel || secondary_ == nullptr || !request.range ||
+      request.if_match.empty() || IsDirStoreEtag(request.if_match)) {
+    return std::nullopt;
+  }
+  std::string id = request.key + '\0' + request.if_match;
+  {
+    std::lock_guard lock(parallel_mu_);
+    if (auto it = share_identity_.find(id); it != share_identity_.end()) {
+      // A proven identity holds until a share read fails (the share's
+      // If-Match refuses a rewritten file); "not proven" is asked again.
+      if (!it->second.share_etag.empty()) return it->second.share_etag;
+      if (std::chrono::steady_clock::now() < it->second.until) return std::nullopt;
+    }
+  }
+  // Not known (or not proven a while ago): this read goes to OBS while the
+  // share file is stat'ed in the background, never on a reader's thread
+  // (a hung share must not hold reads OBS can serve).
+  QueueShareStat(ObjectInfo{.key = request.key, .etag = request.if_match});
+  return std::nullopt;
+}
+
+void FallbackStore::RememberProven(const std::string& key, const std::string& obs_etag,
+                                   const std::string& share_etag) {
+  if (!options_.parallel) return;
+  std::lock_guard lock(parallel_mu_);
+  SetIdentityLocked(key + '\0' + obs_etag, ShareIdentity{share_etag, {}});
+}
+
+void FallbackStore::SetIdentityLocked(const std::string& id, ShareIdentity identity) {
+  if (share_identity_.size() >= 10000) share_identity_.clear();  // bounded; refilled by stats
+  share_identity_[id] = std::move(identity);
+}
+
+void FallbackStore::QueueShareStat(const ObjectInfo& obs) {
+  if (!stat_thread_.joinable() || !IsProvableEtag(obs.etag)) return;
+  if (obs.key.empty() || obs.key.back() == '/') return;
+  std::string id = obs.key + '\0' + obs.etag;
+  {
+    std::lock_guard lock(parallel_mu_);
+    if (auto it = share_identity_.find(id); it != share_identity_.end() &&
+        (!it->second.share_etag.empty() || std::chrono::steady_clock::now() < it->second.until)) {
+      return;  // known
+    }
+    if (stat_stop_ || stat_queue_.size() >= options_.proof_queue ||
+        !stat_queued_.insert(id).second) {
+      return;
+    }
+    stat_queue_.push_back(std::move(id));
+  }
+  stat_cv_.notify_one();
+}
+
+void FallbackStore::StatLoop() {
+  std::unique_lock lock(parallel_mu_);
+  while (true) {
+    stat_cv_.wait(lock, [this] { return stat_stop_ || !stat_queue_.empty(); });
+    if (stat_stop_) return;
+    const std::string id = std::move(stat_queue_.front());
+    stat_queue_.pop_front();
+    stat_busy_ = true;
+    lock.unlock();
+    const size_t nul = id.find('\0');
+    const std::string key = id.substr(0, nul), obs_etag = id.substr(nul + 1);
+    const auto now = std::chrono::steady_clock::now();
+    ShareIdentity identity{"", now + options_.parallel_stat_ttl};
+    auto share = secondary_->Head(key);
+    if (share.ok()) {
+      if (auto proof = proofs_->Find(key, share->etag);
+          proof && proof->verdict == ProofVerdict::kProven && proof->obs_etag == obs_etag) {
+        identity.share_etag = share->etag;
+      }
+    } else if (share.status().code() != StatusCode::kNotFound) {
+      identity.until = now + options_.parallel_error_backoff;
+    }
+    lock.lock();
+    SetIdentityLocked(id, identity);
+    stat_queued_.erase(id);
+    stat_busy_ = false;
+    if (stat_queue_.empty()) stat_idle_cv_.notify_all();
+  }
+}
+
+bool FallbackStore::WaitShareStatsIdle(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(parallel_mu_);
+  return stat_idle_cv_.wait_for(lock, timeout,
+                                [this] { return stat_queue_.empty() && !stat_busy_; });
+}
+
+void FallbackStore::ShareFailed(const GetRequest& request, const Status& status) {
+  parallel_share_failures_->Add();
+  Log().debug("fallback: parallel read of '{}' from the share failed ({}): read from OBS",
+              EscapeForLog(request.key), EscapeForLog(status.ToString()));
+  std::lock_guard lock(parallel_mu_);
+  SetIdentityLocked(request.key + '\0' + request.if_match,
+                    ShareIdentity{"", std::chrono::steady_clock::now() +
+                                          options_.parallel_error_backoff});
+}
+
+namespace {
+
+// Copies `len` bytes into the parts, in order.
+void CopyIntoParts(std::span<const GetPart> parts, const char* bytes, size_t len) {
+  for (const GetPart& part : parts) {
+    const size_t n = std::min(part.length, len);
+    std::copy_n(bytes, n, part.data);
+    bytes += n;
+    len -= n;
+  }
+}
+
+}  // namespace
+
+Result<GetResult> FallbackStore::ReadFrom(int source, const GetRequest& request,
+                                          const std::string& share_etag,
+                                          std::span<const GetPart> parts,
+                                          const CancelTokenPtr& cancel) {
+  GetRequest sub = request;
+  sub.cancel = cancel;
+  if (source == kObsSource) {
+    Result<GetResult> r = parts.size() == 1 ? primary_->Get(sub, parts[0].data, parts[0].length)
+                                            : primary_->GetParts(sub, parts);
+    // The same OBS identity as the read asked for, whoever answers.
+    if (r.ok() && !r->etag.empty() && r->etag != request.if_match) {
+      return Status::PreconditionFailed("'" + request.key + "' is no longer OBS version " +
+                                        request.if_match);
+    }
+    return r;
+  }
+  sub.if_match = share_etag;
+  Result<GetResult> r =
+      parts.size() == 1
+          ? secondary_->Get(sub, parts[0].data, parts[0].length)
+          : GetPartsThroughBuffer(parts, [&](char* buf, size_t len) {
+              return secondary_->Get(sub, buf, len);
+            });
+  if (!r.ok()) return r;
+  if (r->etag != share_etag) {
+    return Status::PreconditionFailed("'" + request.key + "' on the share is not version " +
+                                      share_etag);
+  }
+  r->etag = request.if_match;  // the proven share version is this OBS version
+  r->source = DataSource::kShare;
+  return r;
+}
+
+Result<GetResult> FallbackStore::TimedRead(const SourceSplit::Ticket& ticket,
+                                           const GetRequest& request,
+                                           const std::string& share_etag,
+                                           std::span<const GetPart> parts,
+                                           const CancelTokenPtr& cancel, bool hedge) {
+  const int source = ticket.source;
+  Result<GetResult> r = ReadFrom(source, request, share_etag, parts, cancel);
+  if (r.ok() || !IsCancelled(cancel) || (!hedge && !IsCancelled(request.cancel))) {
+    // A first attempt the hedge overtook answered nothing in time: a failure.
+    split_.Finish(ticket, r.ok(), SourceSplit::Clock::now());
+  } else {
+    split_.Abandon(ticket);  // a hedge not needed, or the reader gave up: no sample
+  }
+  if (r.ok()) {
+    parallel_requests_[source]->Add();
+    parallel_bytes_[source]->Add(r->bytes);
+    if (source == kShareSource) share_bytes_total_->Add(r->bytes);
+  }
+  return r;
+}
+
+Result<GetResult> FallbackStore::HedgedRead(const SourceSplit::Ticket& ticket,
+                                            const GetRequest& request,
+                                            const std::string& share_etag,
+                                            std::span<const GetPart> parts) {
+  const uint64_t len = request.range->length;
+  const int source = ticket.source;
+  const int other = 1 - source;
+  std::optional<SourceSplit::Clock::duration> late = split_.LateAfter(source, len);
+  if (late) late = std::max<SourceSplit::Clock::duration>(*late, options_.hedge_min_delay);
+  // Only when the other source is expected to answer within that time.
+  auto may_hedge = [&] {
+    if (!split_.HasRoom(other)) return false;
+    auto expected = split_.ExpectedTime(other, len);
+    return !expected || *expected <= *late;
+  };
+  auto first = [&](const CancelTokenPtr& cancel) {
+    return TimedRead(ticket, request, share_etag, parts, cancel, /*hedge=*/false);
+  };
+  // Runs on a hedge worker: copies of what it needs, never the caller's.
+  auto second = [this, other, request, share_etag](const CancelTokenPtr& cancel, char* buf,
+                                                   size_t n) {
+    hedges_started_->Add();
+    const GetPart part{buf, n};
+    return TimedRead(split_.Start(other, n, SourceSplit::Clock::now()), request, share_etag,
+                     std::span<const GetPart>(&part, 1), cancel, /*hedge=*/true);
+  };
+  Hedger::Outcome outcome;
+  Result<GetResult> r = hedger_.Run(
+      request.cancel, late, may_hedge, first, second, len,
+      [&](const char* bytes, size_t n) { CopyIntoParts(parts, bytes, n); }, &outcome);
+  if (outcome == Hedger::Outcome::kHedgeWon) hedges_won_->Add();
+  return r;
+}
+
+Result<GetResult> FallbackStore::GetEither(const GetRequest& request,
+                                           const std::string& share_etag,
+                                           std::span<const GetPart> parts) {
+  const uint64_t len = request.range->length;
+  const SourceSplit::Ticket ticket = split_.PickOrWait(len, request.cancel);
+  if (ticket.source == kShareSource) {
+    Result<GetResult> r = HedgedRead(ticket, request, share_etag, parts);
+    if (r.ok()) return r;
+    if (r.status().code() == StatusCode::kCancelled && IsCancelled(request.cancel)) return r;
+    ShareFailed(request, r.status());
+    // Retried on OBS in the same call (never an error because the share was
+    // tried); OBS's answer is the answer.
+    return TimedRead(split_.Start(kObsSource, len, SourceSplit::Clock::now()), request,
+                     share_etag, parts, request.cancel, /*hedge=*/false);
+  }
+  return HedgedRead(ticket, request, share_etag, parts);
+}
+
+// ---- reads -------------------------------------------------------------------
+
 Result<GetResult> FallbackStore::Get(const GetRequest& request, char* buf, size_t buf_len) {
   // Pinned to a share version: finish on the share.
   if (IsDirStoreEtag(request.if_match)) {
@@ -419,7 +693,12 @@ Result<GetResult> FallbackStore::Get(const GetRequest& request, char* buf, size_
     return GetSecondary(request, buf, buf_len);
   }
   if (!circuit_open()) {
-    auto r = primary_->Get(request, buf, buf_len);
+    const auto share_etag = request.range && buf_len >= request.range->length
+                                ? ParallelShareEtag(request)
+                                : std::nullopt;
+    const GetPart whole{buf, share_etag ? static_cast<size_t>(request.range->length) : 0};
+    auto r = share_etag ? GetEither(request, *share_etag, std::span<const GetPart>(&whole, 1))
+                        : primary_->Get(request, buf, buf_len);
     if (r.ok() || !IsPrimaryDownError(r.status())) {
       OnPrimaryAnswer();
       return r;
@@ -441,7 +720,8 @@ Result<GetResult> FallbackStore::GetParts(const GetRequest& request,
   if (IsDirStoreEtag(request.if_match) || circuit_open()) {
     return ObjectStore::GetParts(request, parts);  // Get's share path, through one buffer
   }
-  auto r = primary_->GetParts(request, parts);
+  const auto share_etag = ParallelShareEtag(request);
+  auto r = share_etag ? GetEither(request, *share_etag, parts) : primary_->GetParts(request, parts);
   if (r.ok() || !IsPrimaryDownError(r.status())) {
     OnPrimaryAnswer();
     return r;

@@ -48,6 +48,36 @@
 //    circuit closes, and must equal the file's current ETag (DirStore checks).
 //  - List pages from the share are passed through (share ETags).
 //
+// Two sources at once (fallback_parallel=on, the default)
+//  - While the circuit is closed, a ranged Get/GetParts pinned to an OBS
+//    ETag whose share copy is proven to be exactly that version goes to
+//    OBS or to the share, whichever SourceSplit expects to finish it
+//    first (source_split.h: rates measured as it goes, a fair split until
+//    then). From the share it is read pinned to the proven share ETag and
+//    returned as the OBS ETag with source kShare, as GetSecondary does.
+//  - Whether it is proven: a background thread stats the share file (the
+//    first reads of an object go to OBS meanwhile; no reader ever waits
+//    for a share stat) and looks its identity up in the ProofBook. A proven
+//    identity is used until a share read fails: the share's If-Match
+//    refuses a rewritten file. "Not proven" is asked again after
+//    `parallel_stat_ttl`.
+//  - Anything else (off, no share, unpinned, unproven, a share ETag) goes
+//    where it went before. A share failure of such a read is retried on
+//    OBS in the same call and keeps that object's reads off the share for
+//    `parallel_error_backoff`; an OBS failure is handled as any OBS failure.
+//  - A read still running past its source's recent p99 (for its size; at
+//    least `hedge_min_delay`) is also asked of the other source when that
+//    one is expected to answer within the same time and a hedge worker is
+//    free (hedger.h: at most one hedge per read, `hedge_workers` at once).
+//    The first good answer is returned and the other attempt cancelled;
+//    both answers are checked to be the OBS version asked for (the share's
+//    through its proven share ETag). Hedge failures never count towards
+//    the circuit.
+//  - Counted in dsfs_parallel_{bytes,requests}_total{source="obs"|"share"}
+//    (bytes also in dsfs_share_bytes_read_total),
+//    dsfs_parallel_share_failures_total, dsfs_parallel_hedges_total and
+//    dsfs_parallel_hedges_won_total.
+//
 // Proofs are made in the background while the primary is healthy: a
 // primary Head of a key whose ETag is provable queues the key; a prover
 // thread reads the share copy at most `proof_rate` bytes/s and records the
@@ -70,7 +100,7 @@
 // "start after"); a secondary token always continues on the secondary, so
 // one listing never mixes pages of two stores after a flip back.
 //
-// Thread-safe. Lock order: circuit_mu_, proof_mu_ and logged_mu_ are
+// Thread-safe. Lock order: circuit_mu_, proof_mu_, parallel_mu_ and logged_mu_ are
 // leaves, never held together; no store call runs under any of them.
 #pragma once
 
@@ -82,13 +112,17 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
+#include "backends/hedger.h"
 #include "backends/object_store.h"
 #include "backends/share_proof.h"
+#include "backends/source_split.h"
 #include "common/config.h"
 #include "common/metrics.h"
 
@@ -117,13 +151,26 @@ struct FallbackOptions {
   // Keys waiting for a background proof; more are dropped (a later Head
   // queues them again).
   size_t proof_queue = FallbackConfig{}.proof_queue;
+  // Reads of proven objects split between OBS and the share while OBS is
+  // healthy (see "Two sources at once").
+  bool parallel = FallbackConfig{}.parallel;
+  // How long a share file's proven identity is used before it is stat'ed
+  // again, and how long an object's reads stay off the share after a share
+  // error.
+  std::chrono::milliseconds parallel_stat_ttl = FallbackConfig{}.parallel_stat_ttl;
+  std::chrono::milliseconds parallel_error_backoff = FallbackConfig{}.parallel_error_backoff;
+  // Threads of the share's BoundedStore: bounds the reads in flight there.
+  int share_workers = FallbackConfig{}.share_workers;
+  // Hedges at once (0: no hedging), and the least time before one.
+  int hedge_workers = FallbackConfig{}.hedge_workers;
+  std::chrono::milliseconds hedge_min_delay = FallbackConfig{}.hedge_min_delay;
   // Where verdicts are kept (must outlive the store); null: in memory.
   ProofBook* proofs = nullptr;
   // Null: spdlog's default logger.
   std::shared_ptr<spdlog::logger> logger;
 };
 
-// fallback.* (threshold, probe interval, proof rate and queue) and the
+// fallback.* (threshold, probe interval, proof rate and queue, parallel) and the
 // probe prefix (fs.prefix). `probe`, `proofs` and `logger` are left unset:
 // the store stack owns the proof book.
 FallbackOptions FallbackOptionsFrom(const Config& config);
@@ -190,6 +237,9 @@ class FallbackStore : public ObjectStore {
   // Waits until the background prover has nothing queued or running
   // (tests); false after `timeout`.
   bool WaitProofsIdle(std::chrono::milliseconds timeout);
+  // Waits until no share stat of the parallel reads is queued or running
+  // (tests); false after `timeout`.
+  bool WaitShareStatsIdle(std::chrono::milliseconds timeout);
 
  private:
   struct ProofJob {
@@ -241,6 +291,38 @@ class FallbackStore : public ObjectStore {
   Result<ObjectInfo> HeadSecondary(const std::string& key);
   Result<GetResult> GetSecondary(const GetRequest& request, char* buf, size_t buf_len);
   Result<ListPage> ListSecondary(ListRequest request);
+  // Two sources at once: the proven share ETag of a request that may go
+  // to either source, else nullopt (the request goes where it always did).
+  std::optional<std::string> ParallelShareEtag(const GetRequest& request);
+  // Records a proof's outcome for the parallel reads.
+  void RememberProven(const std::string& key, const std::string& obs_etag,
+                      const std::string& share_etag);
+  struct ShareIdentity;
+  // Records an identity (bounded). Requires parallel_mu_.
+  void SetIdentityLocked(const std::string& id, ShareIdentity identity);
+  // Queues a background stat of obs's share file unless its identity is
+  // known.
+  void QueueShareStat(const ObjectInfo& obs);
+  // Stats queued share files and records their proven identities.
+  void StatLoop();
+  // Keeps the object's reads off the share for the error backoff.
+  void ShareFailed(const GetRequest& request, const Status& status);
+  // A read that may go to either source (share_etag: the proven share
+  // version), into parts. A share failure is retried on OBS.
+  Result<GetResult> GetEither(const GetRequest& request, const std::string& share_etag,
+                              std::span<const GetPart> parts);
+  // The read started on ticket.source, hedged on the other when late.
+  Result<GetResult> HedgedRead(const SourceSplit::Ticket& ticket, const GetRequest& request,
+                               const std::string& share_etag, std::span<const GetPart> parts);
+  // The read started on ticket.source under `cancel`, measured and counted
+  // (`hedge`: it is the second attempt of a hedged read).
+  Result<GetResult> TimedRead(const SourceSplit::Ticket& ticket, const GetRequest& request,
+                              const std::string& share_etag, std::span<const GetPart> parts,
+                              const CancelTokenPtr& cancel, bool hedge);
+  static SourceSplitOptions SplitOptions(const FallbackOptions& options);
+  // The read on `source`; checks the answer is the version asked for.
+  Result<GetResult> ReadFrom(int source, const GetRequest& request, const std::string& share_etag,
+                             std::span<const GetPart> parts, const CancelTokenPtr& cancel);
   // Logs the "not proven" line once per key and version.
   void LogUnproven(const std::string& key, const std::string& etag);
 
@@ -268,6 +350,15 @@ class FallbackStore : public ObjectStore {
   Counter* differs_total_ = nullptr;
   Counter* unproven_reads_total_ = nullptr;
   Counter* share_bytes_total_ = nullptr;  // bytes of share GETs (the share tier)
+  // Two sources at once: [kObsSource] OBS, [kShareSource] the share.
+  static constexpr int kObsSource = 0, kShareSource = 1;
+  // How soon a reader's cancellation reaches a read that may be hedged.
+  static constexpr std::chrono::milliseconds kHedgeCancelPoll{20};
+  Counter* parallel_bytes_[SourceSplit::kSources] = {};
+  Counter* parallel_requests_[SourceSplit::kSources] = {};
+  Counter* parallel_share_failures_ = nullptr;
+  Counter* hedges_started_ = nullptr;
+  Counter* hedges_won_ = nullptr;
   // dsfs_fallback_state, set with open_ under circuit_mu_.
   static constexpr int64_t kStateObs = 0, kStateShare = 1, kStateOffline = 2;
   Gauge* state_ = nullptr;
@@ -287,10 +378,29 @@ class FallbackStore : public ObjectStore {
   bool proof_busy_ = false;                 // guarded by proof_mu_
   bool proof_stop_ = false;                 // guarded by proof_mu_
 
+  SourceSplit split_;
+  struct ShareIdentity {
+    std::string share_etag;  // empty: not to be read from the share
+    std::chrono::steady_clock::time_point until;
+  };
+  std::mutex parallel_mu_;
+  std::condition_variable stat_cv_;       // queued stat or stop
+  std::condition_variable stat_idle_cv_;  // stat queue drained
+  // key + '\0' + OBS ETag -> its proven share version (bounded).
+  std::unordered_map<std::string, ShareIdentity> share_identity_;  // guarded by parallel_mu_
+  std::deque<std::string> stat_queue_;                             // guarded by parallel_mu_
+  std::unordered_set<std::string> stat_queued_;                    // guarded by parallel_mu_
+  bool stat_busy_ = false;                                         // guarded by parallel_mu_
+  bool stat_stop_ = false;                                         // guarded by parallel_mu_
+
   std::mutex logged_mu_;
   std::unordered_set<std::string> logged_unproven_;  // guarded by logged_mu_ (bounded)
 
+  // Destroyed before everything its hedges use (declared after it).
+  Hedger hedger_;
+
   std::thread prover_thread_;
+  std::thread stat_thread_;  // share stats of parallel reads' objects
   std::thread probe_thread_;  // last members: started after everything else
 };
 

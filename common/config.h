@@ -270,6 +270,49 @@ struct FallbackConfig {
   // blocks its reader in the kernel: these threads take that, never the
   // FUSE threads; 8 keep several shards' fallback reads in flight.
   int share_workers = 8;
+  // fallback_parallel=: while OBS is healthy, a read of an object whose
+  // share copy is proven identical goes to whichever of OBS and the share
+  // is expected to finish it first (rates measured as it goes), and a read
+  // late on one (past its recent p99) is asked of the other. On by
+  // default: OBS bandwidth is capped per account (~2 GB/s) while SFS Turbo
+  // scales with its size, so a fleet loading one model gets both pipes;
+  // only proven bytes are ever taken from the share. off: OBS only while
+  // it is healthy, as before.
+  bool parallel = true;
+  // How long "this share copy is not proven to be that OBS version" is
+  // trusted before the share file is stat'ed again (in the background),
+  // so a copy proven later is used within a second. A proven identity
+  // needs no such limit: the share's If-Match refuses a rewritten file and
+  // that read goes to OBS.
+  milliseconds parallel_stat_ttl{1000};
+  // After a share error (a failed stat or read) an object's reads stay off
+  // the share this long: a failing share costs a read now and then (each
+  // retried on OBS), not every read.
+  milliseconds parallel_error_backoff{30000};
+  // Hedged reads (fallback_parallel=on): at most this many reads are asked
+  // of the other source at once, each holding a buffer of its size (up to
+  // max_get_size=). A late read is about one in a hundred; 4 cover a burst
+  // of them without doubling the load of a source that is merely busy.
+  int hedge_workers = 4;
+  // A read is never hedged before this, however fast its source's p99: a
+  // hedge costs a second read, worth it only against a real stall.
+  milliseconds hedge_min_delay{20};
+  // How the split measures the two sources (backends/source_split.h). The
+  // newest rate sample weighs 0.2: a change of rate is followed within ~10
+  // reads, one slow read does not swing it.
+  double split_ewma_alpha = 0.2;
+  // Reads per source whose durations make its p99 (of 64 the largest: a
+  // late read is slower than all of the last 64), and the samples needed
+  // before any read can be late (fewer say nothing about a tail).
+  size_t split_latency_window = 64;
+  size_t split_min_latency_samples = 16;
+  // An idle source is given the next read after this: a rate measured at a
+  // bad moment is measured again instead of starving that source.
+  milliseconds split_probe_after{500};
+  // A read waits at most this for a free slot on the source expected to
+  // finish it first (the share's are bounded by share_workers=): a second
+  // covers a few block reads ending, never a stuck source.
+  milliseconds split_max_wait{1000};
 };
 
 // The write path: files written through the mount are staged on local disk

@@ -144,6 +144,11 @@ const std::vector<OptionSpec>& OptionTable() {
      [](const std::string& v, Config* c) { return SetDuration(v, &c->fallback.probe_interval); }},
     {"proof_rate", true, "64M", "bytes/s the background prover reads from the share (0 = no background proofs)",
      [](const std::string& v, Config* c) { return SetSize(v, &c->fallback.proof_rate); }},
+    {"fallback_parallel", true, "on", "read proven share copies and OBS at once, each in proportion to its measured rate (off = OBS only while healthy)",
+     [](const std::string& v, Config* c) {
+       if (v == "on" || v == "off") { c->fallback.parallel = v == "on"; return Status::Ok(); }
+       return SetBool(v, &c->fallback.parallel);
+     }},
     {"share_workers", true, "8", "threads that do share I/O (a hung share costs a read its deadline, not a FUSE thread)",
      [](const std::string& v, Config* c) { return SetNumber(v, &c->fallback.share_workers); }},
     {"max_threads", true, "16", "FUSE worker threads",

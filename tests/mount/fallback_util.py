@@ -7,6 +7,7 @@ import http.client
 import json
 import mmap
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -128,6 +129,17 @@ def mount_stats(mnt):
 
 def counter(mnt, name):
     return mount_stats(mnt).get(name, 0.0)
+
+
+def counter_by_source(mnt, name):
+    """{source: value} of a counter family with a `source` label (e.g.
+    dsfs_parallel_bytes_total{source="share"})."""
+    text = os.getxattr(mnt, "user.dsfs.stats").decode()
+    out = {}
+    for m in re.finditer(r'(?m)^' + re.escape(name) +
+                         r'\{[^}]*source="([^"]+)"[^}]*\} (\S+)$', text):
+        out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(2))
+    return out
 
 
 class CounterWatch:

@@ -301,11 +301,15 @@ class FallbackTest(harness.MountTestCase):
         no read() call blocks longer than that; the read completes from the
         share, exact, with no error; one 'OBS unavailable' line; once OBS
         answers again, one 'OBS recovered' line within the probe interval
-        + slack."""
+        + slack.
+
+        The failover itself: with two sources at once (fallback_parallel=on)
+        the proven copy would serve these reads and OBS's stall would be
+        hedged, never opening the circuit (test_two_sources)."""
         mnt, log = self.mount_proxy(
             f"fallback={self.share}",
             f"fallback_probe_interval={int(PROBE_INTERVAL)}s",
-            "prefetch_whole=", "readahead_max=8M")
+            "prefetch_whole=", "readahead_max=8M", "fallback_parallel=off")
         path = self.shard_paths(mnt)[3]
         self.prove(path)
         bound = (RETRIES + 1) * (FIRST_BYTE + RETRY_CAP) + SLACK
@@ -377,11 +381,13 @@ class FallbackTest(harness.MountTestCase):
         Known bug: FallbackStore::Get returns a primary-down failure to the
         caller while the consecutive-failure count is below
         fallback_threshold (`if (!OnPrimaryFailure(...)) return r;`), so the
-        first reads fail with EIO although the share has the file."""
+        first reads fail with EIO although the share has the file.
+
+        The failover itself, as 4b: fallback_parallel=off."""
         mnt, log = self.mount_proxy(
             f"fallback={self.share}",
             f"fallback_probe_interval={int(PROBE_INTERVAL)}s",
-            "prefetch_whole=", "readahead_max=8M")
+            "prefetch_whole=", "readahead_max=8M", "fallback_parallel=off")
         path = self.shard_paths(mnt)[0]
         self.prove(path)
         self.proxy.configure(error_rate=1.0, error_code=500)

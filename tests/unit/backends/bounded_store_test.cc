@@ -93,6 +93,26 @@ TEST(BoundedStore, AHungStoreCostsTheCallerTheDeadlineNotAThread) {
   }
 }
 
+// A hedged read whose other source answered cancels this one: the caller
+// stops waiting at once, long before the deadline.
+TEST(BoundedStore, ACancelledGetStopsWaiting) {
+  HangingStore inner;
+  inner.PutObject("k", "0123456789");
+  BoundedStore s(inner, 2, milliseconds(60000));
+  inner.Hang();
+  auto cancel = std::make_shared<CancelToken>();
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(milliseconds(50));
+    cancel->Cancel();
+  });
+  char buf[4];
+  GetRequest req{.key = "k", .range = ByteRange{0, 4}, .if_match = "", .cancel = cancel};
+  auto r = s.Get(req, buf, sizeof(buf));
+  canceller.join();
+  EXPECT_EQ(r.status().code(), StatusCode::kCancelled);
+  inner.Release();
+}
+
 TEST(BoundedStore, DestructorIsBoundedWhileAWorkerIsStuck) {
   auto inner = std::make_unique<HangingStore>();
   HangingStore* raw = inner.get();

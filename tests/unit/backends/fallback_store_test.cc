@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include <openssl/evp.h>
 
 #include <atomic>
 #include <future>
@@ -18,24 +17,12 @@ namespace dsfs {
 namespace {
 
 using testing::LogCapture;
+using testing::Md5Hex;
 using testing::TempDir;
 using testing::WaitFor;
 
 constexpr char kOpenLine[] = "fallback: OBS unavailable (";
 constexpr char kCloseLine[] = "fallback: OBS recovered";
-
-std::string Md5Hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_md5(), nullptr);
-  std::string hex;
-  for (unsigned i = 0; i < len; ++i) {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    hex += kDigits[md[i] >> 4];
-    hex += kDigits[md[i] & 15];
-  }
-  return hex;
-}
 
 std::string HexToBinary(const std::string& hex) {
   std::string out;
@@ -96,6 +83,9 @@ class FallbackStoreTest : public ::testing::Test {
     }
     // Background proofs only where a test asks for them (a rate of its own).
     if (opts.proof_rate == FallbackOptions{}.proof_rate) opts.proof_rate = 0;
+    // OBS only while healthy: reads of proven copies from both sources are
+    // fallback_parallel_test.cc's.
+    opts.parallel = false;
     opts.logger = log_.logger;
     return std::make_unique<FallbackStore>(primary_, dir_.get(), std::move(opts), &metrics_);
   }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -15,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -54,6 +56,20 @@ struct LogCapture {
   std::shared_ptr<CaptureSink> sink;
   std::shared_ptr<spdlog::logger> logger;
 };
+
+// The lower-case hex MD5 of data (the ETag S3 gives a single-part upload).
+inline std::string Md5Hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_md5(), nullptr);
+  std::string hex;
+  for (unsigned i = 0; i < len; ++i) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    hex += kDigits[md[i] >> 4];
+    hex += kDigits[md[i] & 15];
+  }
+  return hex;
+}
 
 // Polls `cond` until true or ~20 s (a bound for a hung test, not a timing
 // assertion). Returns cond().

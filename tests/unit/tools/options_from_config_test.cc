@@ -202,14 +202,20 @@ TEST(FallbackOptionsFrom, DefaultsAreADefaultConfigs) {
   c.fs.prefix = "";  // the default probe prefix
   const FallbackOptions from = FallbackOptionsFrom(c);
   const FallbackOptions def{};
-  const auto& [threshold, probe_interval, probe_prefix, probe, proof_rate, proof_queue, proofs,
-               logger] = from;
+  const auto& [threshold, probe_interval, probe_prefix, probe, proof_rate, proof_queue, parallel,
+               stat_ttl, error_backoff, share_workers, hedge_workers, hedge_min_delay, proofs, logger] = from;
   EXPECT_EQ(threshold, def.failure_threshold);
   EXPECT_EQ(probe_interval, def.probe_interval);
   EXPECT_EQ(probe_prefix, def.probe_prefix);
   EXPECT_FALSE(probe);
   EXPECT_EQ(proof_rate, def.proof_rate);
   EXPECT_EQ(proof_queue, def.proof_queue);
+  EXPECT_EQ(parallel, def.parallel);
+  EXPECT_EQ(stat_ttl, def.parallel_stat_ttl);
+  EXPECT_EQ(error_backoff, def.parallel_error_backoff);
+  EXPECT_EQ(hedge_workers, def.hedge_workers);
+  EXPECT_EQ(hedge_min_delay, def.hedge_min_delay);
+  EXPECT_EQ(share_workers, def.share_workers);
   EXPECT_EQ(proofs, nullptr);
   EXPECT_EQ(logger, nullptr);
 }
@@ -220,15 +226,27 @@ TEST(FallbackOptionsFrom, EveryTunableIsMapped) {
   c.fallback.probe_interval = milliseconds(1234);
   c.fallback.proof_rate = 99;
   c.fallback.proof_queue = 12;
+  c.fallback.parallel = !FallbackConfig{}.parallel;
+  c.fallback.parallel_stat_ttl = milliseconds(77);
+  c.fallback.parallel_error_backoff = milliseconds(88);
+  c.fallback.hedge_workers = 9;
+  c.fallback.hedge_min_delay = milliseconds(99);
+  c.fallback.share_workers = 11;
   c.fs.prefix = "models/";
-  const auto& [threshold, probe_interval, probe_prefix, probe, proof_rate, proof_queue, proofs,
-               logger] = FallbackOptionsFrom(c);
+  const auto& [threshold, probe_interval, probe_prefix, probe, proof_rate, proof_queue, parallel,
+               stat_ttl, error_backoff, share_workers, hedge_workers, hedge_min_delay, proofs, logger] = FallbackOptionsFrom(c);
   EXPECT_EQ(threshold, 7);
   EXPECT_EQ(probe_interval, milliseconds(1234));
   EXPECT_EQ(probe_prefix, "models/");
   EXPECT_FALSE(probe);
   EXPECT_EQ(proof_rate, 99u);
   EXPECT_EQ(proof_queue, 12u);
+  EXPECT_EQ(parallel, !FallbackConfig{}.parallel);
+  EXPECT_EQ(stat_ttl, milliseconds(77));
+  EXPECT_EQ(error_backoff, milliseconds(88));
+  EXPECT_EQ(hedge_workers, 9);
+  EXPECT_EQ(hedge_min_delay, milliseconds(99));
+  EXPECT_EQ(share_workers, 11);
   EXPECT_EQ(proofs, nullptr);
   EXPECT_EQ(logger, nullptr);
 }

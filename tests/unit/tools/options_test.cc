@@ -121,6 +121,14 @@ TEST(Options, Fallback) {
   EXPECT_FALSE(Parse({"b", "/m", "-o", "fallback_threshold=x"}).ok());
 }
 
+TEST(Options, FallbackParallel) {
+  EXPECT_TRUE(Parse({"b", "/m"})->config.fallback.parallel);
+  EXPECT_FALSE(Parse({"b", "/m", "-o", "fallback_parallel=off"})->config.fallback.parallel);
+  EXPECT_TRUE(Parse({"b", "/m", "-o", "fallback_parallel=on"})->config.fallback.parallel);
+  EXPECT_FALSE(Parse({"b", "/m", "-o", "fallback_parallel=0"})->config.fallback.parallel);
+  EXPECT_FALSE(Parse({"b", "/m", "-o", "fallback_parallel=maybe"}).ok());
+}
+
 TEST(Options, NumericOptionsHaveDocumentedRanges) {
   auto refused = [](const char* opt, const char* want) {
     auto cl = Parse({"b", "/m", "-o", opt});
