@@ -11,22 +11,17 @@
 #include <thread>
 
 #include "backends/memory_store.h"
+#include "tests/unit/backends/store_test_util.h"
 #include "backends/transfer.h"
 
 namespace dsfs {
 namespace {
 
+using store_test::Fetch;
+using store_test::Pattern;
+
 constexpr uint64_t kPart = uint64_t{5} << 20;
 
-std::string Pattern(size_t n, unsigned seed = 1) {
-  std::string s(n, '\0');
-  uint32_t x = seed * 2654435761u + 1;
-  for (auto& c : s) {
-    x = x * 1103515245u + 12345u;
-    c = static_cast<char>(x >> 24);
-  }
-  return s;
-}
 
 // An unlinked file that grows as the test writes it.
 class GrowingFile {
@@ -50,15 +45,6 @@ class GrowingFile {
   uint64_t size_ = 0;
 };
 
-std::string Fetch(MemoryStore& store, const std::string& key) {
-  auto head = store.Head(key);
-  if (!head.ok()) return "<" + head.status().ToString() + ">";
-  std::string out(head->size, '\0');
-  GetRequest req{.key = key};
-  auto got = store.Get(req, out.data(), out.size());
-  if (!got.ok()) return "<" + got.status().ToString() + ">";
-  return out;
-}
 
 bool Eventually(const std::function<bool()>& cond) {
   for (int i = 0; i < 10000 && !cond(); ++i) {

@@ -13,32 +13,17 @@
 #include <thread>
 
 #include "backends/memory_store.h"
+#include "tests/unit/backends/store_test_util.h"
 
 namespace dsfs {
 namespace {
 
+using store_test::Fetch;
+using store_test::Pattern;
+
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
-std::string Pattern(size_t n, unsigned seed = 1) {
-  std::string s(n, '\0');
-  uint32_t x = seed * 2654435761u + 1;
-  for (size_t i = 0; i < n; ++i) {
-    x = x * 1103515245u + 12345u;
-    s[i] = static_cast<char>(x >> 24);
-  }
-  return s;
-}
 
-std::string Fetch(MemoryStore& store, const std::string& key) {
-  auto head = store.Head(key);
-  if (!head.ok()) return "<" + head.status().ToString() + ">";
-  std::string out(head->size, '\0');
-  GetRequest req{.key = key};
-  auto got = store.Get(req, out.data(), out.size());
-  if (!got.ok()) return "<" + got.status().ToString() + ">";
-  out.resize(got->bytes);
-  return out;
-}
 
 Body MemBody(const std::string& s) {
   Body b;
