@@ -441,13 +441,14 @@ void BlockFetcher::Complete(const ObjectId& object,
         // Leave the map first: a caller that sees the error and retries
         // must start a new GET, not join this failed one.
         EraseIfCurrentLocked(key, blocks[i]);
-      } else if (cacheable && !cache_->Contains(key)) {
-        // (A diverted block, or one a backfill found cached, is not
-        // written twice.)
+      } else if (cacheable) {
         writes.emplace_back(key, *results[i]);
       }
     }
   }
+  // A diverted block, or one a backfill found cached, is not written
+  // twice (looked up without mu_: the cache has its own lock).
+  std::erase_if(writes, [&](const auto& w) { return cache_->Contains(w.first); });
   if (!writes.empty()) {
     // Announced before the waiters wake: FlushCacheWrites() must wait for
     // these writes even before they are queued.
