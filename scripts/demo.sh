@@ -25,7 +25,7 @@ say() { printf '\n== %s\n' "$*"; }
 say "setup and build"
 bash "$REPO/scripts/setup.sh"
 BUILD="${DSFS_BUILD_DIR:-$REPO/build}"
-cmake -S "$REPO" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S "$REPO" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 ninja -C "$BUILD" dsfs
 DSFS="$BUILD/tools/dsfs"
 
