@@ -19,6 +19,10 @@ struct BoundedStore::Shared {
   bool stop = false;                        // guarded by mu
   std::condition_variable exited_cv;
   std::atomic<uint64_t> timeouts{0};
+  // Scratch buffers of ranged reads, one per busy worker at most.
+  BufferPool scratch;
+
+  explicit Shared(int workers) : scratch(kChunk, static_cast<size_t>(workers)) {}
 
   void Loop() {
     std::unique_lock lock(mu);
@@ -51,7 +55,7 @@ struct Slot {
 }  // namespace
 
 BoundedStore::BoundedStore(ObjectStore& inner, int workers, std::chrono::milliseconds deadline)
-    : inner_(&inner), deadline_(deadline), shared_(std::make_shared<Shared>()) {
+    : inner_(&inner), deadline_(deadline), shared_(std::make_shared<Shared>(std::max(1, workers))) {
   const int n = std::max(1, workers);
   shared_->running = n;
   for (int i = 0; i < n; ++i) {
@@ -133,7 +137,63 @@ Result<ListPage> BoundedStore::List(const ListRequest& request) {
                        "LIST '" + request.prefix + "'");
 }
 
+struct BoundedStore::Destination {
+  std::mutex mu;
+  bool open = true;  // guarded by mu: the caller still waits
+  std::vector<GetPart> parts;
+};
+
+Result<GetResult> BoundedStore::ChunkedGet(const GetRequest& request,
+                                           std::span<const GetPart> parts) {
+  auto dest = std::make_shared<Destination>();
+  dest->parts.assign(parts.begin(), parts.end());
+  ObjectStore* inner = inner_;
+  std::shared_ptr<Shared> shared = shared_;
+  auto read = [inner, shared, dest, request]() -> Result<GetResult> {
+    const uint64_t total = request.range->length;
+    auto scratch = shared->scratch.Allocate(static_cast<size_t>(std::min<uint64_t>(kChunk, total)));
+    GetRequest sub = request;
+    GetResult out;
+    for (uint64_t done = 0; done < total;) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, total - done));
+      sub.range = ByteRange{request.range->offset + done, n};
+      DSFS_ASSIGN_OR_RETURN(GetResult r, inner->Get(sub, scratch->data(), n));
+      if (r.bytes != n) {
+        return Status::IoError("short read of '" + request.key + "' in " + inner->Describe());
+      }
+      if (done == 0) {
+        out = r;
+        sub.if_match = r.etag;  // the rest from the same version
+      }
+      std::lock_guard lock(dest->mu);
+      if (!dest->open) return Status::Cancelled("GET '" + request.key + "': the caller left");
+      CopyIntoParts(dest->parts, done, scratch->data(), n);
+      done += n;
+    }
+    out.bytes = static_cast<size_t>(total);
+    return out;
+  };
+  auto r = Run<GetResult>(read, "GET '" + request.key + "'", request.cancel);
+  std::lock_guard lock(dest->mu);
+  dest->open = false;  // from here the worker writes nothing of the caller's
+  return r;
+}
+
+Result<GetResult> BoundedStore::GetParts(const GetRequest& request,
+                                         std::span<const GetPart> parts) {
+  if (!request.range) return ObjectStore::GetParts(request, parts);
+  size_t total = 0;
+  for (const GetPart& p : parts) total += p.length;
+  if (total < request.range->length) return Status::InvalidArgument("buffers too small for GET");
+  return ChunkedGet(request, parts);
+}
+
 Result<GetResult> BoundedStore::Get(const GetRequest& request, char* buf, size_t buf_len) {
+  if (request.range) {
+    if (buf_len < request.range->length) return Status::InvalidArgument("buffer too small for GET");
+    const GetPart whole{buf, static_cast<size_t>(request.range->length)};
+    return ChunkedGet(request, std::span<const GetPart>(&whole, 1));
+  }
   ObjectStore* inner = inner_;
   // The worker reads into its own buffer: if it returns after the caller
   // gave up, it writes nothing the caller still owns.

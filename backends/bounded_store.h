@@ -9,11 +9,17 @@
 // pool thread finishes (or not) on its own, and while all `workers` threads
 // are stuck new requests fail at once instead of queueing behind them.
 //
-// A Get reads into a buffer of the task's own and is copied to the caller's
-// buffer only after it completed in time: a read that returns after the
-// caller gave up never writes into memory the caller has reused. A Get whose
-// cancel token is cancelled stops waiting within kCancelPoll (the worker
-// finishes on its own).
+// A ranged Get or GetParts is read by the worker in chunks of kChunk bytes
+// into a scratch buffer of its own (from a small pool: no fresh pages per
+// read), each chunk then copied into the caller's buffers under the call's
+// lock while the caller still waits; the caller closes that window before
+// it returns, so a read that returns after the caller gave up never writes
+// into memory the caller has reused. Every chunk after the first is pinned
+// (If-Match) to the version the first one returned: one version per call.
+// An unranged Get reads the whole object into a buffer of the task's own,
+// copied out once it completed in time. A Get whose cancel token is
+// cancelled stops waiting within kCancelPoll (the worker finishes on its
+// own).
 //
 // Thread-safe. One mutex (mu_) guards the queue; each request's result has
 // its own (leaf) mutex. No store call runs under either.
@@ -49,6 +55,7 @@ class BoundedStore : public ObjectStore {
   Result<ObjectInfo> Head(const std::string& key) override;
   Result<ListPage> List(const ListRequest& request) override;
   Result<GetResult> Get(const GetRequest& request, char* buf, size_t buf_len) override;
+  Result<GetResult> GetParts(const GetRequest& request, std::span<const GetPart> parts) override;
   std::string Describe() const override { return inner_->Describe(); }
 
   // Requests that missed the deadline or found every worker stuck.
@@ -56,6 +63,12 @@ class BoundedStore : public ObjectStore {
 
  private:
   struct Shared;  // queue and workers' state, shared with detached workers
+  struct Destination;  // one ranged read's buffers, while the caller waits
+  // What a worker reads per inner Get of a ranged read: large enough that
+  // the per-call cost (open, fstat on the share) is small against the
+  // transfer, small enough that a scratch buffer per worker is cheap.
+  static constexpr size_t kChunk = 4u << 20;
+  Result<GetResult> ChunkedGet(const GetRequest& request, std::span<const GetPart> parts);
   template <typename T>
   // Waits for fn at most the deadline, and stops waiting (Cancelled) once
   // `cancel` is cancelled (a hedged read whose other source answered).

@@ -564,19 +564,6 @@ void FallbackStore::ShareFailed(const GetRequest& request, const Status& status)
                                           options_.parallel_error_backoff});
 }
 
-namespace {
-
-// Copies `len` bytes into the parts, in order.
-void CopyIntoParts(std::span<const GetPart> parts, const char* bytes, size_t len) {
-  for (const GetPart& part : parts) {
-    const size_t n = std::min(part.length, len);
-    std::copy_n(bytes, n, part.data);
-    bytes += n;
-    len -= n;
-  }
-}
-
-}  // namespace
 
 Result<GetResult> FallbackStore::ReadFrom(int source, const GetRequest& request,
                                           const std::string& share_etag,
@@ -598,9 +585,7 @@ Result<GetResult> FallbackStore::ReadFrom(int source, const GetRequest& request,
   Result<GetResult> r =
       parts.size() == 1
           ? secondary_->Get(sub, parts[0].data, parts[0].length)
-          : GetPartsThroughBuffer(parts, [&](char* buf, size_t len) {
-              return secondary_->Get(sub, buf, len);
-            });
+          : secondary_->GetParts(sub, parts);
   if (!r.ok()) return r;
   if (r->etag != share_etag) {
     return Status::PreconditionFailed("'" + request.key + "' on the share is not version " +
@@ -661,7 +646,7 @@ Result<GetResult> FallbackStore::HedgedRead(const SourceSplit::Ticket& ticket,
   Hedger::Outcome outcome;
   Result<GetResult> r = hedger_.Run(
       request.cancel, late, may_hedge, first, second, len,
-      [&](const char* bytes, size_t n) { CopyIntoParts(parts, bytes, n); }, &outcome);
+      [&](const char* bytes, size_t n) { CopyIntoParts(parts, 0, bytes, n); }, &outcome);
   if (outcome == Hedger::Outcome::kHedgeWon) hedges_won_->Add();
   return r;
 }

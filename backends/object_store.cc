@@ -30,6 +30,21 @@ Status ObjectStore::AbortMultipartUpload(const std::string&, const std::string&)
 }
 Status ObjectStore::Delete(const std::string&) { return CannotWrite(*this, "delete"); }
 
+void CopyIntoParts(std::span<const GetPart> parts, uint64_t at, const char* bytes, size_t len) {
+  for (const GetPart& part : parts) {
+    if (len == 0) return;
+    if (at >= part.length) {
+      at -= part.length;
+      continue;
+    }
+    const size_t n = std::min<uint64_t>(part.length - at, len);
+    std::memcpy(part.data + at, bytes, n);
+    bytes += n;
+    len -= n;
+    at = 0;
+  }
+}
+
 Result<GetResult> GetPartsThroughBuffer(
     std::span<const GetPart> parts, const std::function<Result<GetResult>(char*, size_t)>& get) {
   if (parts.size() == 1) return get(parts[0].data, parts[0].length);
@@ -39,12 +54,7 @@ Result<GetResult> GetPartsThroughBuffer(
   std::unique_ptr<char[]> tmp(new char[total]);
   Result<GetResult> r = get(tmp.get(), total);
   if (!r.ok()) return r;
-  size_t off = 0;
-  for (const GetPart& p : parts) {
-    const size_t n = std::min(p.length, r->bytes > off ? r->bytes - off : 0);
-    if (n > 0) std::memcpy(p.data, tmp.get() + off, n);
-    off += p.length;
-  }
+  CopyIntoParts(parts, 0, tmp.get(), std::min(r->bytes, total));
   return r;
 }
 

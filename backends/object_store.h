@@ -98,6 +98,11 @@ struct GetPart {
   size_t length = 0;
 };
 
+// Copies `len` bytes into the parts, starting `at` bytes into the range
+// they make up (parts laid end to end); bytes past the last part are
+// dropped.
+void CopyIntoParts(std::span<const GetPart> parts, uint64_t at, const char* bytes, size_t len);
+
 // GetParts through a store that can only Get into one buffer: one
 // temporary buffer of the whole range, then a copy into each part.
 Result<GetResult> GetPartsThroughBuffer(std::span<const GetPart> parts,

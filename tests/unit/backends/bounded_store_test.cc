@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <condition_variable>
 #include <mutex>
 #include <cstring>
@@ -10,6 +12,7 @@
 #include <thread>
 
 #include "backends/memory_store.h"
+#include "store_test_util.h"
 
 namespace dsfs {
 namespace {
@@ -111,6 +114,106 @@ TEST(BoundedStore, ACancelledGetStopsWaiting) {
   canceller.join();
   EXPECT_EQ(r.status().code(), StatusCode::kCancelled);
   inner.Release();
+}
+
+// A MemoryStore that runs `before` ahead of the n-th Get (1-based).
+class HookedStore : public MemoryStore {
+ public:
+  Result<GetResult> Get(const GetRequest& request, char* buf, size_t buf_len) override {
+    const int n = ++gets_;
+    if (n == hook_at_ && before_) before_();
+    auto r = MemoryStore::Get(request, buf, buf_len);
+    if (n == hook_at_) returned_ = true;
+    return r;
+  }
+  void HookAt(int n, std::function<void()> before) {
+    hook_at_ = n;
+    before_ = std::move(before);
+  }
+  int gets() const { return gets_; }
+  bool hooked_get_returned() const { return returned_; }
+
+ private:
+  std::atomic<int> gets_{0};
+  int hook_at_ = 0;
+  std::function<void()> before_;
+  std::atomic<bool> returned_{false};
+};
+
+// A range several chunks long, into parts whose edges fall inside chunks:
+// every byte lands where it belongs, through chunk-sized inner reads.
+TEST(BoundedStore, RangedReadsGoInChunksIntoTheCallersParts) {
+  HookedStore inner;
+  const std::string data = store_test::Pattern(11 * 1024 * 1024 + 123);
+  inner.PutObject("k", data);
+  BoundedStore s(inner, 2, milliseconds(60000));
+  const uint64_t off = 1000;
+  const size_t len = 10 * 1024 * 1024 + 77;
+  std::string a(1024 * 1024 + 7, '\0'), b(5 * 1024 * 1024, '\0'), c(len - a.size() - b.size(), '\0');
+  const GetPart parts[] = {{a.data(), a.size()}, {b.data(), b.size()}, {c.data(), c.size()}};
+  GetRequest req{.key = "k", .range = ByteRange{off, len}, .if_match = ""};
+  auto r = s.GetParts(req, parts);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->bytes, len);
+  EXPECT_EQ(a + b + c, data.substr(off, len));
+  EXPECT_EQ(inner.gets(), 3);  // 4 MiB chunks
+  // Get into one buffer takes the same path.
+  std::string one(len, '\0');
+  r = s.Get(req, one.data(), one.size());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(one, data.substr(off, len));
+  EXPECT_EQ(s.GetParts(GetRequest{.key = "k", .range = ByteRange{0, len + 1}}, parts)
+                .status()
+                .code(),
+            StatusCode::kInvalidArgument);
+}
+
+// The object replaced between two chunks: the read fails, it never returns
+// bytes of two versions.
+TEST(BoundedStore, ARangedReadIsOneVersion) {
+  HookedStore inner;
+  const std::string v1 = store_test::Pattern(9 * 1024 * 1024, 1);
+  inner.PutObject("k", v1);
+  inner.HookAt(2, [&] { inner.PutObject("k", store_test::Pattern(9 * 1024 * 1024, 2)); });
+  BoundedStore s(inner, 1, milliseconds(60000));
+  std::string out(v1.size(), '\0');
+  GetRequest req{.key = "k", .range = ByteRange{0, out.size()}, .if_match = ""};
+  auto r = s.Get(req, out.data(), out.size());
+  EXPECT_EQ(r.status().code(), StatusCode::kPreconditionFailed) << r.status().ToString();
+}
+
+// The caller gives up (deadline) while the worker is between two chunks:
+// what the worker reads after that is never written into the caller's
+// buffer.
+TEST(BoundedStore, ACallerThatLeftMidReadIsNeverWrittenTo) {
+  HookedStore inner;
+  const std::string data = store_test::Pattern(9 * 1024 * 1024);
+  inner.PutObject("k", data);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  inner.HookAt(2, [&] {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return release; });
+  });
+  BoundedStore s(inner, 1, milliseconds(200));
+  std::string out(data.size(), '\0');
+  GetRequest req{.key = "k", .range = ByteRange{0, out.size()}, .if_match = ""};
+  auto r = s.Get(req, out.data(), out.size());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
+  std::memset(out.data(), '#', out.size());  // the caller reuses its buffer
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  for (int i = 0; i < 500 && !inner.hooked_get_returned(); ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_TRUE(inner.hooked_get_returned());
+  std::this_thread::sleep_for(milliseconds(50));
+  EXPECT_EQ(out, std::string(out.size(), '#'));
+  EXPECT_EQ(inner.gets(), 2);  // the worker stopped at the closed window
 }
 
 TEST(BoundedStore, DestructorIsBoundedWhileAWorkerIsStuck) {
