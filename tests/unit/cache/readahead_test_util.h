@@ -83,6 +83,15 @@ class FakeCache : public BlockCache {
     if (it == blocks_.end()) return std::optional<BlockData>();
     return std::optional<BlockData>(it->second);
   }
+  // Counted, then BlockCache's default (Get, which counts too, and a copy).
+  Result<std::optional<BlockData>> GetRange(const BlockKey& key, uint64_t offset,
+                                            size_t len) override {
+    {
+      std::lock_guard lock(mu_);
+      ++range_gets_;
+    }
+    return BlockCache::GetRange(key, offset, len);
+  }
   Status Put(const BlockKey& key, BlockData data) override {
     Gate* gate = nullptr;
     {
@@ -136,6 +145,11 @@ class FakeCache : public BlockCache {
     std::lock_guard lock(mu_);
     return puts_;
   }
+  // GetRange calls (each also counts as a Get).
+  int range_gets() const {
+    std::lock_guard lock(mu_);
+    return range_gets_;
+  }
 
  private:
   using Key = std::tuple<std::string, std::string, uint64_t>;
@@ -147,6 +161,7 @@ class FakeCache : public BlockCache {
   bool fail_put_ = false;            // guarded by mu_
   Gate* put_gate_ = nullptr;         // guarded by mu_
   int gets_ = 0;                     // guarded by mu_
+  int range_gets_ = 0;               // guarded by mu_
   int puts_ = 0;                     // guarded by mu_
   uint64_t bytes_ = 0;               // guarded by mu_
 };
