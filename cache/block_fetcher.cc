@@ -466,8 +466,7 @@ void BlockFetcher::Complete(const ObjectId& object,
 }
 
 std::optional<BlockData> BlockFetcher::LookupCache(const BlockKey& key) {
-  return CountedLookup(key, BlockLength(key.object, key.index),
-                       [&] { return cache_->Get(key); });
+  return CountedLookup(key, BlockLength(key.object, key.index), [&] { return cache_->Get(key); });
 }
 
 std::optional<BlockData> BlockFetcher::LookupCacheRange(const BlockKey& key, uint64_t offset,

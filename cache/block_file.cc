@@ -295,7 +295,9 @@ std::string EncodeBlockHeader(const BlockExtent& extent, std::string_view data) 
   PutU32Le(&h, static_cast<uint32_t>(extent.object.etag.size()));
   h += extent.object.key;
   h += extent.object.etag;
-  for (uint64_t at = 0; at < data.size(); at += chunk) PutU64Le(&h, Xxh3_64(data.substr(at, chunk)));
+  for (uint64_t at = 0; at < data.size(); at += chunk) {
+    PutU64Le(&h, Xxh3_64(data.substr(at, chunk)));
+  }
   h.resize(header_len - 8, '\0');
   PutU64Le(&h, Xxh3_64(h));
   return h;

@@ -130,8 +130,8 @@ struct BlockFileInfo {
   BlockExtent extent;
   uint32_t version = kBlockFormatVersion;
   uint64_t data_length = 0;
-  uint64_t data_checksum = 0;  // version 3 only: XXH3-64 of the whole data
-  uint64_t chunk_size = 0;     // version 4: C
+  uint64_t data_checksum = 0;             // version 3 only: XXH3-64 of the whole data
+  uint64_t chunk_size = 0;                // version 4: C
   std::vector<uint64_t> chunk_checksums;  // version 4: N checksums
   uint64_t header_length = 0;
   uint64_t file_size() const { return header_length + data_length; }

@@ -87,8 +87,8 @@ TEST_F(BlockFileRangeTest, ReturnsExactlyTheBytesAskedFor) {
   for (uint64_t n : {uint64_t{4} << 20, 3 * kChunk + 1000, uint64_t{777}}) {
     const std::string data = Write(n);
     std::vector<std::pair<uint64_t, uint64_t>> ranges = {
-        {0, 1},          {0, 4096},          {kChunk - 1, 1}, {kChunk, 4096},   {kChunk - 6, 20},
-        {100, 2 * kChunk}, {0, n},           {n - 1, 1},      {n - 10, 100},    {n / 2, n}};
+        {0, 1}, {0, 4096},  {kChunk - 1, 1}, {kChunk, 4096}, {kChunk - 6, 20}, {100, 2 * kChunk},
+        {0, n}, {n - 1, 1}, {n - 10, 100},   {n / 2, n}};
     for (auto [off, len] : ranges) {
       if (off >= n) continue;
       const uint64_t want = std::min(len, n - off);

@@ -144,8 +144,7 @@ TEST_F(BlockFileTest, AnyFlippedByteIsCorruption) {
   std::string good = ReadAll(path_);
   uint64_t header = HeaderLength();
   for (uint64_t off : {0ul, 5ul, 8ul, 12ul, 16ul, 24ul, 32ul, 40ul, 44ul, 48ul, 52ul, 60ul,
-                       header - 9, header - 1,
-                       header, header + 5000, good.size() - 1}) {
+                       header - 9, header - 1, header, header + 5000, good.size() - 1}) {
     std::string bad = good;
     bad[off] ^= 0x20;
     WriteAll(path_, bad);

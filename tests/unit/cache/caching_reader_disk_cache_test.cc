@@ -34,12 +34,10 @@ ReadAheadOptions SmallBlocks(uint64_t block) {
   return o;
 }
 
-std::string ReadAt(CachingReader& r, const ObjectId& id, uint64_t offset, size_t len) {
-  std::string out(len, '\0');
-  Result<size_t> n = r.Read(id, offset, len, out.data());
-  if (!n.ok()) return "error: " + n.status().ToString();
-  out.resize(*n);
-  return out;
+// The bytes read, or the error's text.
+std::string Read(CachingReader& r, const ObjectId& id, uint64_t offset, size_t len) {
+  Result<std::string> got = readahead_test::ReadAt(r, id, offset, len);
+  return got.ok() ? *got : "error: " + got.status().ToString();
 }
 
 // A small read far from the last one takes only its bytes of a cached
@@ -56,11 +54,11 @@ TEST(CachingReaderRangeReads, RandomSmallReadsTakeRangesSequentialReadsWholeBloc
   }
   CachingReader reader(store, &cache, SmallBlocks(kBlock));
   reader.Opened(id);
-  EXPECT_EQ(ReadAt(reader, id, 20 * kBlock + 100, 100), data.substr(20 * kBlock + 100, 100));
+  EXPECT_EQ(Read(reader, id, 20 * kBlock + 100, 100), data.substr(20 * kBlock + 100, 100));
   EXPECT_EQ(cache.range_gets(), 1);
-  EXPECT_EQ(ReadAt(reader, id, 5 * kBlock + 10, 50), data.substr(5 * kBlock + 10, 50));
-  EXPECT_EQ(ReadAt(reader, id, 31 * kBlock - 20, 40), data.substr(31 * kBlock - 20, 40));
-  EXPECT_EQ(ReadAt(reader, id, 40 * kBlock + 90, 100), data.substr(40 * kBlock + 90));
+  EXPECT_EQ(Read(reader, id, 5 * kBlock + 10, 50), data.substr(5 * kBlock + 10, 50));
+  EXPECT_EQ(Read(reader, id, 31 * kBlock - 20, 40), data.substr(31 * kBlock - 20, 40));
+  EXPECT_EQ(Read(reader, id, 40 * kBlock + 90, 100), data.substr(40 * kBlock + 90));
   EXPECT_EQ(cache.range_gets(), 5);  // the boundary read took two
   EXPECT_EQ(reader.prefetcher().buffered_blocks(), 0u);
   EXPECT_EQ(store.counters().get, 0);
@@ -69,7 +67,7 @@ TEST(CachingReaderRangeReads, RandomSmallReadsTakeRangesSequentialReadsWholeBloc
   // A sequential reader from offset 0: whole blocks only.
   reader.Opened(id);
   std::string seq;
-  for (uint64_t off = 0; off < 6 * kBlock; off += 500) seq += ReadAt(reader, id, off, 500);
+  for (uint64_t off = 0; off < 6 * kBlock; off += 500) seq += Read(reader, id, off, 500);
   EXPECT_EQ(seq, data.substr(0, seq.size()));
   EXPECT_EQ(cache.range_gets(), 5);
   reader.Released(id);
@@ -97,7 +95,7 @@ TEST(CachingReaderRangeReads, DiskCacheServesPartsAndRefetchesACorruptChunk) {
   const uint64_t offsets[] = {3 * kBlock + 5000, kBlock + 70000, 5 * kBlock + 9, 2 * kBlock - 2000,
                               6 * kBlock + 1000};
   for (uint64_t off : offsets) {
-    EXPECT_EQ(ReadAt(reader, id, off, 4096), data.substr(off, 4096)) << off;
+    EXPECT_EQ(Read(reader, id, off, 4096), data.substr(off, 4096)) << off;
   }
   EXPECT_EQ(store.counters().get, gets);
   EXPECT_EQ(testing::CounterValue(m, "dsfs_cache_disk_hits_total"), 6u);  // one read took two
@@ -112,12 +110,12 @@ TEST(CachingReaderRangeReads, DiskCacheServesPartsAndRefetchesACorruptChunk) {
   bytes[info->header_length + kVerifyChunk + 3] ^= 1;
   testing::WriteFileBytes(path, bytes);
   const uint64_t off = 4 * kBlock + kVerifyChunk;
-  EXPECT_EQ(ReadAt(reader, id, off, 4096), data.substr(off, 4096));
+  EXPECT_EQ(Read(reader, id, off, 4096), data.substr(off, 4096));
   EXPECT_EQ(store.counters().get, gets + 1);
   EXPECT_EQ(testing::CounterValue(m, "dsfs_cache_corrupt_blocks_total"), 1u);
   reader.fetcher().FlushCacheWrites();
   EXPECT_TRUE(cache->Contains(BlockKey{id, 4}));  // written again from the GET
-  EXPECT_EQ(ReadAt(reader, id, off + 2 * kVerifyChunk, 4096),
+  EXPECT_EQ(Read(reader, id, off + 2 * kVerifyChunk, 4096),
             data.substr(off + 2 * kVerifyChunk, 4096));
   EXPECT_EQ(store.counters().get, gets + 1);
   reader.Released(id);

@@ -122,7 +122,8 @@ TEST(DiskBlockCacheRange, Format3CacheIsKeptAndServed) {
   EXPECT_EQ(c->block_count(), 3u);
   for (uint64_t i = 0; i < 3; ++i) {
     EXPECT_EQ(Lookup(*c, Key("f", i), Bytes(kBs, i)), 1) << i;
-    EXPECT_EQ(Range(*c, Key("f", i), 5000, 100), std::string(Bytes(kBs, i)->view().substr(5000, 100)));
+    EXPECT_EQ(Range(*c, Key("f", i), 5000, 100),
+              std::string(Bytes(kBs, i)->view().substr(5000, 100)));
   }
   ASSERT_TRUE(c->Put(Key("f", 3), Bytes(kBs, 3)).ok());
   auto info = ReadBlockFileHeader(c->BlockPath(Key("f", 3)));

@@ -73,6 +73,15 @@ inline bool Eventually(const std::function<bool()>& cond) {
   return true;
 }
 
+// Reads [offset, offset+len) through r; the bytes, or the error.
+inline Result<std::string> ReadAt(ObjectReader& r, const ObjectId& id, uint64_t offset,
+                                  size_t len) {
+  std::string buf(len, '\xee');
+  DSFS_ASSIGN_OR_RETURN(size_t n, r.Read(id, offset, len, buf.data()));
+  buf.resize(n);
+  return buf;
+}
+
 class FakeCache : public BlockCache {
  public:
   Result<std::optional<BlockData>> Get(const BlockKey& key) override {
