@@ -21,8 +21,8 @@
 //       not see as sequential takes only its bytes of a block the disk
 //       tier holds (LookupCacheRange: the block file's chunks covering
 //       them are read and verified, not the whole block), and that part is
-//       not offered to the stream. A sequential reader, and every read of
-//       an object prefetched whole, takes whole blocks.
+//       not offered to the stream. A sequential reader takes whole
+//       blocks; so does any read of a block the stream holds (a.).
 //    c. BlockFetcher::Fetch(kDemand): joins a GET in flight for the block
 //       (one GET however many readers miss it) or queues one ahead of all
 //       read-ahead.

@@ -70,8 +70,7 @@ bool Prefetcher::SequentialLocked(const Stream& st, uint64_t offset) const {
 bool Prefetcher::Sequential(const ObjectId& id, uint64_t offset) const {
   std::lock_guard lock(mu_);
   const Stream* st = FindLocked(id);
-  if (st == nullptr) return offset == 0;
-  return st->whole || SequentialLocked(*st, offset);
+  return st == nullptr ? offset == 0 : SequentialLocked(*st, offset);
 }
 
 Prefetcher::Stream& Prefetcher::GetStreamLocked(const ObjectId& id) {

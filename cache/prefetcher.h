@@ -102,10 +102,10 @@ class Prefetcher {
   std::optional<BlockFetcher::Future> Take(const BlockKey& key);
   // Records a read of [offset, offset+len) and issues read-ahead.
   void OnRead(const ObjectId& id, uint64_t offset, uint64_t len);
-  // Whether a read at offset would be sequential for OnRead (the stream's
-  // pattern as it stands, before the read), or the object is prefetched
-  // whole. A read the prefetcher does not follow (false) needs only the
-  // bytes it asks for.
+  // Whether a read at offset continues the object's reads so far (OnRead's
+  // rule: within seq_tolerance of where the last read ended, or offset 0
+  // for the first read), for an object prefetched whole too. A read that
+  // does not (false) most likely needs only the bytes it asks for.
   bool Sequential(const ObjectId& id, uint64_t offset) const;
   // Keeps a block a demand read fetched, so following small reads of the
   // same block find it (only if the budget has room).

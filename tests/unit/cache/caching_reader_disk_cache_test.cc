@@ -74,6 +74,30 @@ TEST(CachingReaderRangeReads, RandomSmallReadsTakeRangesSequentialReadsWholeBloc
   EXPECT_EQ(store.counters().get, 0);
 }
 
+// An object prefetched whole (its name matches prefetch_whole): a random
+// small read of a block the read-ahead does not hold takes a range too.
+TEST(CachingReaderRangeReads, WholePrefetchObjectsTakeRangesOfBlocksNotReadAhead) {
+  constexpr uint64_t kBlock = 4096;
+  MemoryStore store;
+  std::string data = Pattern(20 * kBlock);
+  ObjectId id = AddObject(store, "m/w.safetensors", data);
+  FakeCache cache;
+  for (uint64_t b = 0; b < 20; ++b) cache.Insert(BlockKey{id, b}, data.substr(b * kBlock, kBlock));
+  ReadAheadOptions o = SmallBlocks(kBlock);
+  o.prefetch_whole = "*.safetensors";
+  o.prefetch_mem = 0;  // no read-ahead: no block is held
+  CachingReader reader(store, &cache, o);
+  reader.Opened(id);
+  EXPECT_EQ(reader.prefetcher().StateOf(id).whole, true);
+  EXPECT_EQ(Read(reader, id, 12 * kBlock + 7, 100), data.substr(12 * kBlock + 7, 100));
+  EXPECT_EQ(Read(reader, id, 3 * kBlock + 7, 100), data.substr(3 * kBlock + 7, 100));
+  EXPECT_EQ(cache.range_gets(), 2);
+  // Continuing from there is sequential: whole blocks.
+  EXPECT_EQ(Read(reader, id, 3 * kBlock + 107, 100), data.substr(3 * kBlock + 107, 100));
+  EXPECT_EQ(cache.range_gets(), 2);
+  reader.Released(id);
+}
+
 // Over the real disk cache: random small reads are served from block
 // parts (fewer bytes read from the disk than whole blocks), a corrupt chunk
 // a read covers makes it come from the store (exact bytes, counted), and
