@@ -1,9 +1,13 @@
 // DiskBlockCache::GetRange: a part of a block, read and verified chunk by
 // chunk, counted and kept recent like Get.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <string>
 
 #include "cache/cache_index.h"
@@ -130,6 +134,46 @@ TEST(DiskBlockCacheRange, Format3CacheIsKeptAndServed) {
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->version, kBlockFormatVersion);
   EXPECT_EQ(CounterValue(m, "dsfs_cache_corrupt_blocks_total"), 0u);
+}
+
+// Random 4 KiB reads of 4 MiB blocks: Get (the whole block) against
+// GetRange (one chunk), each read cold (the file's pages dropped first).
+// Prints reads per second; timing is never a pass/fail criterion.
+TEST(DiskBlockCacheBench, DISABLED_Random4KiBReads) {
+  const char* where = std::getenv("DSFS_BENCH_DIR");
+  TempDir tmp;
+  std::string dir = (where ? std::string(where) : tmp.path()) + "/bench-cache";
+  const uint64_t bs = 4 << 20;
+  const int blocks = 16, reads = 2000;
+  auto c = MustOpen(DiskOpts(dir, 1ull << 30, bs), nullptr);
+  ASSERT_TRUE(c);
+  for (int i = 0; i < blocks; ++i) {
+    ASSERT_TRUE(c->Put(Key("bench", static_cast<uint64_t>(i)), Bytes(bs, 1)).ok());
+  }
+  auto drop = [&](const BlockKey& k) {
+    int fd = ::open(c->BlockPath(k).c_str(), O_RDONLY);
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    ::close(fd);
+  };
+  for (bool range : {false, true}) {
+    uint64_t x = 12345;
+    std::chrono::steady_clock::duration took{};
+    for (int i = 0; i < reads; ++i) {
+      x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+      const BlockKey k = Key("bench", (x >> 33) % blocks);
+      const uint64_t off = ((x >> 20) % (bs / 4096)) * 4096;
+      drop(k);
+      auto t0 = std::chrono::steady_clock::now();
+      auto r = range ? c->GetRange(k, off, 4096) : c->Get(k);
+      took += std::chrono::steady_clock::now() - t0;
+      ASSERT_TRUE(r.ok() && r->has_value());
+    }
+    std::cout << (range ? "GetRange" : "Get")
+              << " 4 KiB cold: " << reads / std::chrono::duration<double>(took).count()
+              << " reads/s\n";
+  }
+  c.reset();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
