@@ -6,10 +6,12 @@
 // Implementations are thread-safe.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cache/object_reader.h"
@@ -35,6 +37,19 @@ class BlockCache {
   // counted by the implementation). Errors are for broken caches only, and
   // callers treat them as a miss too (reads never fail for a cache fault).
   virtual Result<std::optional<BlockData>> Get(const BlockKey& key) = 0;
+  // Bytes [offset, offset + len) of the block (clipped to its length),
+  // exactly those, with Get's miss, corruption and error semantics; an
+  // implementation that can reads and verifies only that part of the block
+  // (DiskBlockCache). This default takes the whole block from Get and copies
+  // the range out.
+  virtual Result<std::optional<BlockData>> GetRange(const BlockKey& key, uint64_t offset,
+                                                    size_t len) {
+    auto whole = Get(key);
+    if (!whole.ok() || !whole->has_value() || !**whole) return whole;
+    std::string_view all = (**whole)->view();
+    const size_t begin = static_cast<size_t>(std::min<uint64_t>(offset, all.size()));
+    return std::optional<BlockData>(Buffer::Copy(all.substr(begin, len)));
+  }
   // Stores a block (data.size() is the block's length: block_size, or less
   // for the last block). May evict others to respect the size cap.
   virtual Status Put(const BlockKey& key, BlockData data) = 0;

@@ -466,6 +466,19 @@ void BlockFetcher::Complete(const ObjectId& object,
 }
 
 std::optional<BlockData> BlockFetcher::LookupCache(const BlockKey& key) {
+  return CountedLookup(key, BlockLength(key.object, key.index), [&] { return cache_->Get(key); });
+}
+
+std::optional<BlockData> BlockFetcher::LookupCacheRange(const BlockKey& key, uint64_t offset,
+                                                        size_t len) {
+  const uint64_t block = BlockLength(key.object, key.index);
+  const uint64_t want = offset >= block ? 0 : std::min<uint64_t>(len, block - offset);
+  return CountedLookup(key, want, [&] { return cache_->GetRange(key, offset, len); });
+}
+
+std::optional<BlockData> BlockFetcher::CountedLookup(
+    const BlockKey& key, uint64_t want,
+    const std::function<Result<std::optional<BlockData>>()>& get) {
   if (!cache_ || key.object.etag.empty()) {
     std::lock_guard lock(mu_);
     ++stats_.cache_misses;
@@ -474,19 +487,19 @@ std::optional<BlockData> BlockFetcher::LookupCache(const BlockKey& key) {
   }
   split_.DiskReadStarted();
   const auto start = ReadSplit::Clock::now();
-  Result<std::optional<BlockData>> r = cache_->Get(key);
+  Result<std::optional<BlockData>> r = get();
   split_.DiskReadDone(r.ok() && r->has_value() && **r ? (**r)->size() : 0,
                       ReadSplit::Clock::now() - start);
   std::lock_guard lock(mu_);
   if (!r.ok()) {
     ++stats_.cache_errors;
     Bump(cache_errors_metric_);
-  } else if (r->has_value() && **r && (**r)->size() == BlockLength(key.object, key.index)) {
+  } else if (r->has_value() && **r && (**r)->size() == want) {
     ++stats_.cache_hits;
     Bump(hits_metric_);
     return **r;
   }
-  // A block of the wrong length is treated as a miss (the store refills it).
+  // Bytes of the wrong length are treated as a miss (the store refills the block).
   ++stats_.cache_misses;
   Bump(misses_metric_);
   return std::nullopt;

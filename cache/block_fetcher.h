@@ -61,6 +61,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -190,6 +191,10 @@ class BlockFetcher {
   // Cache lookup on the caller's thread: a hit, or nullopt for a miss, a
   // missing cache or a cache error (counted).
   std::optional<BlockData> LookupCache(const BlockKey& key);
+  // The same for bytes [offset, offset + len) of the block (clipped to it):
+  // BlockCache::GetRange, exactly those bytes on a hit; counted (stats,
+  // metrics, ReadSplit) as LookupCache counts.
+  std::optional<BlockData> LookupCacheRange(const BlockKey& key, uint64_t offset, size_t len);
   // Waits until every queued cache write has been attempted (tests).
   void FlushCacheWrites();
 
@@ -236,6 +241,11 @@ class BlockFetcher {
       std::map<BlockKey, std::shared_ptr<InFlight>, readahead_internal::BlockKeyLess>;
   using JobPtr = std::shared_ptr<Job>;
 
+  // LookupCache and LookupCacheRange: runs get (a cache lookup) and counts
+  // it; a result of other than `want` bytes is a miss.
+  std::optional<BlockData> CountedLookup(
+      const BlockKey& key, uint64_t want,
+      const std::function<Result<std::optional<BlockData>>()>& get);
   // Whether entry is key's current fetch (requires mu_).
   bool CurrentLocked(const ObjectId& object, const std::shared_ptr<InFlight>& entry) const;
   // A demand reader waits for a queued entry: its own job, demand queue

@@ -25,14 +25,19 @@ bool IsAligned(const void* p) { return IsAligned(reinterpret_cast<uintptr_t>(p))
 // Whether a header is padded: when the data can be written with O_DIRECT.
 bool PaddedHeader(uint64_t data_length) { return data_length > 0 && IsAligned(data_length); }
 
-// Header length: the fields and the trailing checksum, padded so the data
-// is aligned when the data's length is.
-uint64_t HeaderLength(uint64_t key_length, uint64_t etag_length, uint64_t data_length) {
-  uint64_t exact = kBlockHeaderFixedSize + key_length + etag_length + 8;
+// ceil(n / d), d > 0.
+uint64_t CeilDiv(uint64_t n, uint64_t d) { return n / d + (n % d != 0); }
+
+// Header length: the fields, chunks checksums of the chunk table and the
+// trailing checksum, padded so the data is aligned when the data's length is.
+uint64_t HeaderLength(uint64_t key_length, uint64_t etag_length, uint64_t chunks,
+                      uint64_t data_length) {
+  uint64_t exact = kBlockHeaderFixedSize + key_length + etag_length + 8 * chunks + 8;
   return PaddedHeader(data_length) ? Buffer::RoundUp(exact) : exact;
 }
 uint64_t HeaderLength(const BlockExtent& e) {
-  return HeaderLength(e.object.key.size(), e.object.etag.size(), e.length);
+  return HeaderLength(e.object.key.size(), e.object.etag.size(),
+                      CeilDiv(e.length, VerifyChunkSize(e.length)), e.length);
 }
 
 // Reads exactly len bytes at offset; false with errno on error, false with
@@ -111,6 +116,80 @@ Result<BlockFileInfo> ReadHeader(int fd, const std::string& path, uint64_t file_
   return info;
 }
 
+// Corruption unless info names expected.
+Status CheckExtent(const BlockFileInfo& info, const BlockExtent& expected,
+                   const std::string& path) {
+  if (info.extent == expected) return Status::Ok();
+  const BlockExtent& e = info.extent;
+  return Status::Corruption(path + ": holds bytes [" + std::to_string(e.offset) + ", +" +
+                            std::to_string(e.length) + ") of '" + e.object.key + "' etag " +
+                            e.object.etag + " size " + std::to_string(e.object.size) +
+                            ", not the extent asked for");
+}
+
+// Reads data bytes [begin, begin + len) of the block into buf.
+Status ReadData(int fd, const BlockFileInfo& info, const std::string& path, uint64_t begin,
+                uint64_t len, char* buf) {
+  if (PreadFull(fd, buf, len, info.header_length + begin)) return Status::Ok();
+  if (errno == 0) return Status::Corruption(path + ": short file");
+  return Status::IoError("read " + path + ": " + ErrnoText(errno));
+}
+
+// Verifies data bytes [begin, begin + bytes.size()) of a version 4 block,
+// where begin is a chunk boundary and the span ends at one (or at D).
+Status VerifyChunks(const BlockFileInfo& info, std::string_view bytes, uint64_t begin,
+                    const std::string& path) {
+  const uint64_t c = info.chunk_size;
+  for (uint64_t at = 0; at < bytes.size(); at += c) {
+    const uint64_t chunk = (begin + at) / c;
+    const uint64_t n = std::min<uint64_t>(c, bytes.size() - at);
+    if (Xxh3_64(bytes.data() + at, n) != info.chunk_checksums[chunk]) {
+      return Status::Corruption(path + ": data checksum mismatch in chunk " +
+                                std::to_string(chunk) + " (bytes [" + std::to_string(begin + at) +
+                                ", +" + std::to_string(n) + ") of the block)");
+    }
+  }
+  return Status::Ok();
+}
+
+// Verifies the whole data of a block: its checksum (version 3) or every chunk.
+Status VerifyData(const BlockFileInfo& info, std::string_view data, const std::string& path) {
+  if (info.version >= 4) return VerifyChunks(info, data, 0, path);
+  if (Xxh3_64(data) != info.data_checksum) {
+    return Status::Corruption(path + ": data checksum mismatch");
+  }
+  return Status::Ok();
+}
+
+// Opens path and reads and checks its header against expected.
+Result<BlockFileInfo> OpenBlock(const std::string& path, const BlockExtent& expected, Fd* fd) {
+  uint64_t size = 0;
+  DSFS_ASSIGN_OR_RETURN(int raw, OpenForRead(path, &size));
+  *fd = Fd(raw);
+  DSFS_ASSIGN_OR_RETURN(BlockFileInfo info, ReadHeader(fd->get(), path, size));
+  DSFS_RETURN_IF_ERROR(CheckExtent(info, expected, path));
+  return info;
+}
+
+// Reads and verifies all of an open block's data.
+Result<BlockData> ReadWholeData(int fd, const BlockFileInfo& info, const std::string& path,
+                                BufferPool* pool) {
+  std::shared_ptr<Buffer> data = AllocateBuffer(pool, info.data_length);
+  DSFS_RETURN_IF_ERROR(ReadData(fd, info, path, 0, info.data_length, data->data()));
+  // The bytes now go to the FUSE page cache; the cache file's pages would
+  // only hold them in RAM a second time.
+  (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  DSFS_RETURN_IF_ERROR(VerifyData(info, *data, path));
+  return BlockData(std::move(data));
+}
+
+// Data bytes [begin, end) of buf, which holds the data from buf_begin on:
+// buf itself when it holds exactly those, else a copy.
+BlockData Slice(std::shared_ptr<Buffer> buf, uint64_t buf_begin, uint64_t begin, uint64_t end) {
+  if (buf_begin == begin && buf->size() == end - begin) return buf;
+  return Buffer::Copy(buf->view().substr(begin - buf_begin, end - begin));
+}
+
 // Writes all of iov at offset 0; 0 or the errno.
 int PwriteAll(int fd, const iovec (&iov)[2]) {
   size_t total = iov[0].iov_len + iov[1].iov_len;
@@ -168,6 +247,12 @@ WriteError WriteNewFile(const std::string& path, const iovec (&iov)[2], bool dir
 
 }  // namespace
 
+uint64_t VerifyChunkSize(uint64_t data_length) {
+  uint64_t c = kVerifyChunk;
+  while (CeilDiv(data_length, c) > kMaxVerifyChunks) c *= 2;
+  return c;
+}
+
 BlockExtent ExtentOf(const BlockKey& key, uint64_t block_size) {
   BlockExtent e{key.object, 0, 0};
   // Saturating: an index past the end is an empty extent, never a wrap.
@@ -203,11 +288,16 @@ std::string EncodeBlockHeader(const BlockExtent& extent, std::string_view data) 
   PutU64Le(&h, extent.object.size);
   PutU64Le(&h, extent.offset);
   PutU64Le(&h, data.size());
-  PutU64Le(&h, Xxh3_64(data));
+  const uint64_t chunk = VerifyChunkSize(data.size());
+  PutU32Le(&h, static_cast<uint32_t>(chunk));
+  PutU32Le(&h, static_cast<uint32_t>(CeilDiv(data.size(), chunk)));
   PutU32Le(&h, static_cast<uint32_t>(extent.object.key.size()));
   PutU32Le(&h, static_cast<uint32_t>(extent.object.etag.size()));
   h += extent.object.key;
   h += extent.object.etag;
+  for (uint64_t at = 0; at < data.size(); at += chunk) {
+    PutU64Le(&h, Xxh3_64(data.substr(at, chunk)));
+  }
   h.resize(header_len - 8, '\0');
   PutU64Le(&h, Xxh3_64(h));
   return h;
@@ -222,7 +312,7 @@ Result<BlockFileInfo> DecodeBlockHeader(std::string_view bytes) {
     // They name a block index, not a byte offset: never served.
     return Status::Corruption(std::string(kOldBlockFormat) + " version " + std::to_string(version));
   }
-  if (version != kBlockFormatVersion) {
+  if (version < kOldestServedBlockFormat || version > kBlockFormatVersion) {
     return Status::Corruption("unknown block format version " + std::to_string(version));
   }
   uint64_t header_len = GetU32Le(p + 12);
@@ -230,23 +320,36 @@ Result<BlockFileInfo> DecodeBlockHeader(std::string_view bytes) {
       header_len > kMaxBlockHeaderSize) {
     return Status::Corruption("bad header length " + std::to_string(header_len));
   }
+  const uint64_t data_len = GetU64Le(p + 32);
+  const uint64_t chunk = version >= 4 ? GetU32Le(p + 40) : 0;
+  const uint64_t chunks = version >= 4 ? GetU32Le(p + 44) : 0;
+  if (version >= 4 && (chunk == 0 || chunks != CeilDiv(data_len, chunk))) {
+    return Status::Corruption("bad chunk table (" + std::to_string(chunks) + " chunks of " +
+                              std::to_string(chunk) + " bytes for " + std::to_string(data_len) +
+                              ")");
+  }
   uint64_t key_len = GetU32Le(p + 48);
   uint64_t etag_len = GetU32Le(p + 52);
-  if (header_len != HeaderLength(key_len, etag_len, GetU64Le(p + 32))) {
+  if (header_len != HeaderLength(key_len, etag_len, chunks, data_len)) {
     return Status::Corruption("header lengths do not add up");
   }
   if (Xxh3_64(p, header_len - 8) != GetU64Le(p + header_len - 8)) {
     return Status::Corruption("header checksum mismatch");
   }
   BlockFileInfo info;
+  info.version = version;
   info.header_length = header_len;
   info.extent.object.size = GetU64Le(p + 16);
   info.extent.offset = GetU64Le(p + 24);
-  info.data_length = GetU64Le(p + 32);
+  info.data_length = data_len;
   info.extent.length = info.data_length;
-  info.data_checksum = GetU64Le(p + 40);
+  if (version == 3) info.data_checksum = GetU64Le(p + 40);
+  info.chunk_size = chunk;
   info.extent.object.key.assign(p + kBlockHeaderFixedSize, key_len);
   info.extent.object.etag.assign(p + kBlockHeaderFixedSize + key_len, etag_len);
+  const char* table = p + kBlockHeaderFixedSize + key_len + etag_len;
+  info.chunk_checksums.reserve(chunks);
+  for (uint64_t i = 0; i < chunks; ++i) info.chunk_checksums.push_back(GetU64Le(table + 8 * i));
   if (info.extent.offset > info.extent.object.size ||
       info.data_length > info.extent.object.size - info.extent.offset) {
     return Status::Corruption("extent lies outside the object");
@@ -279,29 +382,32 @@ Status WriteBlockFile(const std::string& tmp_path, const BlockExtent& extent,
 
 Result<BlockData> ReadBlockFile(const std::string& path, const BlockExtent& expected,
                                 BufferPool* pool) {
-  uint64_t size = 0;
-  DSFS_ASSIGN_OR_RETURN(int raw, OpenForRead(path, &size));
-  Fd fd(raw);
-  DSFS_ASSIGN_OR_RETURN(BlockFileInfo info, ReadHeader(fd.get(), path, size));
-  if (!(info.extent == expected)) {
-    const BlockExtent& e = info.extent;
-    return Status::Corruption(path + ": holds bytes [" + std::to_string(e.offset) + ", +" +
-                              std::to_string(e.length) + ") of '" + e.object.key + "' etag " +
-                              e.object.etag + " size " + std::to_string(e.object.size) +
-                              ", not the extent asked for");
+  Fd fd;
+  DSFS_ASSIGN_OR_RETURN(BlockFileInfo info, OpenBlock(path, expected, &fd));
+  return ReadWholeData(fd.get(), info, path, pool);
+}
+
+Result<BlockData> ReadBlockFileRange(const std::string& path, const BlockExtent& expected,
+                                     uint64_t offset, uint64_t len, BufferPool* pool) {
+  Fd fd;
+  DSFS_ASSIGN_OR_RETURN(BlockFileInfo info, OpenBlock(path, expected, &fd));
+  const uint64_t begin = std::min(offset, info.data_length);
+  const uint64_t end = begin + std::min(len, info.data_length - begin);
+  if (begin == end) return BlockData(Buffer::Allocate(0));
+  if (info.version < 4) {
+    // No chunk table: the whole block is read and verified.
+    DSFS_ASSIGN_OR_RETURN(BlockData all, ReadWholeData(fd.get(), info, path, pool));
+    return BlockData(Buffer::Copy(all->view().substr(begin, end - begin)));
   }
-  std::shared_ptr<Buffer> data = AllocateBuffer(pool, info.data_length);
-  if (!PreadFull(fd.get(), data->data(), info.data_length, info.header_length)) {
-    if (errno == 0) return Status::Corruption(path + ": short file");
-    return Status::IoError("read " + path + ": " + ErrnoText(errno));
-  }
-  // The bytes now go to the FUSE page cache; the cache file's pages would
-  // only hold them in RAM a second time.
-  (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED);
-  if (Xxh3_64(*data) != info.data_checksum) {
-    return Status::Corruption(path + ": data checksum mismatch");
-  }
-  return BlockData(std::move(data));
+  const uint64_t c = info.chunk_size;
+  const uint64_t span_begin = begin / c * c;
+  const uint64_t span_end = std::min(info.data_length, CeilDiv(end, c) * c);
+  // Exactly the chunks: no read-ahead of the rest of the block.
+  (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_RANDOM);
+  std::shared_ptr<Buffer> span = AllocateBuffer(pool, span_end - span_begin);
+  DSFS_RETURN_IF_ERROR(ReadData(fd.get(), info, path, span_begin, span->size(), span->data()));
+  DSFS_RETURN_IF_ERROR(VerifyChunks(info, *span, span_begin, path));
+  return Slice(std::move(span), span_begin, begin, end);
 }
 
 Result<BlockFileInfo> ReadBlockFileHeader(const std::string& path) {

@@ -37,8 +37,9 @@ struct IndexRecord {
 struct IndexMeta {
   uint64_t used_bytes = 0;
   uint64_t max_seq = 0;
-  // kBlockFormatVersion of the blocks the ids name; an index of older
-  // blocks (0) is reconciled once, which deletes them.
+  // kBlockFormatVersion of the blocks the ids name; an index of blocks
+  // older than kOldestServedBlockFormat (0: 1/2) is rebuilt once, which
+  // deletes them.
   uint64_t block_format = 0;
 };
 

@@ -185,7 +185,7 @@ Result<FsckReport> FsckCache(const std::string& dir, bool repair) {
       bad_files.push_back(e.path);
       return;
     }
-    auto data = ReadBlockFile(e.path, info->extent);  // the data checksum
+    auto data = ReadBlockFile(e.path, info->extent);  // every data checksum (each chunk)
     if (!data.ok()) {
       problem(CacheProblemKind::kBadChecksum, e.path, data.status().message());
       bad_files.push_back(e.path);

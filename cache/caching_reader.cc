@@ -42,6 +42,11 @@ Result<BlockData> Await(const BlockFetcher::Future& future, const CancelTokenPtr
 
 }  // namespace
 
+bool CachingReader::SmallRead(const ObjectId& id, uint64_t offset, uint64_t len) const {
+  return cache_ != nullptr && len < fetcher_.block_size() / kPartialReadDivisor &&
+         !prefetcher_.Sequential(id, offset);
+}
+
 Result<SliceList> CachingReader::ReadSlices(const ObjectId& id, uint64_t offset, size_t len,
                                             const CancelTokenPtr& cancel) {
   if (len == 0 || offset >= id.size) return SliceList{};
@@ -50,20 +55,28 @@ Result<SliceList> CachingReader::ReadSlices(const ObjectId& id, uint64_t offset,
   const uint64_t first = offset / bs;
   const uint64_t last = (offset + n - 1) / bs;
 
-  struct Part {
-    BlockKey key;
-    std::optional<BlockFetcher::Future> future;
-    BlockData data;
-    bool from_buffer = false;
-  };
+  // A small read the prefetcher does not follow reads only its bytes of
+  // a cached block (see SmallRead).
+  const bool small = SmallRead(id, offset, n);
   std::vector<Part> parts;
   parts.reserve(last - first + 1);
   // Start every block of the read before waiting for any.
   for (uint64_t idx = first; idx <= last; ++idx) {
-    Part p{BlockKey{id, idx}, std::nullopt, nullptr, false};
+    Part p{BlockKey{id, idx}, std::nullopt, nullptr, false, std::nullopt};
+    const uint64_t block_start = idx * bs;
+    const uint64_t from = std::max(offset, block_start);
+    const uint64_t to = std::min(offset + n, block_start + bs);
     if (auto f = prefetcher_.Take(p.key)) {
       p.future = std::move(*f);
       p.from_buffer = true;
+    } else if (small && fetcher_.Cached(p.key)) {
+      p.partial_from = from;
+      if (auto hit = fetcher_.LookupCacheRange(p.key, from - block_start, to - from)) {
+        p.data = std::move(*hit);
+      } else {
+        p.future = fetcher_.Fetch(p.key, FetchPriority::kDemand, /*check_cache=*/false);
+        p.partial_from = std::nullopt;
+      }
     } else if (auto hit = fetcher_.LookupCache(p.key)) {
       p.data = std::move(*hit);
     } else {
@@ -86,16 +99,19 @@ Result<SliceList> CachingReader::ReadSlices(const ObjectId& id, uint64_t offset,
       if (!r.ok()) return r.status();
       p.data = *r;
     }
-    if (!p.from_buffer) prefetcher_.Offer(p.key, p.data);
-    const uint64_t block_start = p.key.index * bs;
-    const uint64_t from = std::max(offset, block_start);
-    const uint64_t to = std::min(offset + n, block_start + p.data->size());
+    // A part of a block is never offered: the stream keeps whole blocks.
+    if (!p.from_buffer && !p.partial_from) prefetcher_.Offer(p.key, p.data);
+    // Where p.data starts in the object: the block's start, or the first
+    // byte asked for of a part.
+    const uint64_t data_start = p.partial_from ? *p.partial_from : p.key.index * bs;
+    const uint64_t from = std::max(offset, data_start);
+    const uint64_t to = std::min(offset + n, data_start + p.data->size());
     if (to <= from) {  // the block ends before the bytes asked for
       return Status::Corruption("block " + std::to_string(p.key.index) + " of '" + id.key +
                                 "' is shorter than the object");
     }
     if (p.from_buffer && readahead_bytes_ != nullptr) readahead_bytes_->Add(to - from);
-    out.push_back(ReadSlice{p.data, p.data->data() + (from - block_start), to - from});
+    out.push_back(ReadSlice{p.data, p.data->data() + (from - data_start), to - from});
   }
   return out;
 }

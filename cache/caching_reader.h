@@ -17,6 +17,12 @@
 //       or in flight). Take marks it read and tells the fetcher a reader
 //       waits for it (Expedite): from then on nothing cancels that fetch.
 //    b. BlockFetcher::LookupCache: the disk tier, on the reader's thread.
+//       A small read (under a quarter of a block) that the prefetcher does
+//       not see as sequential takes only its bytes of a block the disk
+//       tier holds (LookupCacheRange: the block file's chunks covering
+//       them are read and verified, not the whole block), and that part is
+//       not offered to the stream. A sequential reader takes whole
+//       blocks; so does any read of a block the stream holds (a.).
 //    c. BlockFetcher::Fetch(kDemand): joins a GET in flight for the block
 //       (one GET however many readers miss it) or queues one ahead of all
 //       read-ahead.
@@ -61,6 +67,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 #include "backends/object_store.h"
 #include "cache/block_cache.h"
@@ -95,6 +102,24 @@ class CachingReader : public ObjectReader {
   MemoryBudget& budget() { return budget_; }
 
  private:
+  // A read of fewer than block_size / kPartialReadDivisor bytes may take a
+  // part of a cached block. A larger read gains at most 4x from reading
+  // less, and a reader of pieces that large most likely reads the rest of
+  // the block next.
+  static constexpr uint64_t kPartialReadDivisor = 4;
+  // One block of a read: where its bytes come from.
+  struct Part {
+    BlockKey key;
+    std::optional<BlockFetcher::Future> future;
+    BlockData data;
+    bool from_buffer = false;
+    // Set: data holds only the bytes asked for, from this object offset on.
+    std::optional<uint64_t> partial_from;
+  };
+  // Whether a read of len bytes at offset takes parts of cached blocks:
+  // small, and not sequential for the prefetcher.
+  bool SmallRead(const ObjectId& id, uint64_t offset, uint64_t len) const;
+
   // Declaration order is destruction order reversed: the prefetcher goes
   // first (cancels every stream's fetches, returns its budget), then the
   // fetcher (aborts the GETs still running, joins its threads).

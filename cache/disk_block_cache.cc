@@ -142,9 +142,10 @@ Result<std::unique_ptr<DiskBlockCache>> DiskBlockCache::Open(const DiskCacheOpti
     // been deleted with CLEAN still there): count them. Cheap when there
     // are none.
     first = DiskCacheState::kRebuilding;
-  } else if (m->block_format != kBlockFormatVersion) {
-    // Its ids name blocks of format 1/2, which are never served: rebuild
-    // from the files, which deletes those.
+  } else if (m->block_format < kOldestServedBlockFormat || m->block_format > kBlockFormatVersion) {
+    // Its ids name blocks of format 1/2, which are never served (or of a
+    // newer dsfs): rebuild from the files, which deletes those. Format 3
+    // blocks are served: their index is kept.
     DSFS_ASSIGN_OR_RETURN(
         index, CacheIndex::Recreate(std::move(index), "it indexes blocks of format " +
                                                           std::to_string(m->block_format) +
@@ -272,6 +273,20 @@ bool DiskBlockCache::Contains(const BlockKey& key) const {
 }
 
 Result<std::optional<BlockData>> DiskBlockCache::Get(const BlockKey& key) {
+  return Lookup(key, [this](const std::string& path, const BlockExtent& extent) {
+    return ReadBlockFile(path, extent, options_.buffers);
+  });
+}
+
+Result<std::optional<BlockData>> DiskBlockCache::GetRange(const BlockKey& key, uint64_t offset,
+                                                          size_t len) {
+  return Lookup(key, [&](const std::string& path, const BlockExtent& extent) {
+    return ReadBlockFileRange(path, extent, offset, len, options_.buffers);
+  });
+}
+
+Result<std::optional<BlockData>> DiskBlockCache::Lookup(const BlockKey& key,
+                                                        const BlockReader& read) {
   {
     std::lock_guard lock(mu_);
     if (state_ == DiskCacheState::kOff) {
@@ -281,7 +296,7 @@ Result<std::optional<BlockData>> DiskBlockCache::Get(const BlockKey& key) {
   }
   const BlockExtent extent = ExtentOf(key);
   BlockId id = ComputeBlockId(extent);
-  auto data = ReadBlockFile(PathOf(id), extent, options_.buffers);
+  auto data = read(PathOf(id), extent);
   if (data.ok()) {
     hits_.Add();
     bytes_read_.Add((*data)->size());
@@ -329,7 +344,7 @@ Status DiskBlockCache::Put(const BlockKey& key, BlockData data) {
         std::to_string(data->size()) + " bytes, but with a block size of " +
         std::to_string(options_.block_size) + " its extent is " + std::to_string(extent.length));
   }
-  if (BlockFileSize(BlockExtent{extent.object, 0, 0}) > kMaxBlockHeaderSize) {
+  if (BlockFileSize(extent) - extent.length > kMaxBlockHeaderSize) {
     return Status::InvalidArgument("key too long to cache: " + key.object.key.substr(0, 64));
   }
   {

@@ -11,7 +11,7 @@
 // LRU like any unused block).
 //
 // The files are the truth: a block is served only if its header names
-// exactly the extent asked for and both checksums match; anything else
+// exactly the extent asked for and its checksums match; anything else
 // (including a symlink, FIFO or directory at its path) is dropped, counted
 // (dsfs_cache_corrupt_blocks_total) and reported as a miss.
 //
@@ -75,6 +75,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -136,6 +137,11 @@ class DiskBlockCache : public BlockCache {
   DiskBlockCache& operator=(const DiskBlockCache&) = delete;
 
   Result<std::optional<BlockData>> Get(const BlockKey& key) override;
+  // Reads and verifies only the chunks of the block file the range covers
+  // (block_file.h); a hit, a miss, a corrupt file (dropped) and an I/O
+  // error count and touch the LRU exactly as Get does.
+  Result<std::optional<BlockData>> GetRange(const BlockKey& key, uint64_t offset,
+                                            size_t len) override;
   // IoError on a failed write (disk full, EIO): counted in
   // dsfs_cache_write_errors_total, the cache keeps serving reads.
   // InvalidArgument for data whose length is not the length of key's
@@ -169,6 +175,11 @@ class DiskBlockCache : public BlockCache {
 
  private:
   DiskBlockCache(DiskCacheOptions options, Metrics* metrics);
+  // Reads (and verifies) the block file at path holding extent.
+  using BlockReader = std::function<Result<BlockData>(const std::string&, const BlockExtent&)>;
+  // Get and GetRange: reads key's file with read, then counts, touches the
+  // LRU or drops the file.
+  Result<std::optional<BlockData>> Lookup(const BlockKey& key, const BlockReader& read);
   std::string PathOf(const BlockId& id) const;
   void BackgroundMain();
   // Picks the first start-up state from what Open found; mu_ held.

@@ -61,6 +61,18 @@ Prefetcher::Stream* Prefetcher::FindLocked(const ObjectId& id) const {
   return it == streams_.end() ? nullptr : it->second.get();
 }
 
+bool Prefetcher::SequentialLocked(const Stream& st, uint64_t offset) const {
+  if (!st.has_history) return offset == 0;
+  const uint64_t tol = options_.seq_tolerance;
+  return offset + tol >= st.next_offset && offset <= st.next_offset + tol;
+}
+
+bool Prefetcher::Sequential(const ObjectId& id, uint64_t offset) const {
+  std::lock_guard lock(mu_);
+  const Stream* st = FindLocked(id);
+  return st == nullptr ? offset == 0 : SequentialLocked(*st, offset);
+}
+
 Prefetcher::Stream& Prefetcher::GetStreamLocked(const ObjectId& id) {
   auto [it, inserted] = streams_.try_emplace(KeyOf(id));
   if (inserted) it->second = std::make_unique<Stream>(id, fetcher_, budget_);
@@ -327,14 +339,7 @@ void Prefetcher::OnRead(const ObjectId& id, uint64_t offset, uint64_t len) {
       }
     }
   } else {
-    bool sequential;
-    if (!st.has_history) {
-      sequential = offset == 0;
-    } else {
-      uint64_t tol = options_.seq_tolerance;
-      sequential = offset + tol >= st.next_offset && offset <= st.next_offset + tol;
-    }
-    if (sequential) {
+    if (SequentialLocked(st, offset)) {
       if (st.window == 0) {
         st.window = std::max<uint64_t>(options_.window_initial, 1);
       } else if (last > st.last_block) {

@@ -102,6 +102,11 @@ class Prefetcher {
   std::optional<BlockFetcher::Future> Take(const BlockKey& key);
   // Records a read of [offset, offset+len) and issues read-ahead.
   void OnRead(const ObjectId& id, uint64_t offset, uint64_t len);
+  // Whether a read at offset continues the object's reads so far (OnRead's
+  // rule: within seq_tolerance of where the last read ended, or offset 0
+  // for the first read), for an object prefetched whole too. A read that
+  // does not (false) most likely needs only the bytes it asks for.
+  bool Sequential(const ObjectId& id, uint64_t offset) const;
   // Keeps a block a demand read fetched, so following small reads of the
   // same block find it (only if the budget has room).
   void Offer(const BlockKey& key, BlockData data);
@@ -125,6 +130,8 @@ class Prefetcher {
   static ObjKey KeyOf(const ObjectId& id) { return {id.key, id.etag}; }
   Clock::time_point Now() const { return clock_->Now(); }
   // The following require mu_.
+  // OnRead's rule: a read at offset continues st's pattern.
+  bool SequentialLocked(const Stream& st, uint64_t offset) const;
   Stream* FindLocked(const ObjectId& id) const;
   Stream& GetStreamLocked(const ObjectId& id);
   // Cancels everything the stream started; keeps it in closing_ while its

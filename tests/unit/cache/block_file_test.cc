@@ -50,6 +50,10 @@ class BlockFileTest : public ::testing::Test {
     e.length = n;
     return e;
   }
+  // Header length of path_'s file (10000 bytes of data: one chunk, unpadded).
+  uint64_t HeaderLength() const {
+    return kBlockHeaderFixedSize + key_.object.key.size() + key_.object.etag.size() + 8 + 8;
+  }
 };
 
 TEST_F(BlockFileTest, RoundTripAndMode) {
@@ -105,7 +109,7 @@ TEST_F(BlockFileTest, DataOfAnotherLengthIsNotWritten) {
 TEST_F(BlockFileTest, OldFormatsAreNeverServed) {
   std::string good = ReadAll(path_);
   for (uint32_t version : {1u, 2u}) {
-    std::string h = good.substr(0, BlockFileSize(WithLength(0)));
+    std::string h = good.substr(0, HeaderLength());
     h[8] = static_cast<char>(version);
     h.resize(h.size() - 8);
     uint64_t sum = Xxh3_64(h);
@@ -138,9 +142,9 @@ TEST_F(BlockFileTest, NonRegularFilesAreCorruptionAndNeverFollowed) {
 // Flips one byte at each of several offsets: header fields, key, checksum, data.
 TEST_F(BlockFileTest, AnyFlippedByteIsCorruption) {
   std::string good = ReadAll(path_);
-  uint64_t header = BlockFileSize(WithLength(0));
-  for (uint64_t off : {0ul, 5ul, 8ul, 12ul, 16ul, 24ul, 32ul, 40ul, 48ul, 52ul, 60ul, header - 1,
-                       header, header + 5000, good.size() - 1}) {
+  uint64_t header = HeaderLength();
+  for (uint64_t off : {0ul, 5ul, 8ul, 12ul, 16ul, 24ul, 32ul, 40ul, 44ul, 48ul, 52ul, 60ul,
+                       header - 9, header - 1, header, header + 5000, good.size() - 1}) {
     std::string bad = good;
     bad[off] ^= 0x20;
     WriteAll(path_, bad);
@@ -176,7 +180,8 @@ TEST_F(BlockFileTest, AlignedBlockHasAlignedDataAndRoundTrips) {
   // A short last block (and this fixture's 10000 bytes) is not padded.
   auto info = ReadBlockFileHeader(path_);
   ASSERT_TRUE(info.ok());
-  EXPECT_EQ(info->header_length, BlockFileSize(WithLength(0)));
+  EXPECT_EQ(info->header_length, HeaderLength());
+  EXPECT_EQ(info->file_size(), BlockFileSize(key_));
 }
 
 // Pages of path in the page cache (mincore).

@@ -41,6 +41,7 @@ inline BlockData Bytes(size_t n, uint64_t seed) {
 
 #include "cache/block_file.h"
 #include "cache/disk_block_cache.h"
+#include "common/endian.h"
 
 namespace dsfs::testing {
 
@@ -74,6 +75,28 @@ inline int Lookup(BlockCache& c, const BlockKey& key, const BlockData& want) {
   if (!r.ok()) return -1;
   if (!r->has_value()) return 0;
   return ***r == *want ? 1 : -1;
+}
+
+// A version 3 file, as dsfs before format 4 wrote it: no chunk table,
+// bytes 40..48 hold XXH3-64 of the whole data.
+inline std::string V3File(const BlockExtent& e, std::string_view data) {
+  const uint64_t exact = kBlockHeaderFixedSize + e.object.key.size() + e.object.etag.size() + 8;
+  const bool padded = !data.empty() && data.size() % kDirectIoAlignment == 0;
+  const uint64_t header_len = padded ? Buffer::RoundUp(exact) : exact;
+  std::string h("DSFSBLK\0", 8);
+  PutU32Le(&h, 3);
+  PutU32Le(&h, static_cast<uint32_t>(header_len));
+  PutU64Le(&h, e.object.size);
+  PutU64Le(&h, e.offset);
+  PutU64Le(&h, data.size());
+  PutU64Le(&h, Xxh3_64(data));
+  PutU32Le(&h, static_cast<uint32_t>(e.object.key.size()));
+  PutU32Le(&h, static_cast<uint32_t>(e.object.etag.size()));
+  h += e.object.key;
+  h += e.object.etag;
+  h.resize(header_len - 8, '\0');
+  PutU64Le(&h, Xxh3_64(h));
+  return h + std::string(data);
 }
 
 inline uint64_t CounterValue(Metrics& m, const std::string& name) {

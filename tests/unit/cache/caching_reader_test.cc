@@ -23,6 +23,7 @@ using readahead_test::FakeCache;
 using readahead_test::Gate;
 using readahead_test::kMaxWait;
 using readahead_test::Pattern;
+using readahead_test::ReadAt;
 
 constexpr uint64_t kBlock = 1024;
 
@@ -36,14 +37,6 @@ ReadAheadOptions Options() {
   o.prefetch_mem = 256 * kBlock;
   o.prefetch_whole = "";
   return o;
-}
-
-// Reads [offset, offset+len) through r; the bytes, or the error.
-Result<std::string> ReadAt(ObjectReader& r, const ObjectId& id, uint64_t offset, size_t len) {
-  std::string buf(len, '\xee');
-  DSFS_ASSIGN_OR_RETURN(size_t n, r.Read(id, offset, len, buf.data()));
-  buf.resize(n);
-  return buf;
 }
 
 std::string Expected(const std::string& data, uint64_t offset, size_t len) {

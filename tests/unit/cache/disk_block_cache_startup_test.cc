@@ -89,7 +89,7 @@ TEST(DiskBlockCacheIdentity, SameIndexOtherBlockSizeIsAMiss) {
 }
 
 // An index written before block format 3 is rebuilt from the files; the
-// format 1/2 files are deleted, format 3 files are kept.
+// format 1/2 files are deleted, format 3 and 4 files are kept.
 TEST(DiskBlockCacheIdentity, IndexOfOldBlockFormatIsRebuiltAndOldFilesDeleted) {
   TempDir tmp;
   std::string dir = tmp.Sub("cache");

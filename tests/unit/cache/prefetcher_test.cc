@@ -95,6 +95,23 @@ TEST(Prefetcher, WindowGrowsGeometricallyToTheMaximumAndResetsOnAFarSeek) {
   EXPECT_EQ(Window(rig, id), 0u);
 }
 
+// Sequential() answers with OnRead's rule, before the read: offset 0 for a
+// first read, within seq_tolerance of where the last read ended after.
+TEST(Prefetcher, SequentialTellsWhetherAReadContinuesTheLastOne) {
+  Rig rig;
+  ObjectId id = AddObject(rig.store, "f", Pattern(200 * kBlock));
+  EXPECT_TRUE(rig.prefetcher.Sequential(id, 0));
+  EXPECT_FALSE(rig.prefetcher.Sequential(id, 50 * kBlock));
+  rig.prefetcher.OnRead(id, 50 * kBlock, 100);
+  EXPECT_TRUE(rig.prefetcher.Sequential(id, 50 * kBlock + 100));
+  EXPECT_TRUE(rig.prefetcher.Sequential(id, 50 * kBlock + 100 + kBlock));  // the tolerance
+  EXPECT_FALSE(rig.prefetcher.Sequential(id, 52 * kBlock + 200));
+  EXPECT_FALSE(rig.prefetcher.Sequential(id, 10 * kBlock));
+  rig.prefetcher.OnRead(id, 10 * kBlock, 100);  // a seek
+  EXPECT_TRUE(rig.prefetcher.Sequential(id, 10 * kBlock + 100));
+  EXPECT_FALSE(rig.prefetcher.Sequential(id, 50 * kBlock + 100));
+}
+
 TEST(Prefetcher, SmallReadsWithinOneBlockDoNotGrowTheWindow) {
   Rig rig;
   ObjectId id = AddObject(rig.store, "f", Pattern(64 * kBlock));

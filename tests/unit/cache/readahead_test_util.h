@@ -73,6 +73,15 @@ inline bool Eventually(const std::function<bool()>& cond) {
   return true;
 }
 
+// Reads [offset, offset+len) through r; the bytes, or the error.
+inline Result<std::string> ReadAt(ObjectReader& r, const ObjectId& id, uint64_t offset,
+                                  size_t len) {
+  std::string buf(len, '\xee');
+  DSFS_ASSIGN_OR_RETURN(size_t n, r.Read(id, offset, len, buf.data()));
+  buf.resize(n);
+  return buf;
+}
+
 class FakeCache : public BlockCache {
  public:
   Result<std::optional<BlockData>> Get(const BlockKey& key) override {
@@ -82,6 +91,15 @@ class FakeCache : public BlockCache {
     auto it = blocks_.find(Tuple(key));
     if (it == blocks_.end()) return std::optional<BlockData>();
     return std::optional<BlockData>(it->second);
+  }
+  // Counted, then BlockCache's default (Get, which counts too, and a copy).
+  Result<std::optional<BlockData>> GetRange(const BlockKey& key, uint64_t offset,
+                                            size_t len) override {
+    {
+      std::lock_guard lock(mu_);
+      ++range_gets_;
+    }
+    return BlockCache::GetRange(key, offset, len);
   }
   Status Put(const BlockKey& key, BlockData data) override {
     Gate* gate = nullptr;
@@ -136,6 +154,11 @@ class FakeCache : public BlockCache {
     std::lock_guard lock(mu_);
     return puts_;
   }
+  // GetRange calls (each also counts as a Get).
+  int range_gets() const {
+    std::lock_guard lock(mu_);
+    return range_gets_;
+  }
 
  private:
   using Key = std::tuple<std::string, std::string, uint64_t>;
@@ -147,6 +170,7 @@ class FakeCache : public BlockCache {
   bool fail_put_ = false;            // guarded by mu_
   Gate* put_gate_ = nullptr;         // guarded by mu_
   int gets_ = 0;                     // guarded by mu_
+  int range_gets_ = 0;               // guarded by mu_
   int puts_ = 0;                     // guarded by mu_
   uint64_t bytes_ = 0;               // guarded by mu_
 };
