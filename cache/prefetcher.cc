@@ -10,6 +10,10 @@
 namespace dsfs {
 
 namespace {
+// Non-sequential reads in a row after which a whole-file stream's reader is
+// taken to read at random: its position no longer moves warm read-ahead.
+constexpr int kWholeJumpsRandom = 2;
+
 bool Ready(const BlockFetcher::Future& f) {
   return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
 }
@@ -322,8 +326,13 @@ void Prefetcher::OnRead(const ObjectId& id, uint64_t offset, uint64_t len) {
   const uint64_t first = offset / block_size_;
   const uint64_t last = (offset + len - 1) / block_size_;
   if (st.whole) {
+    // The reader's position (what warm read-ahead follows) moves with
+    // sequential reads and with a first jump (a loader moving to another
+    // tensor); a reader that keeps jumping reads at random, and moving
+    // the position with it would read the cached shard ahead of every jump.
+    st.jumps = !st.has_history || SequentialLocked(st, offset) ? 0 : st.jumps + 1;
+    if (st.jumps < kWholeJumpsRandom) st.last_block = last;
     st.next_offset = offset + len;
-    st.last_block = last;
     st.has_history = true;
     // Read blocks well behind this read that the disk cache holds are
     // dropped: reading one again costs a disk read, not a GET, and keeping

@@ -58,7 +58,8 @@ class ReadAheadStream {
   bool starved = false;  // waiting in Prefetcher's starved queue for budget
   uint64_t next_offset = 0;
   uint64_t window = 0;
-  uint64_t last_block = 0;  // last block of the latest read
+  uint64_t last_block = 0;  // last block of the latest read (whole-file: of the reader's position)
+  int jumps = 0;            // whole-file: reads in a row that were not sequential
   uint64_t scheduled_until = 0;
   uint64_t last_use = 0;                       // Prefetcher's tick of the latest call
   std::optional<Clock::time_point> last_read;  // unset: never read

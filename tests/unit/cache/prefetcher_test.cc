@@ -678,21 +678,36 @@ TEST(Prefetcher, ClosedStreamStaysChargedUntilItsRunsEnd) {
 // Blocks the disk cache holds are read ahead only readahead_warm past the
 // reader (a whole-file prefetch too), one fetch each; the blocks it lacks
 // are fetched as far ahead as the budget allows.
-TEST(Prefetcher, CachedBlocksAreReadAheadOnlyReadaheadWarmPastTheReader) {
-  ReadAheadOptions o = RunOptions();
-  o.readahead_warm = 4 * kBlock;
+// A whole-file stream (a .safetensors name) of 64 blocks over a fake cache
+// that holds the first `cached` of them; readahead_warm = 4 blocks.
+struct WarmWholeRig {
+  explicit WarmWholeRig(uint64_t cached) {
+    for (uint64_t b = 0; b < cached; ++b) {
+      cache.Insert(BlockKey{id, b}, data.substr(b * kBlock, kBlock));
+    }
+    store.ResetCounters();
+  }
+  static ReadAheadOptions WarmOptions() {
+    ReadAheadOptions o = RunOptions();
+    o.readahead_warm = 4 * kBlock;
+    return o;
+  }
+  ReadAheadOptions o = WarmOptions();
   readahead_test::FakeCache cache;
   CancellableStore store;
   Metrics metrics;
-  MemoryBudget budget(o.prefetch_mem);
-  BlockFetcher fetcher(store, &cache, o, &metrics);
-  Prefetcher prefetcher(fetcher, budget, o, &metrics);
+  MemoryBudget budget{o.prefetch_mem};
+  BlockFetcher fetcher{store, &cache, o, &metrics};
+  Prefetcher prefetcher{fetcher, budget, o, &metrics};
   const std::string data = Pattern(64 * kBlock);
   ObjectId id = AddObject(store, "m.safetensors", data);
-  for (uint64_t b = 0; b < 32; ++b) {
-    cache.Insert(BlockKey{id, b}, data.substr(b * kBlock, kBlock));
-  }
-  store.ResetCounters();
+};
+
+TEST(Prefetcher, CachedBlocksAreReadAheadOnlyReadaheadWarmPastTheReader) {
+  WarmWholeRig rig(32);
+  Prefetcher& prefetcher = rig.prefetcher;
+  CancellableStore& store = rig.store;
+  const ObjectId& id = rig.id;
 
   prefetcher.Opened(id);  // whole-file prefetch: only blocks 0-4
   EXPECT_EQ(prefetcher.StateOf(id).scheduled_until, 5u);
@@ -713,6 +728,32 @@ TEST(Prefetcher, CachedBlocksAreReadAheadOnlyReadaheadWarmPastTheReader) {
   EXPECT_EQ(prefetcher.StateOf(id).blocks, 60u);  // 0-3 dropped
   ASSERT_TRUE(Eventually([&] { return store.counters().get_bytes == 32 * kBlock; }));
   EXPECT_EQ(store.counters().get, 8);
+  prefetcher.Released(id);
+}
+
+// A reader of a whole-file stream that keeps jumping reads at random: warm
+// read-ahead follows its first jump, not the ones after (else every jump
+// reads the next 32 MiB of the cached shard); a sequential read takes the
+// position again.
+TEST(Prefetcher, RandomReadsOfAWholeFileStreamDoNotDragWarmReadAhead) {
+  WarmWholeRig rig(64);
+  Prefetcher& prefetcher = rig.prefetcher;
+  const ObjectId& id = rig.id;
+  prefetcher.Opened(id);
+  EXPECT_EQ(prefetcher.StateOf(id).scheduled_until, 5u);
+  prefetcher.OnRead(id, 0, 4096);
+  prefetcher.OnRead(id, 40 * kBlock, 4096);  // a first jump: followed
+  const uint64_t after_jump = prefetcher.StateOf(id).scheduled_until;
+  EXPECT_GT(after_jump, 40u);
+  for (uint64_t b : {60u, 10u, 62u, 20u}) {  // and more: random, not followed
+    prefetcher.OnRead(id, b * kBlock, 4096);
+    EXPECT_EQ(prefetcher.StateOf(id).scheduled_until, after_jump) << b;
+  }
+  // Sequential again, then one jump: followed.
+  prefetcher.OnRead(id, 20 * kBlock + 4096, 4096);
+  prefetcher.OnRead(id, 59 * kBlock, 4096);
+  EXPECT_EQ(prefetcher.StateOf(id).scheduled_until, 64u);
+  EXPECT_EQ(rig.store.counters().get, 0);  // every block came from the cache
   prefetcher.Released(id);
 }
 
