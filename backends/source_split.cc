@@ -1,6 +1,7 @@
 #include "backends/source_split.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace dsfs {
 namespace {
@@ -14,10 +15,38 @@ double Seconds(SourceSplit::Clock::duration d) { return std::chrono::duration<do
 
 }  // namespace
 
-double SourceSplit::RateLocked(int source) const {
-  const double own = sources_[source].rate;
+bool SourceSplit::MeasuredLocked(int source) const {
+  for (int k = 1; k <= kMaxCounted; ++k) {
+    if (sources_[source].rate_at[k] > 0) return true;
+  }
+  return false;
+}
+
+double SourceSplit::OwnRateAtLocked(int source, int reads) const {
+  const auto& at = sources_[source].rate_at;
+  int k = std::clamp(reads, 1, kMaxCounted);
+  const int limit = options_.max_in_flight[source];
+  if (limit > 0) k = std::min(k, std::min(limit, kMaxCounted));  // more only queue
+  if (at[k] > 0) return at[k];
+  int below = k - 1;
+  while (below >= 1 && at[below] <= 0) --below;
+  int above = k + 1;
+  while (above <= kMaxCounted && at[above] <= 0) ++above;
+  const bool has_below = below >= 1;
+  const bool has_above = above <= kMaxCounted;
+  if (has_below && has_above) {
+    const double f = static_cast<double>(k - below) / (above - below);
+    return at[below] + f * (at[above] - at[below]);
+  }
+  if (has_below) return at[below] / below * k;  // each more read at the per-read rate
+  if (has_above) return at[above];
+  return 0;
+}
+
+double SourceSplit::RateAtLocked(int source, int reads) const {
+  const double own = OwnRateAtLocked(source, reads);
   if (own > 0) return own;
-  const double other = sources_[1 - source].rate;
+  const double other = OwnRateAtLocked(1 - source, reads);
   return other > 0 ? other : 1.0;  // neither measured: equal rates
 }
 
@@ -44,15 +73,28 @@ SourceSplit::Ticket SourceSplit::Pick(uint64_t bytes, Clock::time_point now) {
 SourceSplit::Ticket SourceSplit::PickOrWait(uint64_t bytes, const CancelTokenPtr& cancel) {
   std::unique_lock lock(mu_);
   const auto give_up = Clock::now() + options_.max_wait;
+  int waiting_on = -1;  // the source this call is counted as waiting for
+  auto stop_waiting = [&] {
+    if (waiting_on < 0) return;
+    Source& src = sources_[waiting_on];
+    src.bytes_waiting -= std::min(src.bytes_waiting, bytes);
+    src.waiting = std::max(0, src.waiting - 1);
+    waiting_on = -1;
+  };
   while (true) {
     const auto now = Clock::now();
+    stop_waiting();  // chosen again below, without counting itself
     // The source expected to finish first, counting what it already has in
-    // flight: when that is one at its limit, waiting for it still wins.
+    // flight and its waiters: when that is one at its limit, waiting for it
+    // still wins.
     const int best = ChooseLocked(bytes, now, /*ignore_limits=*/true);
     if (HasRoomLocked(best)) return StartLocked(best, bytes, now);
     if (now >= give_up || IsCancelled(cancel)) {
       return StartLocked(ChooseLocked(bytes, now, false), bytes, now);
     }
+    waiting_on = best;
+    sources_[best].bytes_waiting += bytes;
+    ++sources_[best].waiting;
     room_cv_.wait_until(lock, std::min(give_up, now + std::chrono::milliseconds(10)));
   }
 }
@@ -65,7 +107,8 @@ int SourceSplit::ChooseLocked(uint64_t bytes, Clock::time_point now, bool ignore
   int probe = -1;
   for (int s = 0; s < kSources; ++s) {
     const Source& src = sources_[s];
-    if (src.rate > 0 && src.in_flight == 0 && now - src.last_start >= options_.probe_after &&
+    if (src.in_flight == 0 && src.waiting == 0 && now - src.last_start >= options_.probe_after &&
+        MeasuredLocked(s) &&
         (probe < 0 || src.last_start < sources_[probe].last_start)) {
       probe = s;
     }
@@ -73,7 +116,10 @@ int SourceSplit::ChooseLocked(uint64_t bytes, Clock::time_point now, bool ignore
   if (probe >= 0) return probe;
   double finish[kSources];
   for (int s = 0; s < kSources; ++s) {
-    finish[s] = static_cast<double>(sources_[s].bytes_in_flight + bytes) / RateLocked(s);
+    const Source& src = sources_[s];
+    const int reads = src.in_flight + src.waiting + 1;
+    finish[s] = static_cast<double>(src.bytes_in_flight + src.bytes_waiting + bytes) /
+                RateAtLocked(s, reads);
   }
   if (finish[0] == finish[1]) return static_cast<int>(ties_++ % kSources);
   return finish[0] < finish[1] ? 0 : 1;
@@ -105,13 +151,15 @@ void SourceSplit::FinishUnnotified(const Ticket& ticket, bool ok, Clock::time_po
   src.in_flight = std::max(0, src.in_flight - 1);
   src.last_start = std::max(src.last_start, now);  // busy until now
   if (!ok) {
-    src.rate /= 2;
+    for (double& r : src.rate_at) r /= 2;
     return;
   }
   const double seconds = std::max(Seconds(now - ticket.start), 1e-6);
   const double sharing = (ticket.in_flight_at_start + in_flight_at_end) / 2.0;
   const double sample = static_cast<double>(ticket.bytes) / seconds * std::max(1.0, sharing);
-  src.rate = src.rate > 0 ? src.rate + options_.ewma_alpha * (sample - src.rate) : sample;
+  const int k = std::clamp(static_cast<int>(std::lround(sharing)), 1, kMaxCounted);
+  double& rate = src.rate_at[k];
+  rate = rate > 0 ? rate + options_.ewma_alpha * (sample - rate) : sample;
   const double mib = std::max(static_cast<double>(ticket.bytes), kMinLatencyBytes) / kMiB;
   if (src.seconds_per_mib.size() < options_.latency_window) {
     src.seconds_per_mib.push_back(seconds / mib);
@@ -151,14 +199,26 @@ std::optional<SourceSplit::Clock::duration> SourceSplit::ExpectedTime(int source
                                                                       uint64_t bytes) const {
   std::lock_guard lock(mu_);
   const Source& src = sources_[source];
-  if (src.rate <= 0) return std::nullopt;
-  return std::chrono::duration_cast<Clock::duration>(
-      std::chrono::duration<double>(static_cast<double>(src.bytes_in_flight + bytes) / src.rate));
+  const double rate = OwnRateAtLocked(source, src.in_flight + src.waiting + 1);
+  if (rate <= 0) return std::nullopt;
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+      static_cast<double>(src.bytes_in_flight + src.bytes_waiting + bytes) / rate));
 }
 
 double SourceSplit::rate(int source) const {
   std::lock_guard lock(mu_);
-  return sources_[source].rate;
+  const auto& at = sources_[source].rate_at;
+  return *std::max_element(at.begin(), at.end());
+}
+
+double SourceSplit::RateAt(int source, int reads) const {
+  std::lock_guard lock(mu_);
+  return OwnRateAtLocked(source, reads);
+}
+
+int SourceSplit::waiting(int source) const {
+  std::lock_guard lock(mu_);
+  return sources_[source].waiting;
 }
 
 uint64_t SourceSplit::bytes_in_flight(int source) const {

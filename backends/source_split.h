@@ -3,20 +3,30 @@
 // read is late enough on one of them to be asked of the other.
 //
 // Per source it keeps, from the reads it saw finish:
-//  - an EWMA of the source's aggregate rate (bytes/s): each read's own
-//    bytes/s times the reads that were in flight on that source with it
-//    (the mean of the counts at its start and end), so a pipe shared by N
-//    reads is measured as the pipe, not as a Nth of it;
-//  - the bytes and reads in flight now;
+//  - the source's aggregate rate (bytes/s) as a function of the reads in
+//    flight on it: one EWMA per count k of a read's own bytes/s times the
+//    reads in flight with it (the mean of the counts at its start and end).
+//    A pipe shared by N reads is measured as the pipe, not as a Nth of it,
+//    and a source that gives each connection its own lane (OBS: a rate per
+//    connection, many connections) shows a rate that grows with k;
+//  - the bytes and reads committed to it: in flight, and waiting for one of
+//    its slots in PickOrWait (a queue of waiters is load, not free room);
 //  - a window of the last reads' durations per MiB (tiny reads count as
 //    64 KiB), whose p99 says when a read is late.
 // Choose() sends a read where it is expected to finish first:
-// (bytes in flight + its length) / rate. A source with no measurement yet
-// borrows the other's rate (a fair split when neither is measured: fewer
-// bytes in flight wins, ties alternate). A source that has had nothing in
-// flight for `probe_after` is given the next read, so a rate measured once
-// on a bad moment is measured again instead of starving that source.
-// A failed read halves its source's rate (it answered nothing useful).
+// (bytes committed + its length) / aggregate rate at (reads committed + 1).
+// A count never measured is estimated from its neighbours: between two
+// measured counts linearly; above the highest measured one as if each new
+// read got the per-read rate of that one (optimistic, so unexplored
+// concurrency is tried, and measured, instead of never being used); below
+// the lowest as the lowest's aggregate. Past a source's in-flight limit
+// the rate is that at the limit (more reads only queue). A source with no
+// measurement yet borrows the other's estimate (a fair split when neither
+// is measured: fewer bytes committed wins, ties alternate). A source that
+// has had nothing in flight for `probe_after` is given the next read, so a
+// rate measured once on a bad moment is measured again instead of starving
+// that source. A failed read halves its source's rates (it answered
+// nothing useful).
 //
 // Times are passed in (tests use a fake clock). Thread-safe: one leaf mutex.
 #pragma once
@@ -94,20 +104,33 @@ class SourceSplit {
   std::optional<Clock::duration> ExpectedTime(int source, uint64_t bytes) const;
 
   // For tests and logs.
-  double rate(int source) const;  // bytes/s, 0 when unmeasured
+  double rate(int source) const;  // the highest aggregate measured, bytes/s; 0: unmeasured
+  // The aggregate rate expected with `reads` in flight on `source` (the
+  // model above); 0 when the source was never measured.
+  double RateAt(int source, int reads) const;
   uint64_t bytes_in_flight(int source) const;
   int in_flight(int source) const;
+  int waiting(int source) const;  // PickOrWait callers waiting for its slot
+
+  // In-flight counts above this share the top count's rate sample.
+  static constexpr int kMaxCounted = 64;
 
  private:
   struct Source {
-    double rate = 0;  // bytes/s; 0: unmeasured
+    // [k]: EWMA of the aggregate bytes/s with k reads in flight; 0:
+    // unmeasured ([0] unused).
+    std::array<double, kMaxCounted + 1> rate_at{};
     uint64_t bytes_in_flight = 0;
     int in_flight = 0;
+    uint64_t bytes_waiting = 0;
+    int waiting = 0;
     Clock::time_point last_start{};       // of the last read, or its end
     std::vector<double> seconds_per_mib;  // ring of latency_window
     size_t next_sample = 0;
   };
-  double RateLocked(int source) const;
+  double OwnRateAtLocked(int source, int reads) const;
+  double RateAtLocked(int source, int reads) const;
+  bool MeasuredLocked(int source) const;
   bool HasRoomLocked(int source) const;
   int ChooseLocked(uint64_t bytes, Clock::time_point now, bool ignore_limits);
   void FinishUnnotified(const Ticket& ticket, bool ok, Clock::time_point now);

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
 #include <queue>
 #include <thread>
 #include <vector>
@@ -26,10 +28,13 @@ TEST(SourceSplit, FairSplitBeforeAnythingIsMeasured) {
   EXPECT_EQ(split.Choose(kMiB, t0), 1);
 }
 
-// Both sources as pipes of a fixed rate serving their reads one after the
-// other; `readers` reads are kept in flight (a fake clock: no sleeping).
-// Returns the bytes each source served.
-std::vector<uint64_t> Simulate(double rate0, double rate1, int readers, int reads) {
+// Each source is `lanes[s]` servers of `rates[s]` bytes/s each (one lane:
+// a pipe serving its reads one after the other; many: a rate per
+// connection, as OBS gives); `readers` reads are kept in flight (a fake
+// clock: no sleeping). Returns the bytes each source served and, in
+// `*seconds`, how long the reads took.
+std::vector<uint64_t> SimulateLanes(std::array<double, 2> rates, std::array<int, 2> lanes,
+                                    int readers, int reads, double* seconds = nullptr) {
   SourceSplit split;
   struct Done {
     Clock::time_point at;
@@ -37,16 +42,18 @@ std::vector<uint64_t> Simulate(double rate0, double rate1, int readers, int read
     bool operator>(const Done& o) const { return at > o.at; }
   };
   std::priority_queue<Done, std::vector<Done>, std::greater<>> done;
-  const double rates[2] = {rate0, rate1};
-  Clock::time_point free_at[2] = {};
+  std::vector<Clock::time_point> free_at[2] = {
+      std::vector<Clock::time_point>(static_cast<size_t>(lanes[0])),
+      std::vector<Clock::time_point>(static_cast<size_t>(lanes[1]))};
   Clock::time_point now{};
   std::vector<uint64_t> bytes(2, 0);
   auto start = [&] {
     const int s = split.Choose(kMiB, now);
-    const auto begin = std::max(now, free_at[s]);
-    free_at[s] = begin + std::chrono::duration_cast<Clock::duration>(
-                             std::chrono::duration<double>(kMiB / rates[s]));
-    done.push(Done{free_at[s], split.Start(s, kMiB, now)});
+    auto lane = std::min_element(free_at[s].begin(), free_at[s].end());
+    const auto begin = std::max(now, *lane);
+    *lane = begin + std::chrono::duration_cast<Clock::duration>(
+                        std::chrono::duration<double>(kMiB / rates[s]));
+    done.push(Done{*lane, split.Start(s, kMiB, now)});
     bytes[s] += kMiB;
   };
   for (int i = 0; i < readers; ++i) start();
@@ -57,7 +64,16 @@ std::vector<uint64_t> Simulate(double rate0, double rate1, int readers, int read
     split.Finish(d.ticket, true, now);
     start();
   }
+  while (!done.empty()) {
+    now = done.top().at;
+    done.pop();
+  }
+  if (seconds != nullptr) *seconds = std::chrono::duration<double>(now - Clock::time_point{}).count();
   return bytes;
+}
+
+std::vector<uint64_t> Simulate(double rate0, double rate1, int readers, int reads) {
+  return SimulateLanes({rate0, rate1}, {1, 1}, readers, reads);
 }
 
 TEST(SourceSplit, BytesFollowTheRates) {
@@ -121,22 +137,92 @@ TEST(SourceSplit, ExpectedTimeCountsTheBytesInFlight) {
   SourceSplit split;
   const Clock::time_point t0{};
   EXPECT_FALSE(split.ExpectedTime(0, kMiB));
-  split.Finish(split.Start(0, kMiB, t0), true, t0 + milliseconds(10));  // 100 MiB/s
+  split.Finish(split.Start(0, kMiB, t0), true, t0 + milliseconds(10));  // 100 MiB/s alone
   split.Start(0, kMiB, t0);
+  // Two at once was never measured: each is taken to get the rate one got.
   auto t = split.ExpectedTime(0, kMiB);
+  ASSERT_TRUE(t);
+  EXPECT_NEAR(std::chrono::duration<double>(*t).count(), 0.010, 1e-3);
+  // Measured: two at once took twice as long (one pipe), so a second read
+  // waits for the bytes in flight.
+  const SourceSplit::Ticket a = split.Start(0, kMiB, t0);  // two in flight
+  split.Finish(a, true, t0 + milliseconds(20));            // 1 MiB in 20 ms, shared by 2
+  t = split.ExpectedTime(0, kMiB);
   ASSERT_TRUE(t);
   EXPECT_NEAR(std::chrono::duration<double>(*t).count(), 0.020, 1e-3);
 }
 
-TEST(SourceSplit, PickOrWaitWaitsForTheBetterSourceAtItsLimit) {
+TEST(SourceSplit, RateBetweenMeasuredCountsIsInterpolatedAndCappedAtTheLimit) {
+  SourceSplitOptions o;
+  o.max_in_flight = {0, 4};
+  SourceSplit split(o);
+  const Clock::time_point t0{};
+  EXPECT_EQ(split.RateAt(0, 1), 0);  // unmeasured
+  // 1 in flight: 1 MiB in 10 ms (100 MiB/s); 3 at once: 1 MiB each in
+  // 10 ms (300 MiB/s in all).
+  split.Finish(split.Start(0, kMiB, t0), true, t0 + milliseconds(10));
+  std::vector<SourceSplit::Ticket> three;
+  for (int i = 0; i < 3; ++i) three.push_back(split.Start(0, kMiB, t0));
+  split.Finish(three[2], true, t0 + milliseconds(10));  // 3 in flight at its start and end
+  EXPECT_NEAR(split.RateAt(0, 1), 100.0 * kMiB, 1);
+  EXPECT_NEAR(split.RateAt(0, 2), 200.0 * kMiB, 1);  // between 1 and 3
+  EXPECT_NEAR(split.RateAt(0, 3), 300.0 * kMiB, 1);
+  EXPECT_NEAR(split.RateAt(0, 6), 600.0 * kMiB, 1);  // above: 100 MiB/s per read
+  EXPECT_DOUBLE_EQ(split.rate(0), 300.0 * kMiB);
+  // Past its limit a source's reads only queue: its rate stays the limit's.
+  split.Finish(split.Start(1, kMiB, t0), true, t0 + milliseconds(10));
+  EXPECT_NEAR(split.RateAt(1, 4), 400.0 * kMiB, 1);
+  EXPECT_NEAR(split.RateAt(1, 9), 400.0 * kMiB, 1);
+}
+
+TEST(SourceSplit, ASourceWithALanePerReadGetsItsLanes) {
+  // OBS: 16 connections of 50 MiB/s each; the share: one pipe of 400 MiB/s.
+  // 24 reads in flight. A 1 MiB read takes 20 ms on OBS, and the share is
+  // faster only while it has fewer than 8 reads queued, so OBS should carry
+  // about two thirds of the bytes (16 of 24 reads): together about 1200
+  // MiB/s. Taken as one pipe measured with few reads in flight, OBS looked
+  // like 50-100 MiB/s and got a small part.
+  double seconds = 0;
+  const auto b = SimulateLanes({50.0 * kMiB, 400.0 * kMiB}, {16, 1}, 24, 6000, &seconds);
+  const double obs_part = static_cast<double>(b[0]) / static_cast<double>(b[0] + b[1]);
+  EXPECT_GT(obs_part, 0.5) << b[0] << " " << b[1];
+  const double mib_per_s = static_cast<double>(b[0] + b[1]) / kMiB / seconds;
+  EXPECT_GT(mib_per_s, 0.8 * 1200) << b[0] << " " << b[1];
+}
+
+// Options with one share slot and a wait bounded for a hung test only.
+SourceSplitOptions OneShareSlot() {
   SourceSplitOptions o;
   o.max_in_flight = {0, 1};
-  o.max_wait = std::chrono::seconds(20);  // a bound for a hung test only
-  SourceSplit split(o);
+  o.max_wait = std::chrono::seconds(20);
+  return o;
+}
+
+// Measures 1 MiB reads taking `share` on the share and `obs` on OBS.
+void MeasureBoth(SourceSplit& split, milliseconds share, milliseconds obs) {
   const auto t0 = Clock::now();
+  split.Finish(split.Start(1, kMiB, t0), true, t0 + share);
+  split.Finish(split.Start(0, kMiB, t0), true, t0 + obs);
+}
+
+TEST(SourceSplit, WaitersForASlotCountAsLoad) {
+  SourceSplit split(OneShareSlot());
+  MeasureBoth(split, milliseconds(10), milliseconds(25));  // the share: one slot
+  const SourceSplit::Ticket busy = split.Start(1, kMiB, Clock::now());
+  // A first reader waits for the share (2 MiB there: 20 ms, before OBS's 25).
+  std::thread first([&] { EXPECT_EQ(split.PickOrWait(kMiB, nullptr).source, 1); });
+  while (split.waiting(1) == 0) std::this_thread::sleep_for(milliseconds(1));
+  // A second one counts it: 3 MiB on the share take 30 ms, OBS wins.
+  EXPECT_EQ(split.PickOrWait(kMiB, nullptr).source, 0);
+  split.Finish(busy, true, Clock::now());
+  first.join();
+  EXPECT_EQ(split.waiting(1), 0);
+}
+
+TEST(SourceSplit, PickOrWaitWaitsForTheBetterSourceAtItsLimit) {
+  SourceSplit split(OneShareSlot());
   // The share (1) is ten times as fast as OBS, and at its limit.
-  split.Finish(split.Start(1, kMiB, t0), true, t0 + milliseconds(1));
-  split.Finish(split.Start(0, kMiB, t0), true, t0 + milliseconds(10));
+  MeasureBoth(split, milliseconds(1), milliseconds(10));
   const SourceSplit::Ticket busy = split.Start(1, kMiB, Clock::now());
   EXPECT_EQ(split.Pick(kMiB, Clock::now()).source, 0);  // Pick takes the one with room
   std::thread ender([&] {
