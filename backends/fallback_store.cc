@@ -49,7 +49,7 @@ Result<ListToken> ParseToken(const std::string& token) {
 }  // namespace
 
 SourceSplitOptions FallbackStore::SplitOptions(const FallbackOptions& options) {
-  SourceSplitOptions o;
+  SourceSplitOptions o = options.split;
   // The share's BoundedStore refuses work once every worker is busy and one
   // request waits: leave a worker each to the background prover and stats.
   o.max_in_flight[kShareSource] = std::max(1, options.share_workers - 2);
@@ -69,6 +69,11 @@ FallbackOptions FallbackOptionsFrom(const Config& config) {
   o.hedge_workers = config.fallback.hedge_workers;
   o.hedge_min_delay = config.fallback.hedge_min_delay;
   o.share_workers = config.fallback.share_workers;
+  o.split.ewma_alpha = config.fallback.split_ewma_alpha;
+  o.split.latency_window = config.fallback.split_latency_window;
+  o.split.min_latency_samples = config.fallback.split_min_latency_samples;
+  o.split.probe_after = config.fallback.split_probe_after;
+  o.split.max_wait = config.fallback.split_max_wait;
   return o;
 }
 
@@ -656,6 +661,9 @@ Result<GetResult> FallbackStore::GetEither(const GetRequest& request,
                                            std::span<const GetPart> parts) {
   const uint64_t len = request.range->length;
   const SourceSplit::Ticket ticket = split_.PickOrWait(len, request.cancel);
+  Log().debug("split: {} bytes at {} to {} (in flight then: obs {}, share {})", len,
+                request.range->offset, ticket.source == kShareSource ? "share" : "obs",
+                split_.in_flight(kObsSource), split_.in_flight(kShareSource));
   if (ticket.source == kShareSource) {
     Result<GetResult> r = HedgedRead(ticket, request, share_etag, parts);
     if (r.ok()) return r;

@@ -164,6 +164,9 @@ struct FallbackOptions {
   // Hedges at once (0: no hedging), and the least time before one.
   int hedge_workers = FallbackConfig{}.hedge_workers;
   std::chrono::milliseconds hedge_min_delay = FallbackConfig{}.hedge_min_delay;
+  // How the split measures the sources (its max_in_flight is set from
+  // share_workers, whatever this says).
+  SourceSplitOptions split;
   // Where verdicts are kept (must outlive the store); null: in memory.
   ProofBook* proofs = nullptr;
   // Null: spdlog's default logger.

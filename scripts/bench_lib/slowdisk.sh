@@ -101,6 +101,8 @@ dsfs_cold() {
   cpu_end "twosource-$label" "$SIZE"
   RES[twosource,$label,gets]=$(gets_since "$g0" "$(origin_gets)")
   RES[twosource,$label,share]=$(($(cg_io_mib "$LOOPFS_CG" "$LOOPFS_MM" Read) - io0))
+  # How the split went: reads and bytes per source, hedges started and won.
+  log "$label: $(python3 -c 'import os, sys; print(" ".join(l for l in os.getxattr(sys.argv[1], "user.dsfs.stats").decode().splitlines() if l.startswith("dsfs_parallel")))' "$mnt" 2>&1)"
 }
 
 step_slowdisk() {

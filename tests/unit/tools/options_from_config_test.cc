@@ -203,7 +203,7 @@ TEST(FallbackOptionsFrom, DefaultsAreADefaultConfigs) {
   const FallbackOptions from = FallbackOptionsFrom(c);
   const FallbackOptions def{};
   const auto& [threshold, probe_interval, probe_prefix, probe, proof_rate, proof_queue, parallel,
-               stat_ttl, error_backoff, share_workers, hedge_workers, hedge_min_delay, proofs, logger] = from;
+               stat_ttl, error_backoff, share_workers, hedge_workers, hedge_min_delay, split, proofs, logger] = from;
   EXPECT_EQ(threshold, def.failure_threshold);
   EXPECT_EQ(probe_interval, def.probe_interval);
   EXPECT_EQ(probe_prefix, def.probe_prefix);
@@ -216,6 +216,13 @@ TEST(FallbackOptionsFrom, DefaultsAreADefaultConfigs) {
   EXPECT_EQ(hedge_workers, def.hedge_workers);
   EXPECT_EQ(hedge_min_delay, def.hedge_min_delay);
   EXPECT_EQ(share_workers, def.share_workers);
+  const auto& [alpha, window, min_samples, probe_after, max_in_flight, max_wait] = split;
+  EXPECT_EQ(alpha, def.split.ewma_alpha);
+  EXPECT_EQ(window, def.split.latency_window);
+  EXPECT_EQ(min_samples, def.split.min_latency_samples);
+  EXPECT_EQ(probe_after, def.split.probe_after);
+  EXPECT_EQ(max_in_flight, def.split.max_in_flight);
+  EXPECT_EQ(max_wait, def.split.max_wait);
   EXPECT_EQ(proofs, nullptr);
   EXPECT_EQ(logger, nullptr);
 }
@@ -232,9 +239,14 @@ TEST(FallbackOptionsFrom, EveryTunableIsMapped) {
   c.fallback.hedge_workers = 9;
   c.fallback.hedge_min_delay = milliseconds(99);
   c.fallback.share_workers = 11;
+  c.fallback.split_ewma_alpha = 0.5;
+  c.fallback.split_latency_window = 13;
+  c.fallback.split_min_latency_samples = 14;
+  c.fallback.split_probe_after = milliseconds(15);
+  c.fallback.split_max_wait = milliseconds(16);
   c.fs.prefix = "models/";
   const auto& [threshold, probe_interval, probe_prefix, probe, proof_rate, proof_queue, parallel,
-               stat_ttl, error_backoff, share_workers, hedge_workers, hedge_min_delay, proofs, logger] = FallbackOptionsFrom(c);
+               stat_ttl, error_backoff, share_workers, hedge_workers, hedge_min_delay, split, proofs, logger] = FallbackOptionsFrom(c);
   EXPECT_EQ(threshold, 7);
   EXPECT_EQ(probe_interval, milliseconds(1234));
   EXPECT_EQ(probe_prefix, "models/");
@@ -247,6 +259,11 @@ TEST(FallbackOptionsFrom, EveryTunableIsMapped) {
   EXPECT_EQ(hedge_workers, 9);
   EXPECT_EQ(hedge_min_delay, milliseconds(99));
   EXPECT_EQ(share_workers, 11);
+  EXPECT_EQ(split.ewma_alpha, 0.5);
+  EXPECT_EQ(split.latency_window, 13u);
+  EXPECT_EQ(split.min_latency_samples, 14u);
+  EXPECT_EQ(split.probe_after, milliseconds(15));
+  EXPECT_EQ(split.max_wait, milliseconds(16));
   EXPECT_EQ(proofs, nullptr);
   EXPECT_EQ(logger, nullptr);
 }
