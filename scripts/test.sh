@@ -72,4 +72,26 @@ elif [ "$SANITIZE" = 1 ]; then
   CTEST_ARGS+=(-LE deb)
 fi
 # Unit tests in parallel; mount tests are RUN_SERIAL anyway.
-ctest "${CTEST_ARGS[@]}" -j "$(nproc)"
+rc=0
+ctest "${CTEST_ARGS[@]}" -j "$(nproc)" || rc=$?
+# Whatever a late-exiting daemon reported after its test's own check.
+if [ "$SANITIZE" = 1 ] && [ "$UNIT_ONLY" = 0 ]; then
+  for f in "$DSFS_SANITIZER_LOG_DIR"/*; do
+    [ -s "$f" ] || continue
+    echo "test.sh: sanitizer report $f:"
+    tail -n 60 "$f"
+    rc=1
+  done
+fi
+if [ "$rc" != 0 ]; then
+  # A long log is shown by its ends: repeat each failed test's failure
+  # lines here, and say whether it fails again.
+  echo "test.sh: the failed tests' failures once more:"
+  awk '/^[0-9]+\/[0-9]+ Test: /{name=$3; buf=""; n=0}
+       /(FAIL|ERROR): |Failure$|Error: |AssertionError|Expected|Which is|actual:|sanitizer report/{
+         if (n++ < 30) buf = buf name ": " $0 "\n"}
+       /^Test Fail/{printf "%s", buf}' Testing/Temporary/LastTest.log 2>/dev/null | head -n 120 || true
+  echo "test.sh: running the failed tests again (diagnostic only: the run has failed):"
+  ctest --rerun-failed --timeout 1200 2>&1 | tail -n 15 || true
+fi
+exit "$rc"

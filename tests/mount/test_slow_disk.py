@@ -40,6 +40,12 @@ def maj_min(dev):
     return f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
 
 
+
+def cache_stats(st):
+    """The cache counters of a stats snapshot, for failure messages."""
+    return ", ".join(f"{k[len('dsfs_'):]}={v:g}" for k, v in sorted(st.items())
+                     if k.startswith("dsfs_cache_") and isinstance(v, (int, float)))
+
 class Throttle:
     """A blkio cgroup limiting one device's reads and writes (bytes/s)."""
 
@@ -148,8 +154,10 @@ class SlowDiskTest(harness.MountTestCase):
               f"{8 * MiB / 1e6:.1f} MB/s; {deferred:.0f} of {nblocks} blocks "
               f"deferred", flush=True)
         self.assertGreater(deferred, 0,
-                           "no block was deferred: the read waited for the disk")
-        self.assertEqual(st.get("dsfs_cache_write_dropped_total", 0), 0)
+                           "no block was deferred: the read waited for the "
+                           f"disk (read at {rate:.1f} MB/s; {cache_stats(st)})")
+        self.assertEqual(st.get("dsfs_cache_write_dropped_total", 0), 0,
+                         cache_stats(st))
         # The backfill fetches the deferred blocks again and writes them.
         harness.wait_until(lambda: len(cu.block_files(cdir)) >= nblocks, 90,
                            0.2, f"{nblocks} block files in {cdir}")
@@ -165,8 +173,9 @@ class SlowDiskTest(harness.MountTestCase):
         self.proxy.configure(refuse=True)
         mnt, _ = self.mount_slow(cdir)
         self.read_exact(mnt, key)
-        self.assertGreaterEqual(
-            cu.stats(mnt).get("dsfs_cache_disk_hits_total", 0), nblocks)
+        st = cu.stats(mnt)
+        self.assertGreaterEqual(st.get("dsfs_cache_disk_hits_total", 0),
+                                nblocks, cache_stats(st))
 
     def fill(self, key):
         cdir = self.new_cache_dir()
@@ -199,14 +208,15 @@ class SlowDiskTest(harness.MountTestCase):
                 print(f"\nwarm_split={split}: {rate:.1f} MB/s, disk at "
                       f"{8 * MiB / 1e6:.1f} MB/s; {hits:.0f} blocks from the "
                       f"disk, {diverted:.0f} from OBS ({gets} GETs)", flush=True)
+                why = f"{rate:.1f} MB/s, {gets} GETs; {cache_stats(st)}"
                 if split == "on":
-                    self.assertGreater(diverted, 0, "no block came from OBS")
-                    self.assertGreater(hits, 0, "no block came from the disk")
-                    self.assertGreaterEqual(gets, diverted)
+                    self.assertGreater(diverted, 0, f"no block came from OBS: {why}")
+                    self.assertGreater(hits, 0, f"no block came from the disk: {why}")
+                    self.assertGreaterEqual(gets, diverted, why)
                 else:
-                    self.assertEqual(diverted, 0)
-                    self.assertEqual(gets, 0)
-                    self.assertGreaterEqual(hits, nblocks)
+                    self.assertEqual(diverted, 0, why)
+                    self.assertEqual(gets, 0, why)
+                    self.assertGreaterEqual(hits, nblocks, why)
                 self.unmount_now(mnt)
                 self.throttle.set(0, 0)
         # Diverted blocks were not written again: the cache holds one file
