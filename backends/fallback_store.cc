@@ -661,9 +661,11 @@ Result<GetResult> FallbackStore::GetEither(const GetRequest& request,
                                            std::span<const GetPart> parts) {
   const uint64_t len = request.range->length;
   const SourceSplit::Ticket ticket = split_.PickOrWait(len, request.cancel);
-  Log().debug("split: {} bytes at {} to {} (in flight then: obs {}, share {})", len,
+  if (Log().should_log(spdlog::level::debug)) {  // the counts take the split's lock
+    Log().debug("split: {} bytes at {} to {} (in flight then: obs {}, share {})", len,
                 request.range->offset, ticket.source == kShareSource ? "share" : "obs",
                 split_.in_flight(kObsSource), split_.in_flight(kShareSource));
+  }
   if (ticket.source == kShareSource) {
     Result<GetResult> r = HedgedRead(ticket, request, share_etag, parts);
     if (r.ok()) return r;
