@@ -26,6 +26,17 @@ struct BlockKey {
   bool operator==(const BlockKey&) const = default;
 };
 
+// Order of BlockKeys for maps: consistent with operator== (size included);
+// blocks of one object version sort by index.
+struct BlockKeyLess {
+  bool operator()(const BlockKey& a, const BlockKey& b) const {
+    if (int c = a.object.key.compare(b.object.key); c != 0) return c < 0;
+    if (int c = a.object.etag.compare(b.object.etag); c != 0) return c < 0;
+    if (a.object.size != b.object.size) return a.object.size < b.object.size;
+    return a.index < b.index;
+  }
+};
+
 // Immutable block bytes, shared between the cache, in-flight fetches and
 // readers without copying.
 using BlockData = std::shared_ptr<const Buffer>;

@@ -15,12 +15,16 @@ BlockFetcher::BlockFetcher(ObjectStore& store, BlockCache* cache, const ReadAhea
       backfill_on_(options.cache_backfill),
       deferred_max_(options.cache_deferred_max),
       max_get_blocks_(std::max<uint64_t>(options.max_get_size / block_size_, 1)),
-      split_(options.warm_split) {
+      split_(options.warm_split),
+      recent_(options.recent_blocks_mem) {
   if (metrics) {
     hits_metric_ =
         &metrics->GetCounter("dsfs_cache_hits_total", "Blocks served by the block cache");
     misses_metric_ =
         &metrics->GetCounter("dsfs_cache_misses_total", "Blocks not in the block cache");
+    recent_hits_metric_ = &metrics->GetCounter(
+        "dsfs_cache_recent_hits_total",
+        "Cache hits served by a block a recent lookup read from the disk (no disk read)");
     collapsed_metric_ = &metrics->GetCounter("dsfs_fetch_collapsed_total",
                                              "Block fetches that joined a GET already in flight");
     cache_errors_metric_ = &metrics->GetCounter("dsfs_cache_errors_total",
@@ -466,30 +470,52 @@ void BlockFetcher::Complete(const ObjectId& object,
 }
 
 std::optional<BlockData> BlockFetcher::LookupCache(const BlockKey& key) {
-  return CountedLookup(key, BlockLength(key.object, key.index), [&] { return cache_->Get(key); });
+  return CountedLookup(key, BlockLength(key.object, key.index), [&] { return cache_->Get(key); },
+                       /*whole=*/true);
 }
 
 std::optional<BlockData> BlockFetcher::LookupCacheRange(const BlockKey& key, uint64_t offset,
                                                         size_t len) {
   const uint64_t block = BlockLength(key.object, key.index);
   const uint64_t want = offset >= block ? 0 : std::min<uint64_t>(len, block - offset);
-  return CountedLookup(key, want, [&] { return cache_->GetRange(key, offset, len); });
+  return CountedLookup(key, want, [&] { return cache_->GetRange(key, offset, len); },
+                       /*whole=*/false);
+}
+
+std::optional<BlockData> BlockFetcher::LookupRecent(const BlockKey& key) {
+  if (!cache_ || key.object.etag.empty()) return std::nullopt;
+  std::optional<BlockData> hit = recent_.Find(key);
+  if (!hit) return std::nullopt;
+  std::lock_guard lock(mu_);
+  ++stats_.cache_hits;
+  ++stats_.recent_hits;
+  Bump(hits_metric_);
+  Bump(recent_hits_metric_);
+  return hit;
 }
 
 std::optional<BlockData> BlockFetcher::CountedLookup(
     const BlockKey& key, uint64_t want,
-    const std::function<Result<std::optional<BlockData>>()>& get) {
+    const std::function<Result<std::optional<BlockData>>()>& get, bool whole) {
   if (!cache_ || key.object.etag.empty()) {
     std::lock_guard lock(mu_);
     ++stats_.cache_misses;
     Bump(misses_metric_);
     return std::nullopt;
   }
-  split_.DiskReadStarted();
-  const auto start = ReadSplit::Clock::now();
-  Result<std::optional<BlockData>> r = get();
-  split_.DiskReadDone(r.ok() && r->has_value() && **r ? (**r)->size() : 0,
-                      ReadSplit::Clock::now() - start);
+  auto from_disk = [&] {
+    split_.DiskReadStarted();
+    const auto start = ReadSplit::Clock::now();
+    Result<std::optional<BlockData>> r = get();
+    split_.DiskReadDone(r.ok() && r->has_value() && **r ? (**r)->size() : 0,
+                        ReadSplit::Clock::now() - start);
+    return r;
+  };
+  // A whole block read from the disk is kept for the requests that follow
+  // (several FUSE requests read one block); concurrent lookups share one read.
+  bool from_memory = false;
+  Result<std::optional<BlockData>> r =
+      whole ? recent_.GetOrLoad(key, want, from_disk, &from_memory) : from_disk();
   std::lock_guard lock(mu_);
   if (!r.ok()) {
     ++stats_.cache_errors;
@@ -497,6 +523,10 @@ std::optional<BlockData> BlockFetcher::CountedLookup(
   } else if (r->has_value() && **r && (**r)->size() == want) {
     ++stats_.cache_hits;
     Bump(hits_metric_);
+    if (from_memory) {
+      ++stats_.recent_hits;
+      Bump(recent_hits_metric_);
+    }
     return **r;
   }
   // Bytes of the wrong length are treated as a miss (the store refills the block).

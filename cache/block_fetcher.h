@@ -76,6 +76,7 @@
 #include "cache/block_cache.h"
 #include "cache/memory_budget.h"
 #include "cache/read_split.h"
+#include "cache/recent_blocks.h"
 #include "common/cancel.h"
 #include "common/clock.h"
 #include "common/config.h"
@@ -108,6 +109,9 @@ struct ReadAheadOptions {
   // Part of a warm read comes from the store while the cache disk reads
   // slower than it (see ReadSplit).
   bool warm_split = CacheConfig{}.warm_split;
+  // Bytes of blocks read from the disk cache kept for the requests that
+  // follow (see RecentBlocks).
+  uint64_t recent_blocks_mem = CacheConfig{}.recent_blocks_mem;
   // Where the buffers of fetched blocks come from (null: plain allocations).
   // Must outlive the reader.
   BufferPool* buffers = nullptr;
@@ -135,6 +139,7 @@ struct FetcherStats {
   uint64_t store_blocks = 0;       // blocks those GETs brought
   uint64_t collapsed = 0;          // fetches that joined a GET in flight
   uint64_t cache_hits = 0;         // blocks served by the BlockCache
+  uint64_t recent_hits = 0;        // of those, from its blocks kept in memory (no disk read)
   uint64_t cache_misses = 0;       // lookups that found nothing
   uint64_t cache_errors = 0;       // Get errors (treated as misses)
   uint64_t put_errors = 0;         // Put errors (ignored)
@@ -147,18 +152,6 @@ struct FetcherStats {
   uint64_t cancelled_running = 0;  // read-ahead GETs whose token was set
 };
 
-namespace readahead_internal {
-struct BlockKeyLess {
-  // Consistent with BlockKey::operator== (size included); blocks of one
-  // object version sort by index.
-  bool operator()(const BlockKey& a, const BlockKey& b) const {
-    if (int c = a.object.key.compare(b.object.key); c != 0) return c < 0;
-    if (int c = a.object.etag.compare(b.object.etag); c != 0) return c < 0;
-    if (a.object.size != b.object.size) return a.object.size < b.object.size;
-    return a.index < b.index;
-  }
-};
-}  // namespace readahead_internal
 
 class BlockFetcher {
  public:
@@ -195,6 +188,10 @@ class BlockFetcher {
   // BlockCache::GetRange, exactly those bytes on a hit; counted (stats,
   // metrics, ReadSplit) as LookupCache counts.
   std::optional<BlockData> LookupCacheRange(const BlockKey& key, uint64_t offset, size_t len);
+  // The whole block if a recent lookup read it from the disk and it is
+  // still kept (RecentBlocks), counted as a cache hit; else nullopt, with
+  // nothing read and nothing counted.
+  std::optional<BlockData> LookupRecent(const BlockKey& key);
   // Waits until every queued cache write has been attempted (tests).
   void FlushCacheWrites();
 
@@ -238,14 +235,15 @@ class BlockFetcher {
     std::vector<std::shared_ptr<InFlight>> blocks;  // ascending, consecutive indexes
   };
   using InFlightMap =
-      std::map<BlockKey, std::shared_ptr<InFlight>, readahead_internal::BlockKeyLess>;
+      std::map<BlockKey, std::shared_ptr<InFlight>, BlockKeyLess>;
   using JobPtr = std::shared_ptr<Job>;
 
   // LookupCache and LookupCacheRange: runs get (a cache lookup) and counts
-  // it; a result of other than `want` bytes is a miss.
+  // it; a result of other than `want` bytes is a miss. whole: get reads the
+  // whole block, which goes through recent_ (kept, reads shared).
   std::optional<BlockData> CountedLookup(
       const BlockKey& key, uint64_t want,
-      const std::function<Result<std::optional<BlockData>>()>& get);
+      const std::function<Result<std::optional<BlockData>>()>& get, bool whole);
   // Whether entry is key's current fetch (requires mu_).
   bool CurrentLocked(const ObjectId& object, const std::shared_ptr<InFlight>& entry) const;
   // A demand reader waits for a queued entry: its own job, demand queue
@@ -295,8 +293,10 @@ class BlockFetcher {
   const size_t deferred_max_;
   const uint64_t max_get_blocks_;
   ReadSplit split_;  // null-safe: disabled unless warm_split
+  RecentBlocks recent_;
   Counter* hits_metric_ = nullptr;
   Counter* misses_metric_ = nullptr;
+  Counter* recent_hits_metric_ = nullptr;
   Counter* collapsed_metric_ = nullptr;
   Counter* cache_errors_metric_ = nullptr;
   Counter* cache_write_dropped_metric_ = nullptr;
@@ -320,7 +320,7 @@ class BlockFetcher {
   // bytes while someone else (a read-ahead buffer, a reader) still holds
   // them: those are written from memory once the queue has room; the
   // others are fetched again by the backfill.
-  std::map<BlockKey, std::weak_ptr<const Buffer>, readahead_internal::BlockKeyLess>
+  std::map<BlockKey, std::weak_ptr<const Buffer>, BlockKeyLess>
       deferred_;  // guarded by write_mu_
   // The backfill GET running (writer thread only).
   std::vector<Future> backfill_;  // writer thread only

@@ -14,6 +14,7 @@ ReadAheadOptions ReadAheadOptionsFrom(const Config& config) {
   o.max_get_size = c.max_get_size;
   o.readahead_gets = c.readahead_gets;
   o.readahead_warm = c.readahead_warm;
+  o.recent_blocks_mem = c.recent_blocks_mem;
   o.prefetch_mem = c.prefetch_mem ? c.prefetch_mem : DefaultPrefetchMemory();
   o.prefetch_whole = c.prefetch_whole;
   o.seq_tolerance = c.seq_tolerance;

@@ -69,6 +69,9 @@ Result<SliceList> CachingReader::ReadSlices(const ObjectId& id, uint64_t offset,
     if (auto f = prefetcher_.Take(p.key)) {
       p.future = std::move(*f);
       p.from_buffer = true;
+    } else if (auto kept = small ? fetcher_.LookupRecent(p.key) : std::nullopt) {
+      // A small read of a block a recent read brought from the disk.
+      p.data = std::move(*kept);
     } else if (small && fetcher_.Cached(p.key)) {
       p.partial_from = from;
       if (auto hit = fetcher_.LookupCacheRange(p.key, from - block_start, to - from)) {

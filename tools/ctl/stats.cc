@@ -236,6 +236,7 @@ constexpr CounterRow kTierRows[] = {
 };
 constexpr CounterRow kCacheRows[] = {
     {"block hits", "dsfs_cache_hits_total", Unit::kCount},
+    {"  of those, from memory", "dsfs_cache_recent_hits_total", Unit::kCount},
     {"block misses", "dsfs_cache_misses_total", Unit::kCount},
     {"disk hits", "dsfs_cache_disk_hits_total", Unit::kCount},
     {"disk misses", "dsfs_cache_disk_misses_total", Unit::kCount},

@@ -74,6 +74,30 @@ TEST(CachingReaderRangeReads, RandomSmallReadsTakeRangesSequentialReadsWholeBloc
   EXPECT_EQ(store.counters().get, 0);
 }
 
+// A small read of a block a recent read brought whole from the disk is
+// served from that block (RecentBlocks): no range read, no disk read.
+TEST(CachingReaderRangeReads, SmallReadsOfARecentlyReadBlockReadNothingMore) {
+  constexpr uint64_t kBlock = 4096;
+  MemoryStore store;
+  std::string data = Pattern(8 * kBlock);
+  ObjectId id = AddObject(store, "m/k.bin", data);
+  FakeCache cache;
+  for (uint64_t b = 0; b < 8; ++b) cache.Insert(BlockKey{id, b}, data.substr(b * kBlock, kBlock));
+  ReadAheadOptions o = SmallBlocks(kBlock);
+  o.prefetch_mem = 0;  // no read-ahead: only the recent blocks hold anything
+  CachingReader reader(store, &cache, o);
+  reader.Opened(id);
+  EXPECT_EQ(Read(reader, id, 0, kBlock), data.substr(0, kBlock));  // whole block 0
+  EXPECT_EQ(Read(reader, id, 5 * kBlock, 100), data.substr(5 * kBlock, 100));  // a jump: a range
+  EXPECT_EQ(cache.range_gets(), 1);
+  const int gets = cache.gets();  // FakeCache's GetRange counts a Get too
+  EXPECT_EQ(Read(reader, id, 100, 100), data.substr(100, 100));  // small, of block 0
+  EXPECT_EQ(cache.range_gets(), 1);
+  EXPECT_EQ(cache.gets(), gets);
+  EXPECT_EQ(store.counters().get, 0);
+  reader.Released(id);
+}
+
 // An object prefetched whole (its name matches prefetch_whole): a random
 // small read of a block the read-ahead does not hold takes a range too.
 TEST(CachingReaderRangeReads, WholePrefetchObjectsTakeRangesOfBlocksNotReadAhead) {

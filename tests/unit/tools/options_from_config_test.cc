@@ -26,7 +26,7 @@ TEST(ReadAheadOptionsFrom, DefaultsAreADefaultConfigs) {
   const ReadAheadOptions from = ReadAheadOptionsFrom(Config{});
   const ReadAheadOptions def{};
   const auto& [bs, inflight, max_get, gets, win0, winmax, warm, mem, whole, tol, queue, backfill,
-               deferred, split, buffers, tracked, idle, clock] = from;
+               deferred, split, recent, buffers, tracked, idle, clock] = from;
   EXPECT_EQ(bs, def.block_size);
   EXPECT_EQ(inflight, def.max_inflight);
   EXPECT_EQ(max_get, def.max_get_size);
@@ -41,6 +41,7 @@ TEST(ReadAheadOptionsFrom, DefaultsAreADefaultConfigs) {
   EXPECT_EQ(backfill, def.cache_backfill);
   EXPECT_EQ(deferred, def.cache_deferred_max);
   EXPECT_EQ(split, def.warm_split);
+  EXPECT_EQ(recent, def.recent_blocks_mem);
   EXPECT_EQ(buffers, nullptr);
   EXPECT_EQ(def.buffers, nullptr);
   EXPECT_EQ(tracked, def.max_tracked_objects);
@@ -70,8 +71,10 @@ TEST(ReadAheadOptionsFrom, EveryTunableIsMapped) {
   c.cache.cache_backfill = !c.cache.cache_backfill;
   c.cache.cache_deferred_max = 17;
   c.cache.warm_split = !c.cache.warm_split;
+  c.cache.recent_blocks_mem = 19 << 20;
   const auto& [bs, inflight, max_get, gets, win0, winmax, warm, mem, whole, tol, queue, backfill,
-               deferred, split, buffers, tracked, idle, clock] = ReadAheadOptionsFrom(c);
+               deferred, split, recent, buffers, tracked, idle, clock] = ReadAheadOptionsFrom(c);
+  EXPECT_EQ(recent, 19u << 20);
   EXPECT_EQ(backfill, !CacheConfig{}.cache_backfill);
   EXPECT_EQ(deferred, 17u);
   EXPECT_EQ(split, !CacheConfig{}.warm_split);
