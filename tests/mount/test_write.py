@@ -195,6 +195,10 @@ class WriteTest(harness.MountTestCase):
         # its key, in tmpdir/kept (cache_dir/staging/kept with a disk cache),
         # and the log says where.
         kept = os.path.join(staging, "kept")
+        # Kept at release, which the kernel sends after close(2) returned
+        # (asynchronously): a loaded machine lists kept/ before it.
+        harness.wait_until(lambda: os.path.isdir(kept) and len(os.listdir(kept)) >= 2, 30,
+                           what="both files in " + kept)
         names = sorted(os.listdir(kept))
         self.assertEqual(len(names), 2, names)
         for name, size in (("fail-small.bin", 1000), ("fail-big.bin", 12 * MiB)):

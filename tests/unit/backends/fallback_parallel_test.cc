@@ -386,7 +386,13 @@ class FallbackHedgeTest : public FallbackParallelTest {
  protected:
   std::unique_ptr<FallbackStore> MakeHedging() {
     FallbackOptions opts;
-    opts.hedge_min_delay = std::chrono::milliseconds(1);
+    // A read is late after max(its source's p99, this). A hedge starts only
+    // when the other source is expected to answer within that: with 1 ms, a
+    // loaded machine's slower warm-up reads of the other source sometimes
+    // put its expected time past the first's tiny p99 and no hedge started
+    // (CI's ASan half, ShutdownWithAHedgeInFlight). The tests' first
+    // attempts stall 1 s or more, so 100 ms still hedges every one of them.
+    opts.hedge_min_delay = std::chrono::milliseconds(100);
     // An idle source takes the next read: both are sampled however the
     // first reads' timings (a sanitizer build, a loaded machine) skew the
     // rates.
