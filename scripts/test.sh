@@ -71,7 +71,8 @@ if [ "$UNIT_ONLY" = 1 ]; then
 elif [ "$SANITIZE" = 1 ]; then
   CTEST_ARGS+=(-LE deb)
 fi
-# Unit tests in parallel; mount tests are RUN_SERIAL anyway.
+# Unit tests and the mount tests that only check answers run two at a time;
+# the timing- and device-sensitive mount tests are RUN_SERIAL (tests/CMakeLists.txt).
 rc=0
 ctest "${CTEST_ARGS[@]}" -j "$(nproc)" || rc=$?
 # Whatever a late-exiting daemon reported after its test's own check.
