@@ -149,7 +149,11 @@ Result<GetResult> BoundedStore::ChunkedGet(const GetRequest& request,
   dest->parts.assign(parts.begin(), parts.end());
   ObjectStore* inner = inner_;
   std::shared_ptr<Shared> shared = shared_;
-  auto read = [inner, shared, dest, request]() -> Result<GetResult> {
+  // Chunks, re-pinned: no early hand-out (and the worker may outlive the
+  // caller's callback).
+  GetRequest pinned = request;
+  pinned.on_parts_done = nullptr;
+  auto read = [inner, shared, dest, request = std::move(pinned)]() -> Result<GetResult> {
     const uint64_t total = request.range->length;
     auto scratch = shared->scratch.Allocate(static_cast<size_t>(std::min<uint64_t>(kChunk, total)));
     GetRequest sub = request;

@@ -462,6 +462,7 @@ Result<GetResult> FallbackStore::GetSecondary(const GetRequest& request, char* b
   // between, the share fails with PreconditionFailed.
   GetRequest sub = request;
   sub.if_match = share.etag;
+  sub.on_parts_done = nullptr;
   DSFS_ASSIGN_OR_RETURN(GetResult got, secondary_->Get(sub, buf, buf_len));
   share_bytes_total_->Add(got.bytes);
   got.etag = request.if_match;
@@ -576,6 +577,7 @@ Result<GetResult> FallbackStore::ReadFrom(int source, const GetRequest& request,
                                           const CancelTokenPtr& cancel) {
   GetRequest sub = request;
   sub.cancel = cancel;
+  sub.on_parts_done = nullptr;  // two sources may write the parts
   if (source == kObsSource) {
     Result<GetResult> r = parts.size() == 1 ? primary_->Get(sub, parts[0].data, parts[0].length)
                                             : primary_->GetParts(sub, parts);
@@ -716,12 +718,23 @@ Result<GetResult> FallbackStore::GetParts(const GetRequest& request,
     return ObjectStore::GetParts(request, parts);  // Get's share path, through one buffer
   }
   const auto share_etag = ParallelShareEtag(request);
-  auto r = share_etag ? GetEither(request, *share_etag, parts) : primary_->GetParts(request, parts);
+  // Parts OBS handed out early (GetRequest::on_parts_done) are the
+  // caller's: the share never writes them again.
+  size_t handed_out = 0;
+  GetRequest obs = request;
+  if (request.on_parts_done) {
+    obs.on_parts_done = [&](size_t n) {
+      handed_out = n;
+      request.on_parts_done(n);
+    };
+  }
+  auto r = share_etag ? GetEither(request, *share_etag, parts) : primary_->GetParts(obs, parts);
   if (r.ok() || !IsPrimaryDownError(r.status())) {
     OnPrimaryAnswer();
     return r;
   }
   const bool open = OnPrimaryFailure(r.status());
+  if (handed_out > 0) return r.status();  // the caller fetches the rest again
   return FromSecondary<GetResult>(secondary, r.status(), open);
 }
 

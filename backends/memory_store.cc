@@ -163,7 +163,30 @@ Result<GetResult> MemoryStore::Get(const GetRequest& request, char* buf, size_t 
 }
 
 Result<GetResult> MemoryStore::GetParts(const GetRequest& request, std::span<const GetPart> parts) {
-  return GetInto(request, parts, /*exact=*/true);
+  Result<GetResult> r = GetInto(request, parts, /*exact=*/true);
+  if (!r.ok() || !request.on_parts_done || request.if_match.empty()) return r;
+  std::optional<std::pair<size_t, Status>> cut;
+  {
+    std::lock_guard lock(mu_);
+    if (!cuts_.empty()) {
+      cut = std::move(cuts_.front());
+      cuts_.pop_front();
+    }
+  }
+  // Outside the lock (GetRequest::on_parts_done): every part at once, or
+  // those before the cut.
+  if (!cut) {
+    request.on_parts_done(parts.size());
+    return r;
+  }
+  const size_t out = std::min(cut->first, parts.size());
+  if (out > 0) request.on_parts_done(out);
+  return cut->second;
+}
+
+void MemoryStore::CutNextGetParts(size_t parts, Status status) {
+  std::lock_guard lock(mu_);
+  cuts_.emplace_back(parts, std::move(status));
 }
 
 Result<GetResult> MemoryStore::GetInto(const GetRequest& request, std::span<const GetPart> parts,

@@ -69,6 +69,10 @@ class MemoryStore : public ObjectStore {
 
   // The next `count` calls of `op` fail with `status` (queued in order).
   void FailNext(StoreOp op, Status status, int count = 1);
+  // The next GetParts that may hand parts out early (on_parts_done, with
+  // If-Match) hands out its first `parts` parts, then fails with `status`:
+  // a transfer cut part-way.
+  void CutNextGetParts(size_t parts, Status status);
   // Called before every operation (under no lock): lets a test block or
   // count calls across threads.
   void SetHook(std::function<void(StoreOp, const std::string& key)> hook);
@@ -126,6 +130,7 @@ class MemoryStore : public ObjectStore {
   mutable std::mutex mu_;
   std::map<std::string, Object> objects_;                  // guarded by mu_
   std::map<StoreOp, std::deque<Status>> failures_;         // guarded by mu_
+  std::deque<std::pair<size_t, Status>> cuts_;             // guarded by mu_
   StoreCounters counters_;                                 // guarded by mu_
   uint64_t version_ = 0;                                   // guarded by mu_
   std::function<void(StoreOp, const std::string&)> hook_;  // guarded by mu_

@@ -78,6 +78,16 @@ struct GetRequest {
   // Set and cancelled: the caller no longer wants the bytes; the store
   // stops the transfer at its next check and fails with Cancelled.
   CancelTokenPtr cancel;
+  // GetParts only, and only with a non-empty if_match; may be ignored (the
+  // default GetParts and every Get do). A store that honours it calls it on
+  // the calling thread, during the call, with n > 0 growing, once parts
+  // 0 .. n-1 hold their final bytes: of version if_match (checked before
+  // the first byte lands) at the range's offsets. From then on it writes
+  // nothing into those parts again: it does not retry the request or fill
+  // it from another source; if the rest of the transfer fails, the call
+  // fails and the caller fetches the remaining parts again. A wrapper that
+  // splits, re-reads or hedges a request clears it in the requests it sends.
+  std::function<void(size_t parts_done)> on_parts_done;
 };
 
 // What a successful Get returned: how many bytes, which version and from

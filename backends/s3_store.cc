@@ -98,6 +98,13 @@ size_t S3Store::OnBody(char* data, size_t size, size_t nmemb, void* userp) {
       reply->overflow = true;
       return 0;
     }
+    if (call.on_parts_done != nullptr && !reply->headers_checked) {
+      // Parts are handed out before the reply ends: its version and range
+      // are checked before its first byte lands.
+      reply->headers_checked = true;
+      reply->early_error = CheckGetHeaders(call, *reply);
+      if (!reply->early_error.ok()) return 0;  // aborts the transfer
+    }
     if (call.parts.empty()) {
       std::memcpy(call.buf + reply->sink_bytes, data, n);
     } else {
@@ -116,6 +123,15 @@ size_t S3Store::OnBody(char* data, size_t size, size_t nmemb, void* userp) {
       }
     }
     reply->sink_bytes += n;
+    if (call.on_parts_done != nullptr) {
+      const size_t before = reply->parts_done;
+      while (reply->parts_done < call.parts.size() &&
+             reply->sink_bytes >= reply->parts_done_bytes + call.parts[reply->parts_done].length) {
+        reply->parts_done_bytes += call.parts[reply->parts_done].length;
+        ++reply->parts_done;
+      }
+      if (reply->parts_done > before) (*call.on_parts_done)(reply->parts_done);
+    }
     return n;
   }
   const size_t cap = success ? call.max_body : kS3MaxErrorBody;
@@ -388,6 +404,11 @@ S3Store::Attempt S3Store::PerformOnce(const Call& call, Reply* reply) {
     result.retry = true;
     return result;
   }
+  if (rc == CURLE_WRITE_ERROR && !reply->early_error.ok()) {
+    result.status = reply->early_error;
+    result.retry = result.status.retryable();
+    return result;
+  }
   if (rc == CURLE_WRITE_ERROR && reply->overflow) {
     result.status = Status::InvalidArgument(what + ": object is larger than the " +
                                             std::to_string(call.buf_len) + "-byte buffer");
@@ -490,6 +511,27 @@ Status S3Store::MapHttpError(const Call& call, const Reply& reply, bool* retry) 
 }
 
 Status S3Store::ValidateGet(const Call& call, const Reply& reply) const {
+  DSFS_RETURN_IF_ERROR(CheckGetHeaders(call, reply));
+  const std::string what = "GET '" + call.key + "'";
+  if (call.range) {
+    if (reply.sink_bytes != call.range->length) {
+      return Status::Transient(what + ": short body: " + std::to_string(reply.sink_bytes) + " of " +
+                               std::to_string(call.range->length) + " bytes");
+    }
+    return Status::Ok();
+  }
+  auto cl = reply.headers.find("content-length");
+  if (cl != reply.headers.end()) {
+    uint64_t len = 0;
+    if (!ParseInteger(std::string_view(cl->second), &len) || len != reply.sink_bytes) {
+      return Status::Transient(what + ": short body: " + std::to_string(reply.sink_bytes) +
+                               " bytes, Content-Length " + cl->second);
+    }
+  }
+  return Status::Ok();
+}
+
+Status S3Store::CheckGetHeaders(const Call& call, const Reply& reply) {
   const std::string what = "GET '" + call.key + "'";
   auto header = [&](const char* name) -> const std::string* {
     auto it = reply.headers.find(name);
@@ -531,18 +573,6 @@ Status S3Store::ValidateGet(const Call& call, const Reply& reply) const {
     } else if (reply.status != 200) {  // 200 was vetted by the write callback
       return Status::Transient(what + ": unexpected status " + std::to_string(reply.status) +
                                " for a ranged GET");
-    }
-    if (reply.sink_bytes != r.length) {
-      return Status::Transient(what + ": short body: " + std::to_string(reply.sink_bytes) + " of " +
-                               std::to_string(r.length) + " bytes");
-    }
-    return Status::Ok();
-  }
-  if (const std::string* cl = header("content-length")) {
-    uint64_t len = 0;
-    if (!ParseInteger(std::string_view(*cl), &len) || len != reply.sink_bytes) {
-      return Status::Transient(what + ": short body: " + std::to_string(reply.sink_bytes) +
-                               " bytes, Content-Length " + *cl);
     }
   }
   return Status::Ok();
@@ -598,7 +628,12 @@ Status S3Store::Execute(const Call& call, Reply* reply) {
     spdlog::debug("s3 {} {} -> {} {} ({} ms, attempt {})", call.op, EscapeForLog(call.key),
                   reply->status, attempt.status.ok() ? "OK" : StatusCodeName(attempt.status.code()),
                   ms, n + 1);
-    if (attempt.status.ok() || !attempt.retry || n >= config_.max_retries) break;
+    // Parts already handed out (GetRequest::on_parts_done) are never
+    // written again: the caller fetches the rest itself.
+    if (attempt.status.ok() || !attempt.retry || n >= config_.max_retries ||
+        reply->parts_done > 0) {
+      break;
+    }
     const auto delay = BackoffDelay(n);
     spdlog::debug("s3 {} {}: {}; retry {} in {} ms", call.op, EscapeForLog(call.key),
                   EscapeForLog(attempt.status.ToString()), n + 1, delay.count());
@@ -728,6 +763,9 @@ Result<GetResult> S3Store::GetInto(const GetRequest& request, char* buf, size_t 
   call.buf = buf;
   call.buf_len = buf_len;
   call.parts = parts;
+  if (!parts.empty() && request.on_parts_done && !request.if_match.empty()) {
+    call.on_parts_done = &request.on_parts_done;
+  }
   call.range = request.range;
   call.if_match = request.if_match;
   call.cancel = request.cancel;

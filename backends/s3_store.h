@@ -181,6 +181,9 @@ class S3Store : public ObjectStore {
   Status MapHttpError(const Call& call, const Reply& reply, bool* retry) const;
   // Checks a 2xx GET reply against what was asked.
   Status ValidateGet(const Call& call, const Reply& reply) const;
+  // The part of ValidateGet that the headers decide: the version
+  // (If-Match) and the Content-Range.
+  static Status CheckGetHeaders(const Call& call, const Reply& reply);
   // Checks a 2xx reply to a write: an <Error> body, the ETag of a body.
   Status ValidateWrite(const Call& call, const Reply& reply, bool* retry) const;
   // Sets the method and body options of a write on a handle.

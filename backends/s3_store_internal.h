@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
@@ -40,6 +41,8 @@ struct S3Store::Call {
   // Non-empty: the body goes into these in order instead (buf is the first
   // part's, buf_len their total).
   std::span<const GetPart> parts;
+  // GetRequest::on_parts_done of a GetParts with If-Match (else null).
+  const std::function<void(size_t)>* on_parts_done = nullptr;
   std::optional<ByteRange> range;
   // GET: If-Match; copies: the source's x-amz-copy-source-if-match (for
   // the 412 message).
@@ -96,6 +99,15 @@ struct S3Store::Reply {
   std::string upload_error;
   const Call* call = nullptr;
   CURL* curl = nullptr;
+  // Early delivery (Call::on_parts_done): the reply's ETag and
+  // Content-Range were checked at its first body byte (a failure aborts the
+  // transfer with that status in early_error).
+  bool headers_checked = false;
+  Status early_error;
+  // Parts handed to on_parts_done and their bytes. Kept across attempts:
+  // once a part is handed out the call is not retried.
+  size_t parts_done = 0;
+  uint64_t parts_done_bytes = 0;
 
   void Reset() {
     status = 0;
@@ -106,6 +118,8 @@ struct S3Store::Reply {
     responded = first_byte_timeout = stopped = cancelled = false;
     sent = 0;
     upload_error.clear();
+    headers_checked = false;
+    early_error = Status::Ok();
   }
 };
 

@@ -425,9 +425,39 @@ void BlockFetcher::RunJob(const JobPtr& job, bool demand) {
     Complete(object, {blocks.begin(), blocks.end()}, std::move(r), /*from_store=*/false);
     return;
   }
-  std::vector<Result<BlockData>> r =
-      GetFromStore(object, blocks.front()->index, blocks.size(), blocks.front()->cancel);
-  Complete(object, {blocks.begin(), blocks.end()}, std::move(r), /*from_store=*/true);
+  size_t handed_out = 0;
+  auto early = [&](size_t i, BlockData data) {
+    std::vector<Result<BlockData>> one;
+    one.emplace_back(std::move(data));
+    Complete(object, {blocks[i]}, std::move(one), /*from_store=*/true);
+    std::lock_guard lock(mu_);
+    ++stats_.early_blocks;
+  };
+  std::vector<Result<BlockData>> r = GetFromStore(object, blocks.front()->index, blocks.size(),
+                                                  blocks.front()->cancel, early, &handed_out);
+  if (handed_out == 0) {
+    Complete(object, {blocks.begin(), blocks.end()}, std::move(r), /*from_store=*/true);
+    return;
+  }
+  if (handed_out >= blocks.size()) return;
+  // Some blocks went out before the GET failed (the store retries nothing
+  // once a block is out): the rest gets a GET of its own, retried and
+  // failed over as any. Each round hands out at least one block, so this
+  // ends. A cancelled GET's blocks fail as they would have.
+  std::span<const std::shared_ptr<InFlight>> rest = blocks.subspan(handed_out);
+  const Result<BlockData>& first_left = r[handed_out];
+  if (first_left.ok() || first_left.status().code() == StatusCode::kCancelled) {
+    Complete(object, {rest.begin(), rest.end()},
+             std::vector<Result<BlockData>>(std::make_move_iterator(r.begin() + handed_out),
+                                            std::make_move_iterator(r.end())),
+             /*from_store=*/true);
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.early_refetches;
+  }
+  Requeue(object, rest, /*singles=*/false, demand);
 }
 
 void BlockFetcher::Complete(const ObjectId& object,
@@ -536,7 +566,10 @@ std::optional<BlockData> BlockFetcher::CountedLookup(
 }
 
 std::vector<Result<BlockData>> BlockFetcher::GetFromStore(const ObjectId& object, uint64_t first,
-                                                          uint64_t count, CancelTokenPtr cancel) {
+                                                          uint64_t count, CancelTokenPtr cancel,
+                                                          const EarlyBlock& early,
+                                                          size_t* handed_out) {
+  if (handed_out != nullptr) *handed_out = 0;
   auto all = [&](const Status& st) {
     return std::vector<Result<BlockData>>(count, Result<BlockData>(st));
   };
@@ -558,6 +591,16 @@ std::vector<Result<BlockData>> BlockFetcher::GetFromStore(const ObjectId& object
                  .range = ByteRange{first * block_size_, total},
                  .if_match = object.etag,
                  .cancel = std::move(cancel)};
+  size_t given = 0;
+  if (early && count > 1 && handed_out != nullptr) {
+    // Each block goes to its readers as soon as its bytes are in, not when
+    // the whole GET ends (a run of 16 blocks otherwise holds the first one
+    // back for the other 15).
+    req.on_parts_done = [&](size_t n) {
+      for (; given < n && given < count; ++given) early(given, BlockData(bufs[given]));
+      *handed_out = given;
+    };
+  }
   {
     std::lock_guard lock(mu_);
     ++stats_.store_gets;

@@ -7,10 +7,11 @@
 // of all of them (ObjectStore::GetParts, each block its own buffer), while
 // each block stays its own in-flight entry, future, cache lookup and cache
 // block. So a sequential stream pays OBS's per-request wait and price once
-// per run, not once per block. A run's blocks are handed to their readers
-// together when its GET ends (the store fills them in place; it has no
-// per-part completion), so a reader that catches up with a running run
-// waits for the whole run.
+// per run, not once per block. Each block of a run goes to its readers (and
+// the cache) as soon as its bytes are in, while the GET goes on, where the
+// store can tell (GetRequest::on_parts_done: S3Store can; the share and
+// two-source reads hand a run over when it ends). If the GET fails after
+// some blocks went out, the rest is queued again as a run of its own.
 // Concurrent requests for the same block share one fetch (in-flight map of
 // shared futures), whether it is a single block or part of a run. GETs run
 // on a pool of max_inflight threads; demand fetches (a reader is waiting)
@@ -150,6 +151,8 @@ struct FetcherStats {
   uint64_t puts = 0;               // Puts that succeeded
   uint64_t cancelled_queued = 0;   // read-ahead fetches cancelled before their GET
   uint64_t cancelled_running = 0;  // read-ahead GETs whose token was set
+  uint64_t early_blocks = 0;       // blocks handed out while their GET still ran
+  uint64_t early_refetches = 0;    // GETs that failed after handing some out: the rest again
 };
 
 
@@ -268,8 +271,15 @@ class BlockFetcher {
   // Removes key from the map if it still maps to entry (requires mu_).
   void EraseIfCurrentLocked(const BlockKey& key, const std::shared_ptr<InFlight>& entry);
   // One ranged GET of blocks first .. first + count - 1 into one buffer each.
+  // early (several blocks, and handed_out set): called with each block
+  // whose bytes are in while the GET still runs (GetRequest::on_parts_done);
+  // *handed_out counts them, and the returned results of those blocks are
+  // not to be used.
+  using EarlyBlock = std::function<void(size_t i, BlockData data)>;
   std::vector<Result<BlockData>> GetFromStore(const ObjectId& object, uint64_t first,
-                                              uint64_t count, CancelTokenPtr cancel);
+                                              uint64_t count, CancelTokenPtr cancel,
+                                              const EarlyBlock& early = nullptr,
+                                              size_t* handed_out = nullptr);
   // Queues a write, or defers (or skips) it when the queue is full; never waits.
   void QueueCacheWrite(const BlockKey& key, BlockData data);
   // Writer thread: starts the next backfill GET when the fetcher is idle.

@@ -300,6 +300,35 @@ TEST_F(FallbackStoreTest, GetPartsReadsObsAndFailsOverToTheShareLikeGet) {
   EXPECT_TRUE(fb->circuit_open());
 }
 
+// Parts OBS handed out early stay the caller's: a GET cut after them fails
+// (the caller fetches the rest again) instead of being read again from the
+// share into parts a reader may already hold.
+TEST_F(FallbackStoreTest, GetPartsCutAfterPartsWentOutIsNotReadAgainFromTheShare) {
+  const std::string data = Content("w/0003.safetensors", 4096);
+  PutBoth("w/0003.safetensors", data);
+  auto fb = Make();
+  ASSERT_EQ(ProveNow(*fb, "w/0003.safetensors"), "proven");
+  const std::string etag = primary_.Head("w/0003.safetensors")->etag;
+  primary_.CutNextGetParts(1, Status::Unavailable("connection reset"));
+  std::string a(1000, '\0'), b(1048, '\0');
+  const GetPart parts[] = {{a.data(), a.size()}, {b.data(), b.size()}};
+  std::vector<size_t> calls;
+  GetRequest req{.key = "w/0003.safetensors", .range = ByteRange{1024, 2048}, .if_match = etag};
+  req.on_parts_done = [&](size_t n) { calls.push_back(n); };
+  auto r = fb->GetParts(req, parts);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
+  EXPECT_EQ(calls, std::vector<size_t>{1});
+  EXPECT_EQ(a, data.substr(1024, 1000));
+  EXPECT_EQ(Count("dsfs_share_bytes_read_total"), 0u);
+  // Without early hand-out the same cut is read from the share.
+  primary_.FailNext(StoreOp::kGet, Status::Unavailable("connection reset"));
+  req.on_parts_done = nullptr;
+  auto again = fb->GetParts(req, parts);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(a + b, data.substr(1024, 2048));
+}
+
 TEST_F(FallbackStoreTest, ProbeCutByShutdownDoesNotCloseTheCircuit) {
   PutBoth("k", "0123456789");
   std::atomic<int> probes{0};

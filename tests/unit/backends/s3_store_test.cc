@@ -267,6 +267,106 @@ TEST_F(S3StoreTest, GetPartsFillsEachPartFromOneRequest) {
   EXPECT_EQ(server_.request_count(), 1u);
 }
 
+// on_parts_done: each part goes to the caller as soon as its bytes are in,
+// while the reply goes on (here it never ends: the callback cancels it).
+TEST_F(S3StoreTest, GetPartsHandsOutEachPartAsItsBytesArrive) {
+  const std::string body = "0123456789abcdefghij";
+  const auto full = ScriptedHttpServer::Reply(
+      206, body, {{"Content-Range", "bytes 100-119/1000"}, {"ETag", "\"v1\""}});
+  // The headers and the first 10 body bytes (parts 0 and 1), then silence.
+  server_.Push(ScriptedHttpServer::RespondThenHang(full, full.raw.size() - 10));
+  char a[7], b[3], c[10];
+  const GetPart parts[] = {{a, sizeof(a)}, {b, sizeof(b)}, {c, sizeof(c)}};
+  auto cancel = std::make_shared<CancelToken>();
+  std::vector<size_t> calls;
+  std::string seen;
+  GetRequest req{"k", ByteRange{100, 20}, "v1", cancel};
+  req.on_parts_done = [&](size_t n) {
+    calls.push_back(n);
+    seen = std::string(a, 7) + std::string(b, 3);
+    cancel->Cancel();
+  };
+  auto n = Store()->GetParts(req, parts);
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.status().code(), StatusCode::kCancelled) << n.status().ToString();
+  EXPECT_EQ(calls, std::vector<size_t>{2});
+  EXPECT_EQ(seen, body.substr(0, 10));
+  EXPECT_EQ(server_.request_count(), 1u);
+}
+
+// A reply cut after a part went out is not retried (a retry would write
+// into the part the caller holds): the call fails, the caller fetches the
+// rest. Without on_parts_done the same reply is retried.
+TEST_F(S3StoreTest, GetPartsIsNotRetriedOncePartsAreOut) {
+  const std::string body = "0123456789abcdefghij";
+  const std::vector<std::pair<std::string, std::string>> headers = {
+      {"Content-Range", "bytes 100-119/1000"}, {"ETag", "\"v1\""}};
+  auto cut = [&] {
+    auto step = ScriptedHttpServer::Reply(206, body.substr(0, 10), headers, false, 20);
+    step.action = ScriptedHttpServer::Action::kRespondAndClose;
+    return step;
+  };
+  char a[7], b[3], c[10];
+  const GetPart parts[] = {{a, sizeof(a)}, {b, sizeof(b)}, {c, sizeof(c)}};
+  {
+    server_.Push(cut());  // a retry would find the script exhausted (500)
+    std::vector<size_t> calls;
+    GetRequest req{"k", ByteRange{100, 20}, "v1"};
+    req.on_parts_done = [&](size_t n) { calls.push_back(n); };
+    auto n = Store()->GetParts(req, parts);
+    ASSERT_FALSE(n.ok());
+    EXPECT_EQ(n.status().code(), StatusCode::kTransient) << n.status().ToString();
+    EXPECT_EQ(calls, std::vector<size_t>{2});
+    EXPECT_EQ(std::string(a, 7) + std::string(b, 3), body.substr(0, 10));
+    EXPECT_EQ(server_.request_count(), 1u);
+  }
+  {
+    server_.Push(cut());
+    server_.Push(ScriptedHttpServer::Reply(206, body, headers));
+    auto n = Store()->GetParts({"k", ByteRange{100, 20}, "v1"}, parts);
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    EXPECT_EQ(server_.request_count(), 3u);
+  }
+}
+
+// Nothing is handed out of a reply of another version or another range, nor
+// without If-Match (no version to bind the parts to), nor from a 5xx body.
+TEST_F(S3StoreTest, GetPartsHandsOutNothingUnbound) {
+  const std::string body = "0123456789abcdefghij";
+  char a[7], b[3], c[10];
+  const GetPart parts[] = {{a, sizeof(a)}, {b, sizeof(b)}, {c, sizeof(c)}};
+  int calls = 0;
+  auto req = [&](const std::string& if_match) {
+    GetRequest r{"k", ByteRange{100, 20}, if_match};
+    r.on_parts_done = [&](size_t) { ++calls; };
+    return r;
+  };
+  server_.Push(ScriptedHttpServer::Reply(206, body, {{"Content-Range", "bytes 100-119/1000"},
+                                                     {"ETag", "\"v2\""}}));
+  auto other_version = Store()->GetParts(req("v1"), parts);
+  ASSERT_FALSE(other_version.ok());
+  EXPECT_EQ(other_version.status().code(), StatusCode::kPreconditionFailed);
+
+  S3Config once = Config();
+  once.max_retries = 0;
+  server_.Push(ScriptedHttpServer::Reply(206, body, {{"Content-Range", "bytes 0-19/1000"},
+                                                     {"ETag", "\"v1\""}}));
+  auto other_range = Store(once)->GetParts(req("v1"), parts);
+  ASSERT_FALSE(other_range.ok());
+  EXPECT_EQ(other_range.status().code(), StatusCode::kTransient);
+
+  server_.Push(ScriptedHttpServer::S3ErrorReply(500, "InternalError", "busy"));
+  auto error = Store(once)->GetParts(req("v1"), parts);
+  ASSERT_FALSE(error.ok());
+
+  server_.Push(ScriptedHttpServer::Reply(206, body, {{"Content-Range", "bytes 100-119/1000"},
+                                                     {"ETag", "\"v1\""}}));
+  auto unpinned = Store()->GetParts(req(""), parts);
+  ASSERT_TRUE(unpinned.ok()) << unpinned.status().ToString();
+  EXPECT_EQ(calls, 0);
+  EXPECT_EQ(server_.request_count(), 4u);
+}
+
 TEST_F(S3StoreTest, ReplyOfAnotherVersionIsPreconditionFailedNotRetried) {
   // A server that ignores If-Match (s3rver does) answers with the new version.
   server_.Push(ScriptedHttpServer::Reply(206, "abcd", {{"Content-Range", "bytes 0-3/10"},

@@ -30,7 +30,8 @@ class ScriptedHttpServer {
   enum class Action {
     kRespond,          // send the bytes, keep the connection
     kRespondAndClose,  // send the bytes, then close
-    kHang,             // read the request, never answer (until the client leaves)
+    kHang,             // read the request, send raw (usually nothing), then nothing
+                       // more (until the client leaves)
     kCloseNow,         // close without answering (a reset-like failure)
     kStallBody,        // read the request head but none of its body; never answer
   };
@@ -66,6 +67,10 @@ class ScriptedHttpServer {
     return Reply(status, body, {{"Content-Type", "application/xml"}}, head);
   }
   static Step Hang() { return {"", Action::kHang}; }
+  // Sends the first `bytes` bytes of step's reply, then nothing more.
+  static Step RespondThenHang(const Step& step, size_t bytes) {
+    return {step.raw.substr(0, bytes), Action::kHang};
+  }
   static Step CloseNow() { return {"", Action::kCloseNow}; }
   static Step StallBody() { return {"", Action::kStallBody}; }
 
@@ -257,6 +262,7 @@ class ScriptedHttpServer {
           return Close(fd);
         case Action::kStallBody:  // handled above
         case Action::kHang:
+          SendAll(fd, step.raw);  // RespondThenHang's start of a reply
           // Until the client gives up (EOF) or the server stops.
           while (WaitReadable(fd)) {
             char tmp[512];
