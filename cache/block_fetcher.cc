@@ -427,11 +427,13 @@ void BlockFetcher::RunJob(const JobPtr& job, bool demand) {
   }
   size_t handed_out = 0;
   auto early = [&](size_t i, BlockData data) {
+    {
+      std::lock_guard lock(mu_);
+      ++stats_.early_blocks;  // counted before its readers wake
+    }
     std::vector<Result<BlockData>> one;
     one.emplace_back(std::move(data));
     Complete(object, {blocks[i]}, std::move(one), /*from_store=*/true);
-    std::lock_guard lock(mu_);
-    ++stats_.early_blocks;
   };
   std::vector<Result<BlockData>> r = GetFromStore(object, blocks.front()->index, blocks.size(),
                                                   blocks.front()->cancel, early, &handed_out);

@@ -88,6 +88,11 @@ Result<SliceList> CachingReader::ReadSlices(const ObjectId& id, uint64_t offset,
     parts.push_back(std::move(p));
   }
   prefetcher_.OnRead(id, offset, n);
+  struct ReadEnd {
+    Prefetcher& prefetcher;
+    const ObjectId& id;
+    ~ReadEnd() { prefetcher.ReadEnded(id); }
+  } read_end{prefetcher_, id};
 
   SliceList out;
   out.reserve(parts.size());

@@ -13,6 +13,8 @@ namespace {
 // Non-sequential reads in a row after which a whole-file stream's reader is
 // taken to read at random: its position no longer moves warm read-ahead.
 constexpr int kWholeJumpsRandom = 2;
+// At most 1/this of the budget is kept behind one reader (KeptBehind).
+constexpr uint64_t kKeptBehindBudgetShare = 8;
 
 bool Ready(const BlockFetcher::Future& f) {
   return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
@@ -116,8 +118,22 @@ bool Prefetcher::EvictableLocked(const Stream& st, uint64_t index, const Stream:
   if (!Ready(b.future)) return false;
   if (!b.future.get().ok()) return true;  // a failed prefetch is retried on demand
   if (!b.consumed) return false;          // unread read-ahead is kept
-  // The block its reader is in is kept for the following small reads.
-  return index != st.last_block;
+  // The block its reader is in and those just behind it (within
+  // seq_tolerance) are kept for the requests still to come: a block is
+  // consumed at its first request, and the kernel's read-ahead (mmap faults
+  // above all) sends the rest of it, out of order, while the next blocks
+  // are already being read. Evicted there under a whole-file prefetch's
+  // budget pressure, a cold 4-shard mmap load read 402 of its 512 blocks
+  // back from the disk cache.
+  return index + KeptBehind() < st.last_block || index > st.last_block;
+}
+
+uint64_t Prefetcher::KeptBehind() const {
+  // seq_tolerance's worth of blocks, but never so many that the kept blocks
+  // of a few readers hold the whole budget and starve every read-ahead.
+  const uint64_t budget_blocks = budget_.capacity() / block_size_;
+  return std::clamp<uint64_t>(options_.seq_tolerance / block_size_, 0,
+                              budget_blocks / kKeptBehindBudgetShare);
 }
 
 bool Prefetcher::EvictOneLocked() {
@@ -154,7 +170,37 @@ bool Prefetcher::ReclaimOneLocked(const Stream& requester) {
     MarkStarvedLocked(*st);  // resumes when budget frees and nobody reading waits
     return true;
   }
+  // A reading stream over its fair share gives back a fetch never issued
+  // to one under it; it fetches that again at a later read of its own.
+  const uint64_t fair = FairShareLocked();
+  if (requester.charged() >= fair) return false;
+  std::vector<Stream*> over;
+  for (auto& [key, st] : streams_) {
+    if (st.get() != &requester && st->charged() > fair) over.push_back(st.get());
+  }
+  std::sort(over.begin(), over.end(),
+            [](const Stream* a, const Stream* b) { return a->charged() > b->charged(); });
+  for (Stream* st : over) {
+    if (st->YieldOne(/*queued_only=*/true) == 0) continue;
+    ++reclaimed_;
+    if (reclaim_metric_) reclaim_metric_->Add();
+    return true;
+  }
   return false;
+}
+
+uint64_t Prefetcher::FairShareLocked() const {
+  // Streams nobody reads are not counted: an idle stream's read-ahead is
+  // taken back whole (ReclaimOneLocked).
+  const Clock::time_point now = Now();
+  uint64_t n = 0;
+  for (const auto& [key, st] : streams_) {
+    if (st->handles > 0 && (st->whole || st->window > 0) &&
+        st->Reading(now, options_.readahead_idle)) {
+      ++n;
+    }
+  }
+  return budget_.capacity() / std::max<uint64_t>(n, 1);
 }
 
 bool Prefetcher::ReserveLocked(uint64_t bytes, Stream* requester) {
@@ -210,6 +256,16 @@ Prefetcher::ScheduleResult Prefetcher::ScheduleLocked(Stream& st, uint64_t max_b
   // reader, one fetch each (several workers read the disk at once).
   const uint64_t warm_blocks = std::max<uint64_t>(1, options_.readahead_warm / block_size_);
   const uint64_t reader_block = st.has_history ? st.last_block : 0;
+  // What the stream holds ahead of its reader (its evictable blocks aside),
+  // against its fair share while other streams read ahead too.
+  const uint64_t fair = FairShareLocked();
+  uint64_t held = 0;
+  if (fair < budget_.capacity()) {
+    held = st.charged();
+    for (auto it = st.blocks().begin(); it != st.blocks().end(); ++it) {
+      if (EvictableLocked(st, it->first, it->second)) held -= std::min(held, it->second.bytes);
+    }
+  }
   uint64_t issued = 0;
   uint64_t run_first = 0;
   std::vector<uint64_t> run_bytes;  // reserved, not issued yet
@@ -231,6 +287,10 @@ Prefetcher::ScheduleResult Prefetcher::ScheduleLocked(Stream& st, uint64_t max_b
       if (cached && idx > reader_block + warm_blocks) break;  // the reader moves it on
       if (!run_bytes.empty() && (cached || run_first + run_bytes.size() != idx)) flush();
       uint64_t len = fetcher_.BlockLength(st.id(), idx);
+      if (fair < budget_.capacity() && held > 0 && held + len > fair) {
+        flush();
+        return ScheduleResult::kCapped;
+      }
       if (!ReserveLocked(len, &st)) {
         flush();
         if (!st.starved && wait_metric_) wait_metric_->Add();
@@ -239,6 +299,7 @@ Prefetcher::ScheduleResult Prefetcher::ScheduleLocked(Stream& st, uint64_t max_b
       }
       if (run_bytes.empty()) run_first = idx;
       run_bytes.push_back(len);
+      held += len;
       ++issued;
       if (cached || run_bytes.size() >= run) flush();
     }
@@ -323,6 +384,7 @@ void Prefetcher::OnRead(const ObjectId& id, uint64_t offset, uint64_t len) {
   std::lock_guard lock(mu_);
   Stream& st = GetStreamLocked(id);
   st.last_read = Now();
+  ++st.reads_in_progress;
   const uint64_t first = offset / block_size_;
   const uint64_t last = (offset + len - 1) / block_size_;
   if (st.whole) {
@@ -330,9 +392,18 @@ void Prefetcher::OnRead(const ObjectId& id, uint64_t offset, uint64_t len) {
     // sequential reads and with a first jump (a loader moving to another
     // tensor); a reader that keeps jumping reads at random, and moving
     // the position with it would read the cached shard ahead of every jump.
-    st.jumps = !st.has_history || SequentialLocked(st, offset) ? 0 : st.jumps + 1;
-    if (st.jumps < kWholeJumpsRandom) st.last_block = last;
-    st.next_offset = offset + len;
+    // Sequential reads arrive out of order (the kernel's read-ahead, many
+    // FUSE threads): the position is the furthest of them, so a late
+    // request never moves it back over blocks already being read.
+    const bool sequential = st.has_history && SequentialLocked(st, offset);
+    st.jumps = !st.has_history || sequential ? 0 : st.jumps + 1;
+    if (sequential) {
+      st.last_block = std::max(st.last_block, last);
+      st.next_offset = std::max(st.next_offset, offset + len);
+    } else {
+      if (st.jumps < kWholeJumpsRandom) st.last_block = last;
+      st.next_offset = offset + len;
+    }
     st.has_history = true;
     // Read blocks well behind this read that the disk cache holds are
     // dropped: reading one again costs a disk read, not a GET, and keeping
@@ -392,6 +463,14 @@ void Prefetcher::OnRead(const ObjectId& id, uint64_t offset, uint64_t len) {
   ReapLocked();
   PumpStarvedLocked();
   if (!st.starved) (void)ScheduleLocked(st, UINT64_MAX);
+}
+
+void Prefetcher::ReadEnded(const ObjectId& id) {
+  std::lock_guard lock(mu_);
+  Stream* st = FindLocked(id);
+  if (!st || st->reads_in_progress == 0) return;  // closed and forgotten meanwhile
+  --st->reads_in_progress;
+  st->last_read = Now();
 }
 
 void Prefetcher::Offer(const BlockKey& key, BlockData data) {

@@ -35,6 +35,12 @@
 //   issued) and unread buffered blocks, furthest ahead first. The idle
 //   stream fetches them again when it is read again and budget is free.
 //   Streams waiting for budget are served reading ones first.
+// - Fair share: while several streams read ahead and are read (open,
+//   whole-file or with a window, Reading), none schedules past the budget
+//   divided by their number, and
+//   a reading stream under its share takes back fetches never issued of a
+//   stream over it (four shards opened together would otherwise leave the
+//   whole budget to the first two, and the others read block by block).
 // - Released() on the last handle closes the stream: everything it started
 //   is cancelled or dropped (cached blocks stay in the BlockCache); a
 //   closed stream whose GETs still run is kept until they end.
@@ -100,8 +106,12 @@ class Prefetcher {
   // A demand read wants this block: its future if it is buffered or in
   // flight (marks it read; a queued fetch is expedited), else nullopt.
   std::optional<BlockFetcher::Future> Take(const BlockKey& key);
-  // Records a read of [offset, offset+len) and issues read-ahead.
+  // Records a read of [offset, offset+len) and issues read-ahead. A read
+  // of len > 0 is in progress (its stream is being read, never idle) until
+  // ReadEnded.
   void OnRead(const ObjectId& id, uint64_t offset, uint64_t len);
+  // The read OnRead recorded has its bytes (or failed).
+  void ReadEnded(const ObjectId& id);
   // Whether a read at offset continues the object's reads so far (OnRead's
   // rule: within seq_tolerance of where the last read ended, or offset 0
   // for the first read), for an object prefetched whole too. A read that
@@ -125,7 +135,9 @@ class Prefetcher {
  private:
   using ObjKey = std::pair<std::string, std::string>;  // key, etag
   using Stream = ReadAheadStream;
-  enum class ScheduleResult { kDone, kStarved, kMore };
+  // kCapped: the stream holds its fair share (FairShareLocked); it goes on
+  // at its next read, not from the starved queue.
+  enum class ScheduleResult { kDone, kStarved, kMore, kCapped };
 
   static ObjKey KeyOf(const ObjectId& id) { return {id.key, id.etag}; }
   Clock::time_point Now() const { return clock_->Now(); }
@@ -152,7 +164,15 @@ class Prefetcher {
   bool ReserveLocked(uint64_t bytes, Stream* requester);
   bool EvictOneLocked();
   bool ReclaimOneLocked(const Stream& requester);
+  // The budget divided among the streams that read ahead and are being
+  // read (open, whole or with a window, Reading): no stream schedules past
+  // it while others share the budget, and a reading one under it takes
+  // queued fetches back from one over it.
+  uint64_t FairShareLocked() const;
   bool EvictableLocked(const Stream& st, uint64_t index, const Stream::Block& b) const;
+  // Read blocks just behind a reader that eviction leaves alone (the
+  // kernel still sends requests for them).
+  uint64_t KeptBehind() const;
 
   BlockFetcher& fetcher_;
   MemoryBudget& budget_;

@@ -103,12 +103,12 @@ void ReadAheadStream::CancelAfterSeek(bool keep_running) {
   }
 }
 
-uint64_t ReadAheadStream::YieldOne() {
+uint64_t ReadAheadStream::YieldOne(bool queued_only) {
   for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) {
     const uint64_t index = it->first;
     Block& b = it->second;
     if (Ready(b.future)) {
-      if (b.consumed) continue;  // the global eviction takes these first
+      if (b.consumed || queued_only) continue;  // the global eviction takes these first
     } else {
       CancelOutcome c = fetcher_.CancelPrefetch(BlockKey{id_, index}, /*abort_running=*/false);
       if (c != CancelOutcome::kDequeued && !Ready(b.future)) continue;  // running: leave it

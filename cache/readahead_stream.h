@@ -63,10 +63,12 @@ class ReadAheadStream {
   uint64_t scheduled_until = 0;
   uint64_t last_use = 0;                       // Prefetcher's tick of the latest call
   std::optional<Clock::time_point> last_read;  // unset: never read
+  int reads_in_progress = 0;  // OnRead .. ReadEnded
 
-  // Reading: some handle read within `idle` of now.
+  // Reading: a read is in progress (it may wait for its GET far longer than
+  // `idle`), or one ended within `idle` of now.
   bool Reading(Clock::time_point now, std::chrono::milliseconds idle) const {
-    return last_read && now - *last_read < idle;
+    return reads_in_progress > 0 || (last_read && now - *last_read < idle);
   }
 
   // --- Blocks ---
@@ -108,7 +110,8 @@ class ReadAheadStream {
   // Running GETs are left alone (aborting them would waste the transfer and
   // return nothing until it ends). Returns the bytes freed (0: nothing).
   // Lowers scheduled_until so the block is fetched again when wanted.
-  uint64_t YieldOne();
+  // queued_only: only a fetch never issued (nothing fetched is wasted).
+  uint64_t YieldOne(bool queued_only = false);
 
   // Returns the budget of draining fetches that have completed.
   void Reap();

@@ -179,9 +179,9 @@ struct CacheConfig {
   // A stream fetches runs of consecutive blocks with one GET each (each
   // block still cached and verified on its own): OBS bills per request and
   // each one waits ~20 ms for its first byte, so at 64 MiB/s per connection
-  // a 4 MiB GET idles a quarter of its time, a 64 MiB one 2%. Larger runs
-  // delay the first block of a run (it is handed over when the run's GET
-  // ends) and must finish within request_timeout.
+  // a 4 MiB GET idles a quarter of its time, a 64 MiB one 2%. Each block of
+  // a run goes to its readers as soon as its bytes are in; a run must
+  // finish within request_timeout.
   uint64_t max_get_size = uint64_t{64} << 20;
   // readahead_gets=: a stream's window is fetched in runs of window /
   // readahead_gets (1 block to max_get_size), so that many GETs, i.e.

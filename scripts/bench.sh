@@ -239,6 +239,7 @@ for ((i = 0; i < NSHARDS; i++)); do
 done
 rm -f "$WORK/data/shard"
 MODEL_FILES=()  # keys under model/, one per loader process
+MODEL_BYTES=0   # their total size (CPU accounting of a load)
 if has_step model; then
   log "writing and uploading $MODEL_PROCS safetensors-layout shards of $MODEL_MB MiB"
   mkdir -p "$WORK/data/model"
@@ -249,6 +250,7 @@ if has_step model; then
     s3curl -o /dev/null -T "$WORK/data/model/$name" "http://127.0.0.1:$S3PORT/$BUCKET/model/$name" ||
       die "upload model/$name failed"
     MODEL_FILES+=("$name")
+    MODEL_BYTES=$((MODEL_BYTES + $(stat -c %s "$WORK/data/model/$name")))
   done
 fi
 TORCH_PY=""  # a python3 that imports torch (Debian's python3-torch is for /usr/bin/python3)
@@ -528,14 +530,16 @@ run_client() {
         fi
         drop_caches
         g0=$(origin_gets)
-        v=$(model_load "$mnt/model" "$var") && { mruns[$tag,cold]+="$v "; mruns[$tag,gets]+="$(gets_since "$g0" "$(origin_gets)") "; }
+        cpu_begin
+        v=$(model_load "$mnt/model" "$var") && { cpu_end "$c-$tag" "$MODEL_BYTES"; mruns[$tag,cold]+="$v "; mruns[$tag,gets]+="$(gets_since "$g0" "$(origin_gets)") "; }
         if ! remount_client "$c" "$mnt" "$cache"; then
           unmount_client "$mnt"
           RES[$c,status]="FAILED (remount for $tag)"
           return
         fi
         drop_caches
-        v=$(model_load "$mnt/model" "$var") && mruns[$tag,warm]+="$v "
+        cpu_begin
+        v=$(model_load "$mnt/model" "$var") && { cpu_end "$c-$tag-warm" "$MODEL_BYTES"; mruns[$tag,warm]+="$v "; }
         v=$(model_load "$mnt/model" "$var") && mruns[$tag,hot]+="$v "
         if ((r == 1)) && [[ -z $var ]]; then
           for s in "${MODEL_FILES[@]}"; do
@@ -720,6 +724,7 @@ TABLE="$OUT/bench-$STAMP.txt"
 if ((CPU)); then
   labels=""
   has_step dd && for c in $CLIENTS; do labels+=" $c $c-warm"; done
+  has_step model && for c in $CLIENTS; do labels+=" $c-model $c-model-warm"; done
   has_step slowdisk && labels+=" slowdisk-cold slowdisk-warm"
   has_step twosource && for row in "${TWOSOURCE_ROWS[@]}"; do labels+=" twosource-$row"; done
   # shellcheck disable=SC2086  # labels is a list
@@ -733,6 +738,9 @@ if ((CPU)); then
       k=$l; [[ $l == slowdisk ]] && k=slowdisk-cold
       echo "dsfs cpu-s/GiB cold $(median ${CPU_RUNS[$k,daemon]:-}) warm $(median ${CPU_RUNS[$l-warm,daemon]:-}) (daemon, step ${l/dsfs/dd}; target 0.6)"
     done
+    if has_step model && [[ " $CLIENTS " == *" dsfs "* ]]; then
+      echo "dsfs cpu-s/GiB cold $(median ${CPU_RUNS[dsfs-model,daemon]:-}) warm $(median ${CPU_RUNS[dsfs-model-warm,daemon]:-}) (daemon, step model; target 0.6)"
+    fi
   } | tee -a "$TABLE"
 fi
 

@@ -13,10 +13,16 @@
 #include "cache/memory_budget.h"
 #include "common/clock.h"
 #include "common/metrics.h"
+#include "prefetcher_test_rig.h"
 #include "readahead_test_util.h"
 
 namespace dsfs {
 namespace {
+
+using prefetcher_test::kBlock;
+using prefetcher_test::Options;
+using prefetcher_test::Rig;
+using prefetcher_test::RunOptions;
 
 using readahead_test::AddObject;
 using readahead_test::CancellableStore;
@@ -24,47 +30,6 @@ using readahead_test::Eventually;
 using readahead_test::Gate;
 using readahead_test::kMaxWait;
 using readahead_test::Pattern;
-
-constexpr uint64_t kBlock = 1024;
-
-ReadAheadOptions Options() {
-  ReadAheadOptions o;
-  o.block_size = kBlock;
-  o.max_inflight = 4;
-  o.window_initial = kBlock;
-  o.window_max = 16 * kBlock;
-  o.seq_tolerance = kBlock;
-  o.prefetch_mem = 1024 * kBlock;
-  o.prefetch_whole = "*.safetensors";
-  // One GET per block: most tests here count blocks and GETs one to one.
-  // RunOptions() below fetches runs of blocks, as a default Config does.
-  o.max_get_size = kBlock;
-  return o;
-}
-
-// Read-ahead in runs: window / 4 blocks per GET, up to 4.
-ReadAheadOptions RunOptions() {
-  ReadAheadOptions o = Options();
-  o.max_get_size = 4 * kBlock;
-  o.readahead_gets = 4;
-  o.window_initial = 8 * kBlock;
-  return o;
-}
-
-// A prefetcher over a real fetcher and MemoryStore.
-struct Rig {
-  explicit Rig(ReadAheadOptions o = Options())
-      : options(o),
-        budget(o.prefetch_mem),
-        fetcher(store, nullptr, o, &metrics),
-        prefetcher(fetcher, budget, o, &metrics) {}
-  ReadAheadOptions options;
-  CancellableStore store;  // a MemoryStore unless told to hold GETs
-  Metrics metrics;
-  MemoryBudget budget;
-  BlockFetcher fetcher;
-  Prefetcher prefetcher;
-};
 
 uint64_t Window(Rig& rig, const ObjectId& id) { return rig.prefetcher.StateOf(id).window; }
 
@@ -565,23 +530,30 @@ TEST(Prefetcher, AReadingStreamReclaimsBudgetFromStreamsNotRead) {
   EXPECT_EQ(rig.prefetcher.StateOf(shards[1]).charged, 2 * kBlock);
 }
 
-// Two streams both reading share the budget as before (no reclaim between
-// them); once one stops reading for readahead_idle, the other may take its
-// unread read-ahead.
-TEST(Prefetcher, BudgetOfAStreamThatStoppedReadingIsReclaimable) {
+// Two streams a and b over a budget of 4 blocks, idle after 1 s of clock.
+ReadAheadOptions IdleOptions(ManualClock* clock) {
   ReadAheadOptions o = Options();
   o.prefetch_mem = 4 * kBlock;
   o.window_initial = 4 * kBlock;
   o.readahead_idle = std::chrono::seconds(1);
+  o.clock = clock;
+  return o;
+}
+
+// Two streams both reading share the budget as before (no reclaim between
+// them); once one stops reading for readahead_idle, the other may take its
+// unread read-ahead.
+TEST(Prefetcher, BudgetOfAStreamThatStoppedReadingIsReclaimable) {
   ManualClock clock;
-  o.clock = &clock;
-  Rig rig(o);
+  Rig rig(IdleOptions(&clock));
   ObjectId a = AddObject(rig.store, "a", Pattern(32 * kBlock, 1));
   ObjectId b = AddObject(rig.store, "b", Pattern(32 * kBlock, 2));
   rig.prefetcher.OnRead(a, 0, kBlock);  // read-ahead 1..4: the whole budget
   EXPECT_EQ(rig.prefetcher.StateOf(a).charged, 4 * kBlock);
   ASSERT_TRUE(Eventually([&] { return rig.prefetcher.StateOf(a).ready == 4; }));
+  rig.prefetcher.ReadEnded(a);
   rig.prefetcher.OnRead(b, 0, kBlock);
+  rig.prefetcher.ReadEnded(b);
   EXPECT_EQ(rig.prefetcher.StateOf(b).charged, 0u);  // a is reading: kept
   EXPECT_EQ(rig.prefetcher.reclaimed_blocks(), 0u);
   clock.Advance(std::chrono::milliseconds(1500));
@@ -591,6 +563,33 @@ TEST(Prefetcher, BudgetOfAStreamThatStoppedReadingIsReclaimable) {
   EXPECT_EQ(rig.prefetcher.reclaimed_blocks(), 4u);
   // a reads again: its read-ahead is fetched anew once budget frees.
   EXPECT_EQ(rig.prefetcher.StateOf(a).scheduled_until, 1u);
+}
+
+// A read that waits for its block (a slow GET) longer than readahead_idle
+// keeps its stream reading: its read-ahead is not taken from it (a cold
+// 4-shard mmap load lost 257 blocks of read-ahead that way). Once the read
+// has ended, the stream is idle readahead_idle later.
+TEST(Prefetcher, AStreamWhoseReadWaitsIsNotIdle) {
+  ManualClock clock;
+  Rig rig(IdleOptions(&clock));
+  ObjectId a = AddObject(rig.store, "a", Pattern(32 * kBlock, 1));
+  ObjectId b = AddObject(rig.store, "b", Pattern(32 * kBlock, 2));
+  rig.prefetcher.OnRead(a, 0, kBlock);  // in progress: waits for its GET
+  ASSERT_TRUE(Eventually([&] { return rig.prefetcher.StateOf(a).ready == 4; }));
+  clock.Advance(std::chrono::milliseconds(1500));
+  rig.prefetcher.OnRead(b, 0, kBlock);
+  rig.prefetcher.ReadEnded(b);
+  EXPECT_EQ(rig.prefetcher.StateOf(a).charged, 4 * kBlock);
+  EXPECT_EQ(rig.prefetcher.reclaimed_blocks(), 0u);
+  rig.prefetcher.ReadEnded(a);
+  clock.Advance(std::chrono::milliseconds(500));
+  rig.prefetcher.OnRead(b, kBlock, kBlock);  // a ended 0.5 s ago: still reading
+  rig.prefetcher.ReadEnded(b);
+  EXPECT_EQ(rig.prefetcher.reclaimed_blocks(), 0u);
+  clock.Advance(std::chrono::milliseconds(1000));
+  rig.prefetcher.OnRead(b, 2 * kBlock, kBlock);  // now 1.5 s: idle
+  EXPECT_EQ(rig.prefetcher.StateOf(a).charged, 0u);
+  EXPECT_EQ(rig.prefetcher.reclaimed_blocks(), 4u);
 }
 
 // Whole-file read-ahead in runs: one GET per run, every block prefetched
