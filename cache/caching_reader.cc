@@ -11,11 +11,11 @@ namespace dsfs {
 CachingReader::CachingReader(ObjectStore& store, BlockCache* cache, const ReadAheadOptions& options,
                              Metrics* metrics)
     : cache_(cache),
-      readahead_bytes_(metrics ? &metrics->GetCounter(
-                                     "dsfs_readahead_bytes_served_total",
-                                     "Bytes served to reads from read-ahead buffers (the "
-                                     "read-ahead memory tier)")
-                               : nullptr),
+      readahead_bytes_(
+          metrics ? &metrics->GetCounter("dsfs_readahead_bytes_served_total",
+                                         "Bytes served to reads from read-ahead buffers (the "
+                                         "read-ahead memory tier)")
+                  : nullptr),
       budget_(options.prefetch_mem,
               metrics ? &metrics->GetGauge("dsfs_readahead_memory_bytes",
                                            "Read-ahead memory in use (blocks in flight and "
@@ -58,6 +58,7 @@ Result<SliceList> CachingReader::ReadSlices(const ObjectId& id, uint64_t offset,
   // A small read the prefetcher does not follow reads only its bytes of
   // a cached block (see SmallRead).
   const bool small = SmallRead(id, offset, n);
+  prefetcher_.ReadStarting(id);
   std::vector<Part> parts;
   parts.reserve(last - first + 1);
   // Start every block of the read before waiting for any.
@@ -125,8 +126,7 @@ Result<SliceList> CachingReader::ReadSlices(const ObjectId& id, uint64_t offset,
 }
 
 Result<ObjectReader::WarmCounts> CachingReader::Warm(const ObjectId& id, uint64_t first,
-                                                    uint64_t count,
-                                                    const CancelTokenPtr& cancel) {
+                                                     uint64_t count, const CancelTokenPtr& cancel) {
   if (cache_ == nullptr) return ObjectReader::Warm(id, first, count, cancel);
   if (id.etag.empty()) return Status::NotSupported("an object without an ETag is never cached");
   WarmCounts out;

@@ -237,6 +237,11 @@ Prefetcher::ScheduleResult Prefetcher::ScheduleLocked(Stream& st, uint64_t max_b
   uint64_t end = count;
   const uint64_t run = RunBlocks(st);
   uint64_t whole_runs = UINT64_MAX;  // blocks this call may issue
+  // A whole-file prefetch starts at the object's first read, not at its
+  // open: a handle opened over pages the kernel still caches (a load that
+  // runs again) sends no reads, and prefetching it from open read blocks
+  // from the disk cache that nobody asked for (36 per hot 4-shard load).
+  if (st.whole && !st.started) return ScheduleResult::kDone;
   if (!st.whole) {
     if (st.window == 0 || !st.has_history) return ScheduleResult::kDone;
     uint64_t window_blocks = (st.window + block_size_ - 1) / block_size_;
@@ -379,10 +384,21 @@ std::optional<BlockFetcher::Future> Prefetcher::Take(const BlockKey& key) {
   return b.future;
 }
 
+void Prefetcher::ReadStarting(const ObjectId& id) {
+  std::lock_guard lock(mu_);
+  Stream* st = FindLocked(id);
+  if (!st || !st->whole || st->started) return;
+  st->started = true;
+  ReapLocked();
+  PumpStarvedLocked();
+  if (!st->starved) (void)ScheduleLocked(*st, UINT64_MAX);
+}
+
 void Prefetcher::OnRead(const ObjectId& id, uint64_t offset, uint64_t len) {
   if (len == 0) return;
   std::lock_guard lock(mu_);
   Stream& st = GetStreamLocked(id);
+  st.started = true;
   st.last_read = Now();
   ++st.reads_in_progress;
   const uint64_t first = offset / block_size_;

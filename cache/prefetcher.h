@@ -19,8 +19,10 @@
 //   a reader waits for runs on); a read nearer is most likely the kernel's
 //   read-ahead arriving out of order, and its fetches are left to finish.
 // - Objects whose name matches the prefetch_whole glob are prefetched whole
-//   from Opened() on, as fast as the memory budget allows (reads and
-//   Released() free budget, which lets the prefetch continue); a block read
+//   from their first read on (ReadStarting or OnRead; not from Opened(): a
+//   handle opened over pages the kernel still holds sends no reads), as
+//   fast as the memory budget allows (reads and Released() free budget,
+//   which lets the prefetch continue); a block read
 //   well behind a later read (seq_tolerance) is dropped once the disk
 //   cache holds it.
 // - Every prefetched block is charged to the MemoryBudget, on its stream's
@@ -51,8 +53,8 @@
 //   warm file far ahead only fills fresh memory (page faults, RSS).
 //
 // Thread-safe. Lock order: Prefetcher::mu_ (guards every stream) ->
-// BlockFetcher's locks and the BlockCache's (Contains) -> MemoryBudget's lock (the fetcher never calls back
-// into the prefetcher).
+// BlockFetcher's locks and the BlockCache's (Contains) -> MemoryBudget's lock (the fetcher never
+// calls back into the prefetcher).
 #pragma once
 
 #include <cstdint>
@@ -106,6 +108,10 @@ class Prefetcher {
   // A demand read wants this block: its future if it is buffered or in
   // flight (marks it read; a queued fetch is expedited), else nullopt.
   std::optional<BlockFetcher::Future> Take(const BlockKey& key);
+  // A read of the object is about to take its blocks (before Take): a
+  // whole-file prefetch not started yet starts, so the read finds its
+  // blocks among the stream's. OnRead starts it too.
+  void ReadStarting(const ObjectId& id);
   // Records a read of [offset, offset+len) and issues read-ahead. A read
   // of len > 0 is in progress (its stream is being read, never idle) until
   // ReadEnded.

@@ -54,6 +54,7 @@ class ReadAheadStream {
   // --- Access pattern (read by Prefetcher's policy) ---
   int handles = 0;
   bool whole = false;
+  bool started = false;  // whole-file: read once, read-ahead under way
   bool has_history = false;
   bool starved = false;  // waiting in Prefetcher's starved queue for budget
   uint64_t next_offset = 0;
@@ -63,7 +64,7 @@ class ReadAheadStream {
   uint64_t scheduled_until = 0;
   uint64_t last_use = 0;                       // Prefetcher's tick of the latest call
   std::optional<Clock::time_point> last_read;  // unset: never read
-  int reads_in_progress = 0;  // OnRead .. ReadEnded
+  int reads_in_progress = 0;                   // OnRead .. ReadEnded
 
   // Reading: a read is in progress (it may wait for its GET far longer than
   // `idle`), or one ended within `idle` of now.

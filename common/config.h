@@ -163,8 +163,8 @@ struct CacheConfig {
   uint64_t prefetch_mem = 0;
   // prefetch_whole=: files whose name matches this fnmatch(3) glob (last
   // path component, or the whole key when it contains '/') are fetched
-  // whole on open, within prefetch_mem; model loaders read shards by mmap
-  // faults that look random. Empty disables.
+  // whole from a handle's first read, within prefetch_mem; model loaders
+  // read shards by mmap faults that look random. Empty disables.
   std::string prefetch_whole = "*.safetensors";
   // max_inflight=: ranged GETs in flight across all files. One OBS
   // connection gives ~64 MiB/s, and a 4 MiB GET spends ~20 ms of its ~80 ms

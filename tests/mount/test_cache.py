@@ -504,6 +504,23 @@ class CacheTest(harness.MountTestCase):
               f"{s['dsfs_prefetch_blocks_total']:.0f}")
         self.assertGreaterEqual(s["dsfs_prefetch_blocks_total"],
                                 size // BLOCK - 1)
+        # Opened again over the pages the kernel kept (a load run again):
+        # the read is the kernel's alone, and the daemon prefetches nothing
+        # (whole-file prefetch starts at a handle's first read, not at its
+        # open: from the open it fetched the file again).
+        s0 = cu.wait_settled(mnt, ["dsfs_s3_bytes_read_total",
+                                   "dsfs_prefetch_blocks_total"], quiet=2)
+        with open(os.path.join(mnt, "model.safetensors"), "rb") as f:
+            self.assertTrue(f.read(4096) == harness.rand_bytes(13, 4096))
+            s1 = cu.wait_settled(mnt, ["dsfs_s3_bytes_read_total",
+                                       "dsfs_prefetch_blocks_total"], quiet=2)
+        print(f"reopened over the kernel's pages: prefetch blocks "
+              f"{s0['dsfs_prefetch_blocks_total']:.0f} -> "
+              f"{s1['dsfs_prefetch_blocks_total']:.0f}")
+        self.assertEqual(s1["dsfs_prefetch_blocks_total"],
+                         s0["dsfs_prefetch_blocks_total"])
+        self.assertEqual(s1["dsfs_s3_bytes_read_total"],
+                         s0["dsfs_s3_bytes_read_total"])
 
     # ------------------------------------------------------------ 9
 

@@ -169,6 +169,9 @@ TEST(CachingReader, WholeFilePrefetchFetchesEveryBlockOnceBeforeItIsRead) {
   o.prefetch_whole = "*.safetensors";
   CachingReader reader(store, nullptr, o);
   reader.Opened(id);
+  EXPECT_EQ(reader.prefetcher().prefetched_blocks(), 0u);  // from the first read on
+  reader.prefetcher().OnRead(id, 0, 1);                    // what a read of the first byte records
+  reader.prefetcher().ReadEnded(id);
   ASSERT_TRUE(Eventually([&] { return store.counters().get == 21; }));
   // Read in a scattered order: all from the read-ahead buffer.
   for (uint64_t b : {7, 0, 20, 3, 15, 1, 2}) {
@@ -531,7 +534,9 @@ TEST(CachingReader, DestroyedWithReadAheadInFlightDoesNotHang) {
   o.prefetch_whole = "*.safetensors";
   FakeCache cache;
   auto reader = std::make_unique<CachingReader>(store, &cache, o);
-  reader->Opened(id);  // whole-file read-ahead: 64 blocks queued
+  reader->Opened(id);                     // whole-file read-ahead: 64 blocks queued
+  reader->prefetcher().OnRead(id, 0, 1);  // its first read (held, it would not return)
+  reader->prefetcher().ReadEnded(id);
   ASSERT_TRUE(gate.AwaitWaiters(o.max_inflight));
   auto destroyed = std::async(std::launch::async, [&] { reader.reset(); });
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -551,7 +556,9 @@ TEST(CachingReader, DestroyedWithReadAheadInFlightCancelsItInsteadOfWaiting) {
   o.prefetch_whole = "*.safetensors";
   FakeCache cache;
   auto reader = std::make_unique<CachingReader>(store, &cache, o);
-  reader->Opened(id);  // whole-file read-ahead: 64 blocks, 4 running
+  reader->Opened(id);                     // whole-file read-ahead: 64 blocks, 4 running
+  reader->prefetcher().OnRead(id, 0, 1);  // its first read (held, it would not return)
+  reader->prefetcher().ReadEnded(id);
   ASSERT_TRUE(store.AwaitWaiting(o.max_inflight));
   auto destroyed = std::async(std::launch::async, [&] { reader.reset(); });
   ASSERT_EQ(destroyed.wait_for(kMaxWait / 2), std::future_status::ready);

@@ -14,6 +14,7 @@ namespace dsfs {
 namespace {
 
 using prefetcher_test::kBlock;
+using prefetcher_test::OpenAndRead;
 using prefetcher_test::Options;
 using prefetcher_test::Rig;
 using readahead_test::AddObject;
@@ -67,7 +68,7 @@ TEST(PrefetcherShare, ReadBlocksJustBehindTheReaderStay) {
   o.seq_tolerance = 2 * kBlock;  // 2 blocks kept behind (16 / 8 = 2 at most)
   Rig rig(o);
   ObjectId id = AddObject(rig.store, "m/x.safetensors", Pattern(40 * kBlock));
-  rig.prefetcher.Opened(id);
+  OpenAndRead(rig.prefetcher, id);
   ASSERT_TRUE(Eventually([&] { return rig.prefetcher.StateOf(id).ready == 16; }));
   for (uint64_t i = 0; i <= 5; ++i) {
     auto f = rig.prefetcher.Take(BlockKey{id, i});

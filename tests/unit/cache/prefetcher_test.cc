@@ -20,6 +20,7 @@ namespace dsfs {
 namespace {
 
 using prefetcher_test::kBlock;
+using prefetcher_test::OpenAndRead;
 using prefetcher_test::Options;
 using prefetcher_test::Rig;
 using prefetcher_test::RunOptions;
@@ -190,7 +191,8 @@ TEST(Prefetcher, BlocksASequentialReaderPassedAreDropped) {
   EXPECT_TRUE(Eventually([&] {
     rig.prefetcher.Reclaim();
     return rig.budget.used() == 11 * kBlock;  // 2..12
-  })) << rig.budget.used() / kBlock << " blocks charged";
+  })) << rig.budget.used() / kBlock
+      << " blocks charged";
   for (uint64_t b = 5; b <= 11; ++b) read(b);
   // The window is 16 blocks. Read blocks more than 2 behind are dropped:
   // 9..27 are buffered. Block 3 was never read: a late request may still
@@ -236,7 +238,7 @@ TEST(Prefetcher, WholeFilePrefetchOnOpenProceedsAsBudgetFrees) {
   Rig rig(o);
   std::string data = Pattern(10 * kBlock - 100);
   ObjectId id = AddObject(rig.store, "models/x/model-00001-of-00002.safetensors", data);
-  rig.prefetcher.Opened(id);
+  OpenAndRead(rig.prefetcher, id);
   EXPECT_TRUE(rig.prefetcher.StateOf(id).whole);
   EXPECT_EQ(rig.prefetcher.prefetched_blocks(), 4u);  // as far as the budget goes
   // The application reads the file in any order; each block it has read
@@ -266,6 +268,9 @@ TEST(Prefetcher, WholeFileOnlyForMatchingNames) {
   EXPECT_FALSE(rig.prefetcher.StateOf(bin).whole);
   EXPECT_EQ(rig.prefetcher.prefetched_blocks(), 0u);
   rig.prefetcher.Opened(st);
+  EXPECT_EQ(rig.prefetcher.prefetched_blocks(), 0u);  // from the first read on
+  rig.prefetcher.OnRead(st, 0, 10);
+  rig.prefetcher.ReadEnded(st);
   EXPECT_EQ(rig.prefetcher.prefetched_blocks(), 8u);
   ASSERT_TRUE(Eventually([&] { return rig.store.counters().get == 8; }));
 }
@@ -476,7 +481,7 @@ TEST(Prefetcher, ShutdownCancelsReadAheadAndReturnsTheBudget) {
   ObjectId a = AddObject(store, "a.safetensors", Pattern(40 * kBlock));
   ObjectId b = AddObject(store, "b", Pattern(40 * kBlock));
   store.Hold(true);
-  prefetcher->Opened(a);  // whole file: 40 blocks
+  OpenAndRead(*prefetcher, a);  // whole file: 40 blocks
   for (uint64_t i = 0; i < 4; ++i) prefetcher->OnRead(b, i * kBlock, kBlock);  // 11 blocks
   ASSERT_TRUE(store.AwaitWaiting(2));
   prefetcher.reset();
@@ -491,10 +496,13 @@ TEST(Prefetcher, ShutdownCancelsReadAheadAndReturnsTheBudget) {
   EXPECT_EQ(store.counters().get, 0);
 }
 
-// A loader opens every shard first (each one whole-file read-ahead) and
-// reads them in another order: the shard it reads takes budget back from
-// shards nobody reads yet, so it still gets read-ahead.
-TEST(Prefetcher, AReadingStreamReclaimsBudgetFromStreamsNotRead) {
+// A loader opens every shard first and reads them in another order: a
+// shard opened but not read yet takes no budget (whole-file read-ahead
+// starts at a shard's first read), so the shard it reads gets all of it;
+// a handle opened over pages the kernel caches (a load run again) sends no
+// reads and costs nothing. Reclaim from a stream that stopped reading: the
+// IdleOptions tests below.
+TEST(Prefetcher, AShardOpenedButNotReadTakesNoBudget) {
   ReadAheadOptions o = Options();
   o.prefetch_mem = 4 * kBlock;
   Rig rig(o);
@@ -503,18 +511,15 @@ TEST(Prefetcher, AReadingStreamReclaimsBudgetFromStreamsNotRead) {
     shards.push_back(AddObject(rig.store, "m/shard-" + std::to_string(i) + ".safetensors",
                                Pattern(8 * kBlock, i + 1)));
     rig.prefetcher.Opened(shards.back());
+    EXPECT_TRUE(rig.prefetcher.StateOf(shards.back()).whole);
   }
-  // Shard 0, opened first, took the whole budget.
-  EXPECT_EQ(rig.prefetcher.StateOf(shards[0]).charged, 4 * kBlock);
-  EXPECT_EQ(rig.prefetcher.StateOf(shards[2]).charged, 0u);
-  ASSERT_TRUE(Eventually([&] { return rig.prefetcher.StateOf(shards[0]).ready == 4; }));
+  EXPECT_EQ(rig.prefetcher.prefetched_blocks(), 0u);
+  EXPECT_EQ(rig.budget.used(), 0u);
   // The loader reads shard 2 first.
   rig.prefetcher.OnRead(shards[2], 0, 10);
   EXPECT_EQ(rig.prefetcher.StateOf(shards[2]).charged, 4 * kBlock);
   EXPECT_EQ(rig.prefetcher.StateOf(shards[0]).charged, 0u);
-  EXPECT_EQ(rig.prefetcher.reclaimed_blocks(), 4u);
-  EXPECT_EQ(rig.metrics.GetCounter("dsfs_prefetch_reclaimed_total").value(), 4u);
-  EXPECT_LE(rig.budget.high_water(), 4 * kBlock);
+  EXPECT_EQ(rig.prefetcher.reclaimed_blocks(), 0u);
   for (uint64_t b = 0; b < 4; ++b) {
     auto f = rig.prefetcher.Take(BlockKey{shards[2], b});
     ASSERT_TRUE(f.has_value()) << b;
@@ -522,12 +527,17 @@ TEST(Prefetcher, AReadingStreamReclaimsBudgetFromStreamsNotRead) {
     ASSERT_TRUE(f->get().ok());
     EXPECT_EQ(*f->get().value(), Pattern(8 * kBlock, 3).substr(b * kBlock, kBlock));
   }
-  // Shard 2 done and closed: the budget goes round robin to the shards
-  // still waiting, shard 0 (reclaimed from) among them.
+  rig.prefetcher.ReadEnded(shards[2]);
+  // Shard 2 done and closed: shard 0, read next, gets the budget; shard 1,
+  // still not read, none.
   rig.prefetcher.Released(shards[2]);
   rig.prefetcher.Reclaim();
-  EXPECT_EQ(rig.prefetcher.StateOf(shards[0]).charged, 2 * kBlock);
-  EXPECT_EQ(rig.prefetcher.StateOf(shards[1]).charged, 2 * kBlock);
+  EXPECT_EQ(rig.prefetcher.StateOf(shards[0]).charged, 0u);
+  rig.prefetcher.OnRead(shards[0], 0, 10);
+  EXPECT_EQ(rig.prefetcher.StateOf(shards[0]).charged, 4 * kBlock);
+  EXPECT_EQ(rig.prefetcher.StateOf(shards[1]).charged, 0u);
+  EXPECT_LE(rig.budget.high_water(), 4 * kBlock);
+  rig.prefetcher.ReadEnded(shards[0]);
 }
 
 // Two streams a and b over a budget of 4 blocks, idle after 1 s of clock.
@@ -598,7 +608,7 @@ TEST(Prefetcher, ReadAheadInRunsIsOneGetPerRun) {
   Rig rig(RunOptions());
   std::string data = Pattern(16 * kBlock, 4);
   ObjectId id = AddObject(rig.store, "m/model.safetensors", data);
-  rig.prefetcher.Opened(id);  // whole file: runs of 16 / 4 = 4 blocks
+  OpenAndRead(rig.prefetcher, id);  // whole file: runs of 16 / 4 = 4 blocks
   EXPECT_EQ(rig.prefetcher.prefetched_blocks(), 16u);
   EXPECT_EQ(rig.budget.used(), 16 * kBlock);
   // Fetched before they are taken (a reader taking a block of a run not
@@ -708,7 +718,10 @@ TEST(Prefetcher, CachedBlocksAreReadAheadOnlyReadaheadWarmPastTheReader) {
   CancellableStore& store = rig.store;
   const ObjectId& id = rig.id;
 
-  prefetcher.Opened(id);  // whole-file prefetch: only blocks 0-4
+  prefetcher.Opened(id);
+  EXPECT_EQ(prefetcher.StateOf(id).blocks, 0u);  // nothing before the first read
+  prefetcher.OnRead(id, 0, kBlock);              // whole-file prefetch: only blocks 0-4
+  prefetcher.ReadEnded(id);
   EXPECT_EQ(prefetcher.StateOf(id).scheduled_until, 5u);
   EXPECT_EQ(prefetcher.StateOf(id).blocks, 5u);
   ASSERT_TRUE(Eventually([&] { return prefetcher.StateOf(id).ready == 5; }));
@@ -738,7 +751,7 @@ TEST(Prefetcher, RandomReadsOfAWholeFileStreamDoNotDragWarmReadAhead) {
   WarmWholeRig rig(64);
   Prefetcher& prefetcher = rig.prefetcher;
   const ObjectId& id = rig.id;
-  prefetcher.Opened(id);
+  OpenAndRead(prefetcher, id);
   EXPECT_EQ(prefetcher.StateOf(id).scheduled_until, 5u);
   prefetcher.OnRead(id, 0, 4096);
   prefetcher.OnRead(id, 40 * kBlock, 4096);  // a first jump: followed

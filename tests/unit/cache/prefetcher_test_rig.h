@@ -38,6 +38,14 @@ inline ReadAheadOptions RunOptions() {
   return o;
 }
 
+// A handle opens the object and reads its first bytes (a whole-file
+// prefetch starts at the first read, not at the open).
+inline void OpenAndRead(Prefetcher& p, const ObjectId& id) {
+  p.Opened(id);
+  p.OnRead(id, 0, 10);
+  p.ReadEnded(id);
+}
+
 // A prefetcher over a real fetcher and MemoryStore.
 struct Rig {
   explicit Rig(ReadAheadOptions o = Options())
