@@ -73,6 +73,7 @@ FallbackOptions FallbackOptionsFrom(const Config& config) {
   o.split.latency_window = config.fallback.split_latency_window;
   o.split.min_latency_samples = config.fallback.split_min_latency_samples;
   o.split.probe_after = config.fallback.split_probe_after;
+  o.split.sample_ttl = config.fallback.split_sample_ttl;
   o.split.max_wait = config.fallback.split_max_wait;
   return o;
 }
@@ -664,9 +665,16 @@ Result<GetResult> FallbackStore::GetEither(const GetRequest& request,
   const uint64_t len = request.range->length;
   const SourceSplit::Ticket ticket = split_.PickOrWait(len, request.cancel);
   if (Log().should_log(spdlog::level::debug)) {  // the counts take the split's lock
-    Log().debug("split: {} bytes at {} to {} (in flight then: obs {}, share {})", len,
-                request.range->offset, ticket.source == kShareSource ? "share" : "obs",
-                split_.in_flight(kObsSource), split_.in_flight(kShareSource));
+    auto ms = [&](int source) {
+      auto t = split_.ExpectedTime(source, len);
+      return t ? std::chrono::duration<double, std::milli>(*t).count() : -1.0;
+    };
+    Log().debug(
+        "split: {} bytes at {} to {} (in flight then: obs {}, share {} +{} waiting; expected "
+        "ms: obs {:.0f}, share {:.0f})",
+        len, request.range->offset, ticket.source == kShareSource ? "share" : "obs",
+        split_.in_flight(kObsSource), split_.in_flight(kShareSource),
+        split_.waiting(kShareSource), ms(kObsSource), ms(kShareSource));
   }
   if (ticket.source == kShareSource) {
     Result<GetResult> r = HedgedRead(ticket, request, share_etag, parts);

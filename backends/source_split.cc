@@ -22,8 +22,16 @@ bool SourceSplit::MeasuredLocked(int source) const {
   return false;
 }
 
+double SourceSplit::SampleLocked(int source, int k) const {
+  const Source& src = sources_[source];
+  if (src.rate_at[k] <= 0) return 0;
+  if (k == src.newest || latest_ - src.measured_at[k] <= options_.sample_ttl) return src.rate_at[k];
+  return 0;
+}
+
 double SourceSplit::OwnRateAtLocked(int source, int reads) const {
-  const auto& at = sources_[source].rate_at;
+  std::array<double, kMaxCounted + 1> at{};
+  for (int j = 1; j <= kMaxCounted; ++j) at[j] = SampleLocked(source, j);
   int k = std::clamp(reads, 1, kMaxCounted);
   const int limit = options_.max_in_flight[source];
   if (limit > 0) k = std::min(k, std::min(limit, kMaxCounted));  // more only queue
@@ -100,6 +108,7 @@ SourceSplit::Ticket SourceSplit::PickOrWait(uint64_t bytes, const CancelTokenPtr
 }
 
 int SourceSplit::ChooseLocked(uint64_t bytes, Clock::time_point now, bool ignore_limits) {
+  latest_ = std::max(latest_, now);
   if (!ignore_limits && !HasRoomLocked(1)) return 0;
   if (!ignore_limits && !HasRoomLocked(0)) return 1;
   // Measured long ago and idle since: measure it again (the one idle
@@ -108,8 +117,7 @@ int SourceSplit::ChooseLocked(uint64_t bytes, Clock::time_point now, bool ignore
   for (int s = 0; s < kSources; ++s) {
     const Source& src = sources_[s];
     if (src.in_flight == 0 && src.waiting == 0 && now - src.last_start >= options_.probe_after &&
-        MeasuredLocked(s) &&
-        (probe < 0 || src.last_start < sources_[probe].last_start)) {
+        MeasuredLocked(s) && (probe < 0 || src.last_start < sources_[probe].last_start)) {
       probe = s;
     }
   }
@@ -131,6 +139,7 @@ SourceSplit::Ticket SourceSplit::Start(int source, uint64_t bytes, Clock::time_p
 }
 
 SourceSplit::Ticket SourceSplit::StartLocked(int source, uint64_t bytes, Clock::time_point now) {
+  latest_ = std::max(latest_, now);
   Source& src = sources_[source];
   src.bytes_in_flight += bytes;
   ++src.in_flight;
@@ -145,6 +154,7 @@ void SourceSplit::Finish(const Ticket& ticket, bool ok, Clock::time_point now) {
 
 void SourceSplit::FinishUnnotified(const Ticket& ticket, bool ok, Clock::time_point now) {
   std::lock_guard lock(mu_);
+  latest_ = std::max(latest_, now);
   Source& src = sources_[ticket.source];
   const int in_flight_at_end = src.in_flight;
   src.bytes_in_flight -= std::min(src.bytes_in_flight, ticket.bytes);
@@ -159,7 +169,11 @@ void SourceSplit::FinishUnnotified(const Ticket& ticket, bool ok, Clock::time_po
   const double sample = static_cast<double>(ticket.bytes) / seconds * std::max(1.0, sharing);
   const int k = std::clamp(static_cast<int>(std::lround(sharing)), 1, kMaxCounted);
   double& rate = src.rate_at[k];
-  rate = rate > 0 ? rate + options_.ewma_alpha * (sample - rate) : sample;
+  // A stale sample is replaced, not averaged with.
+  const bool fresh = rate > 0 && now - src.measured_at[k] <= options_.sample_ttl;
+  rate = fresh ? rate + options_.ewma_alpha * (sample - rate) : sample;
+  src.measured_at[k] = now;
+  src.newest = k;
   const double mib = std::max(static_cast<double>(ticket.bytes), kMinLatencyBytes) / kMiB;
   if (src.seconds_per_mib.size() < options_.latency_window) {
     src.seconds_per_mib.push_back(seconds / mib);

@@ -13,6 +13,9 @@
 //    its slots in PickOrWait (a queue of waiters is load, not free room);
 //  - a window of the last reads' durations per MiB (tiny reads count as
 //    64 KiB), whose p99 says when a read is late.
+//    A count's sample older than sample_ttl no longer counts (the newest
+//    sample always does): what a source did at a concurrency it has not
+//    had for a while says little about it now;
 // Choose() sends a read where it is expected to finish first:
 // (bytes committed + its length) / aggregate rate at (reads committed + 1).
 // A count never measured is estimated from its neighbours: between two
@@ -56,6 +59,9 @@ struct SourceSplitOptions {
   size_t min_latency_samples = FallbackConfig{}.split_min_latency_samples;
   // An idle source is given the next read after this long without one.
   std::chrono::milliseconds probe_after = FallbackConfig{}.split_probe_after;
+  // A rate sample of a count not measured again for this long no longer
+  // counts (the source's newest sample always does).
+  std::chrono::milliseconds sample_ttl = FallbackConfig{}.split_sample_ttl;
   // Reads in flight on each source at most (0: no limit): a source at its
   // limit gets no more until one ends.
   std::array<int, 2> max_in_flight{0, 0};
@@ -120,6 +126,8 @@ class SourceSplit {
     // [k]: EWMA of the aggregate bytes/s with k reads in flight; 0:
     // unmeasured ([0] unused).
     std::array<double, kMaxCounted + 1> rate_at{};
+    std::array<Clock::time_point, kMaxCounted + 1> measured_at{};  // of rate_at[k]
+    int newest = 0;  // the count of the newest sample (0: none)
     uint64_t bytes_in_flight = 0;
     int in_flight = 0;
     uint64_t bytes_waiting = 0;
@@ -128,6 +136,8 @@ class SourceSplit {
     std::vector<double> seconds_per_mib;  // ring of latency_window
     size_t next_sample = 0;
   };
+  // rate_at[k] if it counts (measured, fresh or the newest), else 0.
+  double SampleLocked(int source, int k) const;
   double OwnRateAtLocked(int source, int reads) const;
   double RateAtLocked(int source, int reads) const;
   bool MeasuredLocked(int source) const;
@@ -140,6 +150,7 @@ class SourceSplit {
   mutable std::mutex mu_;
   std::array<Source, kSources> sources_;  // guarded by mu_
   unsigned ties_ = 0;                     // guarded by mu_
+  Clock::time_point latest_{};            // the latest time passed in; guarded by mu_
   std::condition_variable room_cv_;       // a read ended
 };
 

@@ -317,6 +317,12 @@ struct FallbackConfig {
   // An idle source is given the next read after this: a rate measured at a
   // bad moment is measured again instead of starving that source.
   milliseconds split_probe_after{500};
+  // A source's rate measured with k reads in flight counts for this long
+  // unless measured again (its newest sample always counts): a burst
+  // measured once (19 reads at once on cold connections) must not stand
+  // for that concurrency for the rest of the load, or the source is never
+  // given a second read again.
+  milliseconds split_sample_ttl{2000};
   // A read waits at most this for a free slot on the source expected to
   // finish it first (the share's are bounded by share_workers=): a second
   // covers a few block reads ending, never a stuck source.

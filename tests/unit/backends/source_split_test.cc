@@ -68,7 +68,8 @@ std::vector<uint64_t> SimulateLanes(std::array<double, 2> rates, std::array<int,
     now = done.top().at;
     done.pop();
   }
-  if (seconds != nullptr) *seconds = std::chrono::duration<double>(now - Clock::time_point{}).count();
+  if (seconds != nullptr)
+    *seconds = std::chrono::duration<double>(now - Clock::time_point{}).count();
   return bytes;
 }
 
@@ -173,6 +174,38 @@ TEST(SourceSplit, RateBetweenMeasuredCountsIsInterpolatedAndCappedAtTheLimit) {
   split.Finish(split.Start(1, kMiB, t0), true, t0 + milliseconds(10));
   EXPECT_NEAR(split.RateAt(1, 4), 400.0 * kMiB, 1);
   EXPECT_NEAR(split.RateAt(1, 9), 400.0 * kMiB, 1);
+}
+
+// A burst measured once (ten reads at once, slow: cold connections) stands
+// for ten in flight only until sample_ttl: after that the source's other
+// samples say what a second read brings, and a new sample at ten replaces
+// the stale one instead of being averaged with it.
+TEST(SourceSplit, ASampleNotMeasuredAgainStopsCountingAfterItsTtl) {
+  SourceSplitOptions o;
+  o.sample_ttl = milliseconds(2000);
+  SourceSplit split(o);
+  const Clock::time_point t0{};
+  std::vector<SourceSplit::Ticket> ten;
+  for (int i = 0; i < 10; ++i) ten.push_back(split.Start(0, kMiB, t0));
+  split.Finish(ten[9], true, t0 + milliseconds(1000));  // 10 MiB/s with 10 in flight
+  for (int i = 0; i < 9; ++i) split.Abandon(ten[i]);
+  // One read alone: 1 MiB in 20 ms, 50 MiB/s.
+  const auto t1 = t0 + milliseconds(1000);
+  split.Finish(split.Start(0, kMiB, t1), true, t1 + milliseconds(20));
+  // Between 1 (50) and 10 (10): a second read looks like it slows the source.
+  EXPECT_LT(split.RateAt(0, 2), 50.0 * kMiB);
+  // 2.5 s after the burst, another read alone: the burst's sample is stale.
+  const auto t2 = t0 + milliseconds(3500);
+  split.Finish(split.Start(0, kMiB, t2), true, t2 + milliseconds(20));
+  EXPECT_NEAR(split.RateAt(0, 2), 100.0 * kMiB, 1);  // each read at the per-read rate
+  EXPECT_NEAR(split.RateAt(0, 10), 500.0 * kMiB, 1);
+  // Ten at once again, now fast: the new sample, not its mean with the old.
+  const auto t3 = t2 + milliseconds(100);
+  ten.clear();
+  for (int i = 0; i < 10; ++i) ten.push_back(split.Start(0, kMiB, t3));
+  split.Finish(ten[9], true, t3 + milliseconds(25));  // 400 MiB/s with 10 in flight
+  for (int i = 0; i < 9; ++i) split.Abandon(ten[i]);
+  EXPECT_NEAR(split.RateAt(0, 10), 400.0 * kMiB, 1);
 }
 
 TEST(SourceSplit, ASourceWithALanePerReadGetsItsLanes) {

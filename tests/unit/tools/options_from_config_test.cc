@@ -219,11 +219,13 @@ TEST(FallbackOptionsFrom, DefaultsAreADefaultConfigs) {
   EXPECT_EQ(hedge_workers, def.hedge_workers);
   EXPECT_EQ(hedge_min_delay, def.hedge_min_delay);
   EXPECT_EQ(share_workers, def.share_workers);
-  const auto& [alpha, window, min_samples, probe_after, max_in_flight, max_wait] = split;
+  const auto& [alpha, window, min_samples, probe_after, sample_ttl, max_in_flight, max_wait] =
+      split;
   EXPECT_EQ(alpha, def.split.ewma_alpha);
   EXPECT_EQ(window, def.split.latency_window);
   EXPECT_EQ(min_samples, def.split.min_latency_samples);
   EXPECT_EQ(probe_after, def.split.probe_after);
+  EXPECT_EQ(sample_ttl, def.split.sample_ttl);
   EXPECT_EQ(max_in_flight, def.split.max_in_flight);
   EXPECT_EQ(max_wait, def.split.max_wait);
   EXPECT_EQ(proofs, nullptr);
@@ -247,6 +249,7 @@ TEST(FallbackOptionsFrom, EveryTunableIsMapped) {
   c.fallback.split_min_latency_samples = 14;
   c.fallback.split_probe_after = milliseconds(15);
   c.fallback.split_max_wait = milliseconds(16);
+  c.fallback.split_sample_ttl = milliseconds(17);
   c.fs.prefix = "models/";
   const auto& [threshold, probe_interval, probe_prefix, probe, proof_rate, proof_queue, parallel,
                stat_ttl, error_backoff, share_workers, hedge_workers, hedge_min_delay, split, proofs, logger] = FallbackOptionsFrom(c);
@@ -267,6 +270,7 @@ TEST(FallbackOptionsFrom, EveryTunableIsMapped) {
   EXPECT_EQ(split.min_latency_samples, 14u);
   EXPECT_EQ(split.probe_after, milliseconds(15));
   EXPECT_EQ(split.max_wait, milliseconds(16));
+  EXPECT_EQ(split.sample_ttl, milliseconds(17));
   EXPECT_EQ(proofs, nullptr);
   EXPECT_EQ(logger, nullptr);
 }
