@@ -611,6 +611,14 @@ Result<GetResult> FallbackStore::TimedRead(const SourceSplit::Ticket& ticket,
                                            const CancelTokenPtr& cancel, bool hedge) {
   const int source = ticket.source;
   Result<GetResult> r = ReadFrom(source, request, share_etag, parts, cancel);
+  if (Log().should_log(spdlog::level::debug)) {
+    Log().debug("split: {} bytes at {} from {} took {:.0f} ms ({} in flight at its start, {} now)",
+                ticket.bytes, request.range ? request.range->offset : 0,
+                source == kShareSource ? "share" : "obs",
+                std::chrono::duration<double, std::milli>(SourceSplit::Clock::now() - ticket.start)
+                    .count(),
+                ticket.in_flight_at_start, split_.in_flight(source));
+  }
   if (r.ok() || !IsCancelled(cancel) || (!hedge && !IsCancelled(request.cancel))) {
     // A first attempt the hedge overtook answered nothing in time: a failure.
     split_.Finish(ticket, r.ok(), SourceSplit::Clock::now());
