@@ -255,8 +255,12 @@ TEST(Prefetcher, WholeFilePrefetchOnOpenProceedsAsBudgetFrees) {
   ASSERT_TRUE(Eventually([&] { return rig.store.counters().get == 10; }));
   EXPECT_LE(rig.budget.high_water(), 4 * kBlock);
   rig.prefetcher.Released(id);
-  rig.prefetcher.Reclaim();
-  EXPECT_EQ(rig.budget.used(), 0u);
+  // The last GET may still be running (the store counts it when it
+  // starts): its bytes stay charged until it ends.
+  EXPECT_TRUE(Eventually([&] {
+    rig.prefetcher.Reclaim();
+    return rig.budget.used() == 0;
+  })) << rig.budget.used();
   EXPECT_EQ(rig.prefetcher.buffered_blocks(), 0u);
 }
 
