@@ -211,12 +211,14 @@ if has_step write; then
   fi
   python3 "$LIB/s3sink.py" --dir "$SINK_DIR" --bucket "$BUCKET" >"$WORK/sink.log" 2>&1 &
   PIDS+=($!)
+  SINK_PID=$!
   SINKPORT=$(wait_listening "$WORK/sink.log")
   [[ -n $SINKPORT ]] || die "s3sink did not start: $(cat "$WORK/sink.log")"
   # shellcheck disable=SC2086
   python3 "$REPO/scripts/s3proxy.py" --upstream "127.0.0.1:$SINKPORT" --port 0 \
     --latency-ms "$LATENCY_MS" --bw-per-conn "$BW_PER_CONN" $PROXY_ARGS >"$WORK/sinkproxy.log" 2>&1 &
   PIDS+=($!)
+  SINK_PROXY_PID=$!
   SPPORT=$(wait_listening "$WORK/sinkproxy.log")
   [[ -n $SPPORT ]] || die "sink proxy did not start: $(cat "$WORK/sinkproxy.log")"
   SINK_URL="http://127.0.0.1:$SPPORT"
@@ -310,7 +312,9 @@ PUT_CEIL=n/a PUT_DIRECT=n/a
 if has_step write; then
   put_runs=() direct_runs=()
   for ((r = 1; r <= RUNS; r++)); do
-    v=$("$LIB/multipart_put.sh" "$SINK_URL" "$BUCKET" ceiling-put "$WORK/data/big" 16 16) && put_runs+=("$v")
+    CPU_ORIGIN_PID=$SINK_PID CPU_PROXY_PID=$SINK_PROXY_PID cpu_begin
+    v=$("$LIB/multipart_put.sh" "$SINK_URL" "$BUCKET" ceiling-put "$WORK/data/big" 16 16) &&
+      { CPU_ORIGIN_PID=$SINK_PID CPU_PROXY_PID=$SINK_PROXY_PID cpu_end ceiling-put "$SIZE"; put_runs+=("$v"); }
     s3curl -X DELETE -o /dev/null "http://127.0.0.1:$SINKPORT/$BUCKET/ceiling-put"
     v=$("$LIB/multipart_put.sh" "http://127.0.0.1:$SINKPORT" "$BUCKET" ceiling-put "$WORK/data/big" 16 16) && direct_runs+=("$v")
     s3curl -X DELETE -o /dev/null "http://127.0.0.1:$SINKPORT/$BUCKET/ceiling-put"
@@ -555,7 +559,9 @@ run_client() {
       MOUNT_URL=$SINK_URL READY_NAME=ready
       if mount_client "$c" "$mnt" "$cache"; then
         s="written-$c-$r"
+        CPU_ORIGIN_PID=$SINK_PID CPU_PROXY_PID=$SINK_PROXY_PID cpu_begin
         if v=$(write_seq "$mnt" "$s"); then
+          CPU_ORIGIN_PID=$SINK_PID CPU_PROXY_PID=$SINK_PROXY_PID cpu_end "$c-write" "$SIZE"
           writes+=("$v")
           sha=$(curl -sf "http://127.0.0.1:$SINKPORT/$BUCKET/$s" | sha256sum | cut -d' ' -f1)
           if [[ $sha != "$BIG_SHA" ]]; then
@@ -727,6 +733,7 @@ if ((CPU)); then
   has_step model && for c in $CLIENTS; do labels+=" $c-model $c-model-warm"; done
   has_step slowdisk && labels+=" slowdisk-cold slowdisk-warm"
   has_step twosource && for row in "${TWOSOURCE_ROWS[@]}"; do labels+=" twosource-$row"; done
+  has_step write && { labels+=" ceiling-put"; for c in $CLIENTS; do labels+=" $c-write"; done; }
   # shellcheck disable=SC2086  # labels is a list
   {
     echo
@@ -740,6 +747,9 @@ if ((CPU)); then
     done
     if has_step model && [[ " $CLIENTS " == *" dsfs "* ]]; then
       echo "dsfs cpu-s/GiB cold $(median ${CPU_RUNS[dsfs-model,daemon]:-}) warm $(median ${CPU_RUNS[dsfs-model-warm,daemon]:-}) (daemon, step model; target 0.6)"
+    fi
+    if has_step write && [[ " $CLIENTS " == *" dsfs "* ]]; then
+      echo "dsfs cpu-s/GiB write $(median ${CPU_RUNS[dsfs-write,daemon]:-}) (daemon, step write)"
     fi
   } | tee -a "$TABLE"
 fi

@@ -6,7 +6,9 @@
 # prints the medians per label in seconds per GiB read. Counters, in USER_HZ
 # ticks (getconf CLK_TCK):
 #   s3rver, proxy, daemon: utime+stime of the process, all threads
-#                          (/proc/PID/stat fields 14+15)
+#                          (/proc/PID/stat fields 14+15); CPU_ORIGIN_PID and
+#                          CPU_PROXY_PID, when set, name other origin and
+#                          proxy processes (the write step's s3sink and its proxy)
 #   reader: cutime+cstime of this shell (fields 16+17): every child it reaped
 #           in between, i.e. the $(...) around dd or ranged_get.sh and its curls
 #   machine: /proc/stat "cpu " line, busy = user+nice+system+irq+softirq,
@@ -32,8 +34,8 @@ cpu_ticks() {  # cpu_ticks VAR PID FIELD: VAR = fields FIELD + FIELD+1 of /proc/
 cpu_snap() {  # cpu_snap ARRAY: ARRAY = (wall-s s3rver proxy daemon reader busy idle)
   local -n snap=$1
   local s p d r line m
-  cpu_ticks s "${PIDS[0]}" 14
-  cpu_ticks p "${PIDS[1]}" 14
+  cpu_ticks s "${CPU_ORIGIN_PID:-${PIDS[0]}}" 14
+  cpu_ticks p "${CPU_PROXY_PID:-${PIDS[1]}}" 14
   cpu_ticks d "$CLIENT_PID" 14
   cpu_ticks r $$ 16
   read -r line </proc/stat
@@ -62,7 +64,7 @@ cpu_end() {  # cpu_end LABEL BYTES: record the read since cpu_begin, per GiB
 # shellcheck disable=SC2059  # fmt is a constant
 cpu_table() {  # cpu_table RUNS LABEL...: one row of medians per label, FAILED if it has no run
   local l c v row fmt='%-12s %6s %15s %6s %7s %7s %6s %6s\n'
-  echo "cpu-s per GiB during each read (cold reads; rows *-warm: the warm read after the remount; median of $1); machine has $CPU_CORES cores"
+  echo "cpu-s per GiB during each read (cold reads; rows *-warm: the warm read after the remount; rows *-write and ceiling-put: the write step, origin = s3sink, reader = the writer; median of $1); machine has $CPU_CORES cores"
   printf "$fmt" run wall-s 'origin(s3rver)' proxy daemon reader other idle
   for l in "${@:2}"; do
     row=()
