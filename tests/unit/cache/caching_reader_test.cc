@@ -434,7 +434,13 @@ void ReadSixteenFiles(bool whole) {
   EXPECT_LE(reader.budget().high_water(), o.prefetch_mem);
   EXPECT_GT(reader.budget().high_water(), 0u);
   EXPECT_GT(reader.prefetcher().prefetched_blocks(), 0u);
-  EXPECT_GT(metrics.GetCounter("dsfs_budget_wait_total").value(), 0u);
+  // A whole-file stream wants its 48 blocks against a budget of 12: it
+  // waits for budget however the threads are scheduled. Windows (8 blocks
+  // at most) wait only when several grow at once: a matter of timing, not
+  // asserted.
+  if (whole) {
+    EXPECT_GT(metrics.GetCounter("dsfs_budget_wait_total").value(), 0u);
+  }
   ASSERT_TRUE(Eventually([&] {
     reader.prefetcher().Reclaim();
     return reader.budget().used() == 0;
@@ -642,6 +648,14 @@ TEST(CachingReader, SequentialReadGetsGrowWithTheWindow) {
         Result<std::string> got = ReadAt(reader, id, off, kRead);
         ASSERT_TRUE(got.ok()) << got.status().ToString();
         ASSERT_EQ(*got, data.substr(off, kRead)) << off;
+        // The read-ahead the read started has arrived before the next
+        // read: what is counted is how GETs grow with the window, not
+        // whether a starved machine ran the GET threads before the reader
+        // (then the reader fetches blocks of runs not started, alone).
+        ASSERT_TRUE(Eventually([&] {
+          Prefetcher::ObjectState s = reader.prefetcher().StateOf(id);
+          return s.ready == s.blocks;
+        })) << off;
       }
       reader.fetcher().FlushCacheWrites();
       FetcherStats st = reader.fetcher().stats();
