@@ -128,6 +128,12 @@ bool Prefetcher::EvictableLocked(const Stream& st, uint64_t index, const Stream:
   return index + KeptBehind() < st.last_block || index > st.last_block;
 }
 
+uint64_t Prefetcher::UnreadBlocks(const Stream& st) {
+  uint64_t n = 0;
+  for (const auto& [index, b] : st.blocks()) n += b.consumed ? 0 : 1;
+  return n;
+}
+
 uint64_t Prefetcher::KeptBehind() const {
   // seq_tolerance's worth of blocks, but never so many that the kept blocks
   // of a few readers hold the whole budget and starve every read-ahead.
@@ -281,6 +287,25 @@ Prefetcher::ScheduleResult Prefetcher::ScheduleLocked(Stream& st, uint64_t max_b
     if (prefetch_metric_) prefetch_metric_->Add(run_bytes.size());
     run_bytes.clear();
   };
+  // A run cut short by the budget or the stream's fair share: while the
+  // stream still holds a whole run its reader has not reached, the short
+  // run is not sent; its blocks wait until the budget frees a whole run.
+  // Budget comes back a block at a time as readers move on, and sending
+  // what fit made a cold 4-shard load's GETs 8 MiB on average instead of
+  // 16 (133 GETs per GiB: the origin's cost per request).
+  auto flush_or_defer = [&] {
+    if (run_bytes.empty()) return;
+    if (run_bytes.size() < run && UnreadBlocks(st) >= run) {
+      uint64_t bytes = 0;
+      for (uint64_t b : run_bytes) bytes += b;
+      budget_.Release(bytes);
+      held -= std::min(held, bytes);
+      st.scheduled_until = run_first;
+      run_bytes.clear();
+      return;
+    }
+    flush();
+  };
   for (uint64_t idx = start; idx < end; ++idx) {
     if (!st.Has(idx)) {
       if (issued == whole_runs) break;  // a partial run waits
@@ -293,11 +318,11 @@ Prefetcher::ScheduleResult Prefetcher::ScheduleLocked(Stream& st, uint64_t max_b
       if (!run_bytes.empty() && (cached || run_first + run_bytes.size() != idx)) flush();
       uint64_t len = fetcher_.BlockLength(st.id(), idx);
       if (fair < budget_.capacity() && held > 0 && held + len > fair) {
-        flush();
+        flush_or_defer();
         return ScheduleResult::kCapped;
       }
       if (!ReserveLocked(len, &st)) {
-        flush();
+        flush_or_defer();
         if (!st.starved && wait_metric_) wait_metric_->Add();
         MarkStarvedLocked(st);
         return ScheduleResult::kStarved;

@@ -179,6 +179,8 @@ class Prefetcher {
   // Read blocks just behind a reader that eviction leaves alone (the
   // kernel still sends requests for them).
   uint64_t KeptBehind() const;
+  // Blocks of st in flight or buffered that no reader has taken yet.
+  static uint64_t UnreadBlocks(const Stream& st);
 
   BlockFetcher& fetcher_;
   MemoryBudget& budget_;

@@ -633,6 +633,46 @@ TEST(Prefetcher, ReadAheadInRunsIsOneGetPerRun) {
   EXPECT_EQ(rig.budget.used(), 0u);
 }
 
+// A whole-file prefetch under a budget of 10 blocks, in runs of 4: budget
+// comes back a block at a time as the reader moves on, and a run that only
+// partly fits is not sent while the stream still holds a whole run ahead of
+// its reader: every GET is a whole run (the old way sent what fit, GETs of
+// one block).
+TEST(Prefetcher, ABudgetFreedBlockByBlockStillGetsWholeRuns) {
+  ReadAheadOptions o = RunOptions();
+  o.prefetch_mem = 10 * kBlock;
+  Rig rig(o);
+  constexpr uint64_t kBlocks = 40;
+  std::string data = Pattern(kBlocks * kBlock, 5);
+  ObjectId id = AddObject(rig.store, "m/model.safetensors", data);
+  rig.prefetcher.Opened(id);
+  auto arrived = [&] {
+    Prefetcher::ObjectState st = rig.prefetcher.StateOf(id);
+    return st.ready == st.blocks;
+  };
+  for (uint64_t b = 0; b < kBlocks; ++b) {
+    // A reader slower than the GETs: it never takes a block of a run still
+    // queued (that block would be fetched on its own, for the reader).
+    ASSERT_TRUE(Eventually(arrived)) << b;
+    auto f = rig.prefetcher.Take(BlockKey{id, b});
+    ASSERT_TRUE(f.has_value() || b == 0) << "block " << b << " was never read ahead";
+    if (f) {
+      ASSERT_EQ(f->wait_for(kMaxWait), std::future_status::ready);
+      ASSERT_TRUE(f->get().ok());
+      EXPECT_EQ(*f->get().value(), data.substr(b * kBlock, kBlock)) << b;
+    }
+    rig.prefetcher.OnRead(id, b * kBlock, kBlock);
+    rig.prefetcher.ReadEnded(id);
+    EXPECT_LE(rig.budget.used(), o.prefetch_mem);
+  }
+  ASSERT_TRUE(Eventually(arrived));
+  const FetcherStats st = rig.fetcher.stats();
+  // The prefetch starts at the first read, at block 0: 10 runs of 4.
+  EXPECT_EQ(st.store_blocks, kBlocks);
+  EXPECT_EQ(st.store_gets, kBlocks / 4) << "run GETs " << st.run_gets;
+  rig.prefetcher.Released(id);
+}
+
 // Closing a stream whose read-ahead runs in multi-block GETs: queued runs
 // are never issued and their budget returns at once; each running GET is
 // aborted once all its blocks are let go, and stays charged until it ends.
