@@ -467,8 +467,18 @@ Status Filesystem::UploadLocked(WriteState& ws) {
   // local filesystem); only a change by another client is ESTALE.
   const ObjectId now{KeyOf(path), meta.etag, meta.size};
   std::vector<ObjectId> moved;
+  bool moved_away = false;
   {
     std::lock_guard lock(handles_mu_);
+    // Unlinked or renamed away while this upload was in flight (a release
+    // uploads after close(2) returned, so an unlink can come first): the
+    // version it wrote is the unlinked name's too, hidden and deleted at
+    // the last close, not left under a name the user removed.
+    moved_away = ws.path != path;
+    if (moved_away) {
+      auto d = deferred_.find(now.key);
+      if (d != deferred_.end() && d->second.path == path) d->second.etags.insert(now.etag);
+    }
     for (auto& [id, h] : files_) {
       // A handle opened under another name (renamed since) keeps it: its
       // last close finishes the deferred DELETE of that name.
@@ -483,7 +493,11 @@ Status Filesystem::UploadLocked(WriteState& ws) {
   }
   inodes_.SetVersion(ws.ino, meta);
   inodes_.DropKernelCache(ws.ino);
-  meta_.PutStat(path, meta);
+  if (moved_away) {
+    meta_.Invalidate(path);  // the unlink's negative entry, or a fresh look
+  } else {
+    meta_.PutStat(path, meta);
+  }
   meta_.Invalidate(ParentPath(path));
   return Status::Ok();
 }

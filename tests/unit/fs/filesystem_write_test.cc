@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
@@ -618,6 +620,34 @@ TEST_F(FilesystemWriteTest, UnlinkRenameAndChmodOfAFileBeingWritten) {
   EXPECT_EQ(store_.Head("scratch").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(fs_->Lookup(kRootInode, "scratch").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(List(), std::vector<std::string>{"ckpt"});
+}
+
+TEST_F(FilesystemWriteTest, AnUnlinkDuringAReleasesUploadStillRemovesTheName) {
+  // The kernel sends RELEASE after close(2) returned: a reader's release
+  // that uploads what a writer staged can run while the user unlinks the
+  // name. The version it uploads must not survive the unlink.
+  auto w = Create("f");
+  Write(w.open.handle, 0, "staged");
+  auto r = fs_->Open(w.entry.ino, O_RDONLY);  // shares the staged file
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  std::thread unlink;
+  std::atomic<bool> armed{true};
+  store_.SetHook([&](StoreOp op, const std::string& key) {
+    if (op != StoreOp::kPut || key != "f" || !armed.exchange(false)) return;
+    unlink = std::thread([&] { EXPECT_TRUE(fs_->Unlink(kRootInode, "f").ok()); });
+    // The unlink defers its DELETE (the writer is open) and waits for the
+    // upload to end before it orphans the staged file.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  });
+  fs_->Release(r->handle);  // uploads "staged"
+  unlink.join();
+  store_.SetHook(nullptr);
+  EXPECT_EQ(fs_->Lookup(kRootInode, "f").status().code(), StatusCode::kNotFound);
+  clock_.Advance(std::chrono::seconds(10));  // past every cache TTL
+  EXPECT_EQ(fs_->Lookup(kRootInode, "f").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(List().empty());
+  ASSERT_TRUE(Close(w.open.handle).ok());
+  EXPECT_EQ(store_.Head("f").status().code(), StatusCode::kNotFound);
 }
 
 }  // namespace
