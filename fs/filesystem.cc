@@ -115,6 +115,9 @@ Status Filesystem::ReadOnlyError() const {
 
 Result<NodeMeta> Filesystem::Resolve(const std::string& path) {
   if (path.empty()) return ImplicitDirMeta(config_);
+  // Being written here: the staged file is what the name is now (a new
+  // file may not be in the bucket yet, whatever the caches hold).
+  if (auto ws = WritingAt(path)) return StagedMeta(*ws);
   auto cached = meta_.GetStat(path);
   if (cached.state == MetadataCache::Lookup::kFound) return cached.meta;
   if (cached.state == MetadataCache::Lookup::kNegative) {
@@ -299,14 +302,6 @@ Result<EntryReply> Filesystem::Lookup(InodeId parent, const std::string& name) {
   if (name.size() > kMaxNameLength) return Status::NameTooLong(name.substr(0, 32) + "...");
   if (!IsValidName(name)) return Status::NotFound("invalid name");
   const std::string path = JoinPath(dir.path, name);
-  if (auto ws = WritingAt(path)) {
-    // Being written here: the staged file is what the name is now.
-    const NodeMeta staged = StagedMeta(*ws);
-    EntryReply reply;
-    reply.ino = inodes_.Acquire(path, staged);
-    reply.attr = ToStat(reply.ino, staged, config_);
-    return reply;
-  }
   DSFS_ASSIGN_OR_RETURN(NodeMeta meta, Resolve(path));
   EntryReply reply;
   reply.ino = inodes_.Acquire(path, meta);

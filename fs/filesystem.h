@@ -298,6 +298,8 @@ class Filesystem {
   Result<PutResult> CopyKey(const std::string& src, const std::string& etag, uint64_t size,
                             const std::string& dst, std::optional<ObjectAttrs> attrs);
   Status RenameFile(const std::string& from, const NodeMeta& from_meta, const std::string& to);
+  // The object at `from` copied to `to`, then deleted (or deferred while open).
+  Status RenameObject(const std::string& from, const std::string& to);
   Status RenameDir(const std::string& from, const NodeMeta& from_meta, const std::string& to,
                    bool to_exists);
   // Every object under `prefix` (all pages), bounded as LoadListing is.
@@ -340,6 +342,10 @@ class Filesystem {
   // (nullopt: the inode is not being written).
   void OrphanStaged(const std::string& path);
   void MoveStaged(const std::string& from, const std::string& to);
+  // Rename of a file being written here, nullopt when `from` is not: no
+  // upload runs meanwhile; its object is copied (RenameObject), a new file
+  // not uploaded yet only moves; the staged bytes go up under the new name.
+  std::optional<Status> RenameStaged(const std::string& from, const std::string& to);
   std::optional<Result<struct stat>> SetStagedAttrs(InodeId ino, const AttrChange& change);
   // Names of files created in `dir` that are not in the bucket yet.
   std::shared_ptr<const Listing> WithStagedChildren(const std::string& dir,

@@ -318,6 +318,12 @@ Result<PutResult> Filesystem::CopyKey(const std::string& src, const std::string&
 Status Filesystem::RenameFile(const std::string& from, const NodeMeta& from_meta,
                               const std::string& to) {
   (void)from_meta;
+  // A file being written here moves with its staged state.
+  if (std::optional<Status> s = RenameStaged(from, to)) return *s;
+  return RenameObject(from, to);
+}
+
+Status Filesystem::RenameObject(const std::string& from, const std::string& to) {
   const std::string src = KeyOf(from);
   // The version to copy, fresh: a cached ETag may be stale.
   Count("dsfs_fs_resolve_requests_total");
@@ -330,6 +336,7 @@ Status Filesystem::RenameFile(const std::string& from, const NodeMeta& from_meta
   // The new name is there: caches say so whatever the delete does.
   meta_.Invalidate(to);
   Status deleted = DeleteOrDefer(from, src);
+  OrphanStaged(to);  // a file being written there was replaced
   inodes_.Rename(from, to);
   MoveStaged(from, to);
   inodes_.SetVersion(to, meta);

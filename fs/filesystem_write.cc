@@ -588,6 +588,31 @@ void Filesystem::MoveStaged(const std::string& from, const std::string& to) {
   }
 }
 
+std::optional<Status> Filesystem::RenameStaged(const std::string& from, const std::string& to) {
+  std::shared_ptr<WriteState> ws = WritingAt(from);
+  if (!ws) return std::nullopt;
+  // Holding mu: an upload in flight (a release's, after close(2) returned)
+  // ends first, and none starts while the name moves.
+  std::lock_guard lock(ws->mu);
+  {
+    std::lock_guard hlock(handles_mu_);
+    if (ws->path != from) return Status::NotFound("'" + EscapeForLog(from) + "' was removed");
+  }
+  // In the bucket under `from` (as uploaded or as opened): copied, so a
+  // failure of the upload at its close leaves that version at the new name.
+  if (!StagedMeta(*ws).etag.empty()) return RenameObject(from, to);
+  // A new file not uploaded yet: the name moves, the data goes up under
+  // it at the close.
+  OrphanStaged(to);  // a file being written there was replaced
+  inodes_.Rename(from, to);
+  MoveStaged(from, to);
+  meta_.Invalidate(to);
+  meta_.InvalidateListing(ParentPath(to));
+  meta_.PutNegative(from);
+  meta_.InvalidateListing(ParentPath(from));
+  return Status::Ok();
+}
+
 std::optional<Result<struct stat>> Filesystem::SetStagedAttrs(InodeId ino,
                                                                const AttrChange& change) {
   std::shared_ptr<WriteState> ws = WritingOf(ino);

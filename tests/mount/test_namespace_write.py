@@ -124,6 +124,20 @@ class NamespaceWriteTest(harness.MountTestCase):
         self.assertErrno(errno.EINVAL, os.rename, self.p("tree2"),
                          self.p("tree2", "sub", "inside"))
 
+    def test_03b_rename_of_a_new_file_still_open(self):
+        # open, write, rename, write, close: no byte was uploaded before the
+        # rename, so the name moves with the staged data.
+        with open(self.p("open-new.tmp"), "wb", buffering=0) as f:
+            f.write(b"first ")
+            os.rename(self.p("open-new.tmp"), self.p("open-new"))
+            self.assertNotIn("open-new.tmp", os.listdir(self.mnt))
+            self.assertEqual(os.stat(self.p("open-new")).st_size, 6)
+            f.write(b"second")
+        self.assertGone("open-new.tmp")
+        self.assertEqual(self.s3.get(self.BUCKET, "open-new"), b"first second")
+        with open(self.p("open-new"), "rb") as f:
+            self.assertEqual(f.read(), b"first second")
+
     def test_04_symlink(self):
         os.symlink("plain.txt", self.p("ln"))
         self.assertEqual(os.readlink(self.p("ln")), "plain.txt")

@@ -650,5 +650,85 @@ TEST_F(FilesystemWriteTest, AnUnlinkDuringAReleasesUploadStillRemovesTheName) {
   EXPECT_EQ(store_.Head("f").status().code(), StatusCode::kNotFound);
 }
 
+TEST_F(FilesystemWriteTest, RenameOfAFileNeverUploadedMovesItsStagedData) {
+  // open, write, rename while open, close (no fsync before the rename):
+  // the name moves at once and the data goes up under the new name.
+  auto c = Create("out.tmp");
+  Write(c.open.handle, 0, "fresh");
+  auto renamed = fs_->Rename(kRootInode, "out.tmp", kRootInode, "out", 0);
+  ASSERT_TRUE(renamed.ok()) << renamed.ToString();
+  EXPECT_EQ(fs_->Lookup(kRootInode, "out.tmp").status().code(), StatusCode::kNotFound);
+  auto found = fs_->Lookup(kRootInode, "out");
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  EXPECT_EQ(found->ino, c.entry.ino);
+  EXPECT_EQ(List(), std::vector<std::string>{"out"});
+  Write(c.open.handle, 5, "+");
+  ASSERT_TRUE(Close(c.open.handle).ok());
+  EXPECT_EQ(Get("out"), "fresh+");
+  EXPECT_EQ(store_.Head("out.tmp").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(FilesystemWriteTest, RenameOfAFileWrittenSinceItsUploadMovesTheNewBytes) {
+  // fsync, write more, rename while open: the new name gets every byte
+  // and the old name's object goes.
+  auto c = Create("a");
+  Write(c.open.handle, 0, "one");
+  ASSERT_TRUE(fs_->Fsync(c.open.handle).ok());
+  Write(c.open.handle, 3, "two");
+  ASSERT_TRUE(fs_->Rename(kRootInode, "a", kRootInode, "b", 0).ok());
+  ASSERT_TRUE(Close(c.open.handle).ok());
+  EXPECT_EQ(Get("b"), "onetwo");
+  EXPECT_EQ(store_.Head("a").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(List(), std::vector<std::string>{"b"});
+}
+
+TEST_F(FilesystemWriteTest, AFileNotUploadedYetStaysItsNamePastTheCacheTtls) {
+  // Past every cache TTL the bucket still has no object for a new file
+  // being written: lookup, rename and unlink go by the staged state.
+  auto c = Create("new");
+  Write(c.open.handle, 0, "data");
+  clock_.Advance(std::chrono::seconds(3600));
+  ASSERT_TRUE(fs_->Lookup(kRootInode, "new").ok());
+  auto renamed = fs_->Rename(kRootInode, "new", kRootInode, "moved", 0);
+  ASSERT_TRUE(renamed.ok()) << renamed.ToString();
+  clock_.Advance(std::chrono::seconds(3600));
+  auto unlinked = fs_->Unlink(kRootInode, "moved");
+  ASSERT_TRUE(unlinked.ok()) << unlinked.ToString();
+  EXPECT_EQ(fs_->Lookup(kRootInode, "moved").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(ReadHandle(c.open.handle, 0, 10), "data");  // still open
+  ASSERT_TRUE(Close(c.open.handle).ok());
+  EXPECT_TRUE(List().empty());
+  EXPECT_EQ(store_.Head("new").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store_.Head("moved").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(FilesystemWriteTest, ARenameDuringAReleasesUploadMovesWhatItUploaded) {
+  // As with unlink: a rename that comes while a release uploads waits for
+  // that upload and moves the version it wrote, whole, to the new name.
+  auto w = Create("f");
+  Write(w.open.handle, 0, "staged");
+  auto r = fs_->Open(w.entry.ino, O_RDONLY);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  std::thread rename;
+  std::atomic<bool> armed{true};
+  store_.SetHook([&](StoreOp op, const std::string& key) {
+    if (op != StoreOp::kPut || key != "f" || !armed.exchange(false)) return;
+    rename = std::thread([&] {
+      auto s = fs_->Rename(kRootInode, "f", kRootInode, "g", 0);
+      EXPECT_TRUE(s.ok()) << s.ToString();
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  });
+  fs_->Release(r->handle);
+  rename.join();
+  store_.SetHook(nullptr);
+  EXPECT_EQ(Get("g"), "staged");
+  EXPECT_EQ(List(), std::vector<std::string>{"g"});
+  Write(w.open.handle, 6, "+");
+  ASSERT_TRUE(Close(w.open.handle).ok());
+  EXPECT_EQ(Get("g"), "staged+");
+  EXPECT_EQ(store_.Head("f").status().code(), StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace dsfs
